@@ -1,0 +1,33 @@
+import type { PlatformConfigInput } from './schema';
+
+/**
+ * dev: lowest idle cost. Serverless inference scales to zero, there is no VPC (serverless endpoints
+ * cannot use one) and no WAF, and data is destroyed with the stacks.
+ */
+export const dev: PlatformConfigInput = {
+  envName: 'dev',
+  region: 'us-east-1',
+  retainData: false,
+  logRetentionDays: 30,
+  alarmEmails: [],
+  network: { vpc: false },
+  api: { throttlingRateLimit: 20, throttlingBurstLimit: 40, reservedConcurrency: 5, waf: false },
+  models: [
+    {
+      name: 'churn',
+      description: 'Customer churn propensity (XGBoost binary classifier).',
+      networkIsolation: false,
+      variants: [
+        {
+          name: 'champion',
+          model: {
+            version: '1.0.0',
+            image: '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1',
+            modelData: { key: 'churn/1.0.0/model.tar.gz' },
+          },
+          capacity: { kind: 'serverless', memorySizeInMb: 2048, maxConcurrency: 5 },
+        },
+      ],
+    },
+  ],
+};

@@ -1,0 +1,52 @@
+import type { PlatformConfigInput } from './schema';
+
+/**
+ * prod: resilience first. Multi-instance variants spread across Availability Zones with
+ * autoscaling, a VPC with network isolation, data capture for Model Monitor, WAF, long log
+ * retention, and every stateful resource retained.
+ */
+export const prod: PlatformConfigInput = {
+  envName: 'prod',
+  region: 'us-east-1',
+  retainData: true,
+  logRetentionDays: 365,
+  alarmEmails: [],
+  network: { vpc: true, maxAzs: 3 },
+  api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true },
+  models: [
+    {
+      name: 'churn',
+      description: 'Customer churn propensity (XGBoost binary classifier).',
+      dataCapture: { samplingPercentage: 20 },
+      variants: [
+        {
+          name: 'champion',
+          model: {
+            version: '1.0.0',
+            image: '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1',
+            modelData: { key: 'churn/1.0.0/model.tar.gz' },
+          },
+          capacity: {
+            kind: 'instance',
+            instanceType: 'ml.c5.xlarge',
+            initialInstanceCount: 2,
+            autoscaling: { minCapacity: 2, maxCapacity: 8, targetInvocationsPerInstance: 750 },
+          },
+        },
+      ],
+      shadowVariants: [
+        {
+          name: 'candidate',
+          samplingPercentage: 20,
+          model: {
+            version: '1.1.0',
+            image: '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1',
+            modelData: { key: 'churn/1.1.0/model.tar.gz' },
+          },
+          capacity: { kind: 'instance', instanceType: 'ml.c5.xlarge', initialInstanceCount: 1 },
+        },
+      ],
+      alarms: { error5xxRatePercent: 0.5, modelLatencyP99Ms: 300 },
+    },
+  ],
+};

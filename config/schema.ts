@@ -1,0 +1,180 @@
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { z } from 'zod';
+import { checkEndpointSpec, formatPath } from '../lib/serving/private/variant-rules';
+
+/**
+ * The typed, validated configuration of one environment of the blueprint. `loadConfig` parses a raw
+ * object with this schema before any construct is built, so a bad value stops `cdk synth` with the
+ * field's path and what was expected, e.g. `models[0].variants[1].weight: must be > 0`.
+ */
+
+export const ENVIRONMENT_NAMES = ['dev', 'staging', 'prod'] as const;
+export type EnvironmentName = (typeof ENVIRONMENT_NAMES)[number];
+
+const LOG_RETENTION_DAYS = Object.values(RetentionDays).filter((value): value is number => typeof value === 'number' && value > 0);
+
+const ECR_IMAGE_URI = /^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\/[a-z0-9][a-z0-9._/-]*(:[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})$/;
+const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+$/;
+const RESOURCE_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
+
+const autoscalingSchema = z.strictObject({
+  minCapacity: z.number(),
+  maxCapacity: z.number(),
+  targetInvocationsPerInstance: z.number(),
+  scaleInCooldownSeconds: z.number().default(300),
+  scaleOutCooldownSeconds: z.number().default(60),
+});
+
+const capacitySchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('instance'),
+    instanceType: z.string(),
+    initialInstanceCount: z.number().default(1),
+    autoscaling: autoscalingSchema.optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('serverless'),
+    memorySizeInMb: z.number(),
+    maxConcurrency: z.number(),
+    provisionedConcurrency: z.number().optional(),
+  }),
+]);
+
+const modelVersionSchema = z.strictObject({
+  /** Version label recorded in tags and returned by the inference API with each prediction. */
+  version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'must be 1-128 letters, digits, dots, underscores, plus or hyphens'),
+  /** ECR image URI, pinned by tag or digest. */
+  image: z.string().regex(ECR_IMAGE_URI, 'must be an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>'),
+  /** Model artifact: a key in the platform's model-artifact bucket, or a full S3 URI elsewhere. */
+  modelData: z
+    .union([
+      z.strictObject({ key: z.string().min(1).regex(/^[^/].*\.tar\.gz$/, 'must be an object key ending in .tar.gz, without a leading /') }),
+      z.strictObject({ s3Uri: z.string().regex(S3_URI, 'must be an s3://bucket/key URI') }),
+    ])
+    .optional(),
+  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,1023}$/), z.string().max(1024)).default({}),
+});
+
+const variantSchema = z.strictObject({
+  name: z.string(),
+  weight: z.number().default(1),
+  model: modelVersionSchema,
+  capacity: capacitySchema,
+});
+
+const shadowVariantSchema = z.strictObject({
+  name: z.string(),
+  samplingPercentage: z.number().default(100),
+  model: modelVersionSchema,
+  capacity: capacitySchema,
+});
+
+const alarmThresholdsSchema = z.strictObject({
+  /** Page when the 5xx error rate of any variant exceeds this percentage of invocations. */
+  error5xxRatePercent: z.number().positive().max(100).default(1),
+  /** Warn when p99 model latency of any variant exceeds this many milliseconds. */
+  modelLatencyP99Ms: z.number().positive().default(1000),
+  /** Warn when the 4xx error rate of any variant exceeds this percentage of invocations. */
+  error4xxRatePercent: z.number().positive().max(100).default(5),
+});
+
+const modelSchema = z.strictObject({
+  /** Model family name, e.g. `churn`; used in construct ids, API routes and tags. */
+  name: z.string().regex(RESOURCE_NAME, 'must be 2-32 lowercase letters, digits or hyphens, starting with a letter'),
+  description: z.string().max(256).optional(),
+  variants: z.array(variantSchema),
+  shadowVariants: z.array(shadowVariantSchema).default([]),
+  dataCapture: z
+    .strictObject({
+      samplingPercentage: z.number().int().min(1).max(100),
+      captureRequests: z.boolean().default(true),
+      captureResponses: z.boolean().default(true),
+    })
+    .optional(),
+  /** Blocks all network calls from the model container. Not available for serverless variants. */
+  networkIsolation: z.boolean().default(true),
+  alarms: alarmThresholdsSchema.optional(),
+});
+
+export const platformConfigSchema = z
+  .strictObject({
+    envName: z.enum(ENVIRONMENT_NAMES),
+    /** Target account. Leave unset for an environment-agnostic synth. */
+    account: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id').optional(),
+    region: z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'must be an AWS region code such as eu-west-1'),
+    /** Retain stateful resources (keys, buckets, logs) when a stack is deleted or a resource replaced. */
+    retainData: z.boolean(),
+    logRetentionDays: z
+      .number()
+      .refine((days) => LOG_RETENTION_DAYS.includes(days), `must be one of CloudWatch Logs' retention periods: ${LOG_RETENTION_DAYS.join(', ')}`),
+    alarmEmails: z.array(z.email()).default([]),
+    network: z.strictObject({
+      /** Create a VPC with isolated subnets for models and the inference function. */
+      vpc: z.boolean(),
+      /** Address range of the VPC: a private IPv4 /16 to /24 block. */
+      cidr: z
+        .string()
+        .regex(/^(10|172\.(1[6-9]|2\d|3[01])|192\.168)(\.\d{1,3}){2,3}\/(1[6-9]|2[0-4])$/, 'must be a private IPv4 CIDR block from /16 to /24, e.g. 10.40.0.0/16')
+        .default('10.40.0.0/16'),
+      maxAzs: z.number().int().min(1).max(3).default(2),
+    }),
+    api: z.strictObject({
+      throttlingRateLimit: z.number().positive().default(100),
+      throttlingBurstLimit: z.number().int().positive().default(200),
+      /** Reserved concurrency of the inference function; bounds what one caller can spend. */
+      reservedConcurrency: z.number().int().min(1).max(1000).default(10),
+      /** Attach an AWS WAF web ACL with AWS managed rule groups to the inference API. */
+      waf: z.boolean(),
+    }),
+    models: z.array(modelSchema).min(1),
+  })
+  .superRefine((config, ctx) => {
+    const names = new Set<string>();
+    config.models.forEach((model, index) => {
+      if (names.has(model.name)) {
+        ctx.addIssue({ code: 'custom', path: ['models', index, 'name'], message: `'${model.name}' is already used by another model` });
+      }
+      names.add(model.name);
+      const issues = checkEndpointSpec({
+        variants: model.variants,
+        shadowVariants: model.shadowVariants,
+        dataCaptureEnabled: model.dataCapture !== undefined,
+        inVpc: config.network.vpc,
+        networkIsolation: model.networkIsolation,
+      });
+      for (const issue of issues) {
+        // The VPC is chosen per environment, not per model: report it where it is set.
+        const path = issue.path[0] === 'vpc' ? ['network', 'vpc'] : ['models', index, ...issue.path];
+        const message = issue.path[0] === 'vpc' ? `models[${index}] (${model.name}): ${issue.message}` : issue.message;
+        ctx.addIssue({ code: 'custom', path, message });
+      }
+    });
+  });
+
+export type PlatformConfigInput = z.input<typeof platformConfigSchema>;
+export type PlatformConfig = z.output<typeof platformConfigSchema>;
+export type ModelConfig = PlatformConfig['models'][number];
+export type VariantConfig = ModelConfig['variants'][number];
+export type ShadowVariantConfig = ModelConfig['shadowVariants'][number];
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`Invalid configuration ${source}:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses and validates a raw config object; throws a ConfigError that lists every bad field by path. */
+export function parseConfig(raw: unknown, source: string): PlatformConfig {
+  const result = platformConfigSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(
+      source,
+      result.error.issues.map((issue) => `${formatPath(issue.path as Array<string | number>) || '(root)'}: ${issue.message}`),
+    );
+  }
+  return result.data;
+}

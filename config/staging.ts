@@ -1,0 +1,45 @@
+import type { PlatformConfigInput } from './schema';
+
+/**
+ * staging: production-shaped at a smaller size. Instance-based variants in a VPC with network
+ * isolation, a champion/challenger split, data capture for monitoring, and WAF on the API.
+ */
+export const staging: PlatformConfigInput = {
+  envName: 'staging',
+  region: 'us-east-1',
+  retainData: false,
+  logRetentionDays: 90,
+  alarmEmails: [],
+  network: { vpc: true, maxAzs: 2 },
+  api: { throttlingRateLimit: 50, throttlingBurstLimit: 100, reservedConcurrency: 10, waf: true },
+  models: [
+    {
+      name: 'churn',
+      description: 'Customer churn propensity (XGBoost binary classifier).',
+      dataCapture: { samplingPercentage: 100 },
+      variants: [
+        {
+          name: 'champion',
+          weight: 0.9,
+          model: {
+            version: '1.0.0',
+            image: '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1',
+            modelData: { key: 'churn/1.0.0/model.tar.gz' },
+          },
+          capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 },
+        },
+        {
+          name: 'challenger',
+          weight: 0.1,
+          model: {
+            version: '1.1.0',
+            image: '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1',
+            modelData: { key: 'churn/1.1.0/model.tar.gz' },
+          },
+          capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 },
+        },
+      ],
+      alarms: { error5xxRatePercent: 2, modelLatencyP99Ms: 800 },
+    },
+  ],
+};

@@ -1,0 +1,146 @@
+// API Gateway (REST, proxy integration, IAM auth) handler for POST /models/{model}/predict.
+// Thin by design: validation, routing, error mapping and response shaping live in
+// lambda/shared/inference.ts; this file only wires SageMaker, logging and metrics.
+//
+// Environment:
+//   MODEL_ROUTES                       JSON routing table (see RoutingTableSchema), read lazily once
+//   POWERTOOLS_METRICS_NAMESPACE       EMF namespace; POWERTOOLS_SERVICE_NAME names the service
+//   SAGEMAKER_TIMEOUT_MS               optional per-attempt timeout for InvokeEndpoint (504 when exceeded)
+//   AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REGION: read by the SDK itself
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import {
+  InvokeEndpointCommand,
+  SageMakerRuntimeClient,
+  type SageMakerRuntimeClientConfig,
+} from '@aws-sdk/client-sagemaker-runtime';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import {
+  ConfigError,
+  errorResponse,
+  handlePrediction,
+  loadRoutingTable,
+  sageMakerBackend,
+  type InferenceBackend,
+  type RoutingTable,
+} from '../shared/inference';
+
+const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME ?? 'model-inference';
+
+const logger = new Logger({ serviceName: SERVICE_NAME });
+const metrics = new Metrics({ serviceName: SERVICE_NAME });
+
+const client = new SageMakerRuntimeClient(clientOptions());
+
+const backend: InferenceBackend = sageMakerBackend((input) => client.send(new InvokeEndpointCommand(input)));
+
+/** Model dimension value when the request never resolved to a configured model (keeps cardinality bounded). */
+const UNRESOLVED_MODEL = 'unresolved';
+
+type Routes = { readonly ok: true; readonly table: RoutingTable } | { readonly ok: false; readonly error: ConfigError };
+let routes: Routes | undefined;
+
+function clientOptions(): SageMakerRuntimeClientConfig {
+  const timeoutMs = Number(process.env.SAGEMAKER_TIMEOUT_MS);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    return {};
+  }
+  // Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout elapses.
+  return { requestHandler: { requestTimeout: timeoutMs, throwOnRequestTimeout: true } };
+}
+
+/** Reads MODEL_ROUTES on first use; the result (or the error) is kept for the life of the environment. */
+function getRoutes(): Routes {
+  if (routes === undefined) {
+    try {
+      routes = { ok: true, table: loadRoutingTable(process.env.MODEL_ROUTES) };
+    } catch (error) {
+      const configError = error instanceof ConfigError ? error : new ConfigError('MODEL_ROUTES: could not be loaded');
+      logger.error('invalid function configuration', { error: configError.message });
+      routes = { ok: false, error: configError };
+    }
+  }
+  return routes;
+}
+
+export async function handler(event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> {
+  let metricsAdded = false;
+  const count = (model: string, metric: 'Predictions' | 'PredictionErrors', latencyMs?: number): void => {
+    metrics.addDimension('Model', model);
+    metrics.addMetric(metric, MetricUnit.Count, 1);
+    if (latencyMs !== undefined) {
+      metrics.addMetric('ModelLatency', MetricUnit.Milliseconds, Math.round(latencyMs * 100) / 100);
+    }
+    metricsAdded = true;
+  };
+
+  try {
+    if (context !== undefined) {
+      logger.addContext(context);
+    }
+    const current = getRoutes();
+    if (!current.ok) {
+      count(UNRESOLVED_MODEL, 'PredictionErrors');
+      return errorResponse(current.error);
+    }
+
+    const outcome = await handlePrediction(
+      {
+        modelName: event.pathParameters?.model,
+        body: event.body,
+        isBase64Encoded: event.isBase64Encoded,
+      },
+      { routes: current.table, backend, ids: randomUUID },
+    );
+
+    switch (outcome.kind) {
+      case 'success': {
+        const { predictionId, model, variant, modelVersion } = outcome.result;
+        const latencyMs = Math.round(outcome.latencyMs);
+        logger.info('prediction served', { predictionId, model, variant, modelVersion, latencyMs });
+        count(model, 'Predictions', outcome.latencyMs);
+        break;
+      }
+      case 'rejected':
+        logger.warn('request rejected', {
+          status: outcome.error.status,
+          field: outcome.error.field,
+          reason: outcome.error.message,
+          model: outcome.model,
+        });
+        break;
+      case 'failed': {
+        const cause = outcome.error.cause as { name?: unknown; message?: unknown } | undefined;
+        logger.error('model invocation failed', {
+          predictionId: outcome.error.predictionId,
+          model: outcome.model,
+          status: outcome.error.status,
+          code: outcome.error.code,
+          reason: outcome.error.message,
+          latencyMs: Math.round(outcome.latencyMs),
+          cause: { name: cause?.name, message: cause?.message },
+        });
+        count(outcome.model, 'PredictionErrors', outcome.latencyMs);
+        break;
+      }
+    }
+    return outcome.response;
+  } catch (error) {
+    try {
+      logger.error('unexpected error while serving a prediction', error as Error);
+      count(UNRESOLVED_MODEL, 'PredictionErrors');
+    } catch {
+      // Logging must never turn a 500 into a crash.
+    }
+    return errorResponse(error);
+  } finally {
+    if (metricsAdded) {
+      try {
+        metrics.publishStoredMetrics();
+      } catch {
+        // Metrics must never fail the request.
+      }
+    }
+  }
+}

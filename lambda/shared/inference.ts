@@ -1,0 +1,757 @@
+// Pure logic of the real-time inference API (POST /models/{model}/predict).
+//
+// Nothing in this module talks to AWS: the handler in lambda/invoke wires an InferenceBackend that
+// calls SageMaker, and everything else (request validation, routing, error mapping, response
+// shaping) lives here so it can be unit- and property-tested without a network.
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------
+// Limits and shared patterns
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Largest request body accepted, in bytes. SageMaker real-time InvokeEndpoint rejects payloads
+ * above 6 MB; 5 MB leaves headroom for the JSON envelope and keeps the failure a clear 413 from
+ * us instead of an opaque ValidationError from the endpoint.
+ */
+export const MAX_REQUEST_BODY_BYTES = 5 * 1024 * 1024;
+
+/** SageMaker's pattern for endpoint and production-variant names. */
+export const SAGEMAKER_NAME_PATTERN = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
+
+/** Characters allowed in a caller-supplied inference id (SageMaker allows 1..64 of these). */
+export const INFERENCE_ID_PATTERN = /^[A-Za-z0-9\-_.]{1,64}$/;
+
+export const CONTENT_TYPES = ['application/json', 'text/csv'] as const;
+export type InferenceContentType = (typeof CONTENT_TYPES)[number];
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/** Shape of every error body the API returns. */
+export interface ErrorBody {
+  readonly error: string;
+  readonly message: string;
+  readonly predictionId?: string;
+}
+
+/** Base class of the errors the API turns into HTTP responses. */
+export abstract class InferenceError extends Error {
+  abstract readonly status: number;
+  abstract readonly code: string;
+
+  toBody(): ErrorBody {
+    return { error: this.code, message: this.message };
+  }
+}
+
+export type RequestErrorStatus = 400 | 404 | 405 | 413 | 415;
+
+const REQUEST_ERROR_CODES: Record<RequestErrorStatus, string> = {
+  400: 'BadRequest',
+  404: 'NotFound',
+  405: 'MethodNotAllowed',
+  413: 'PayloadTooLarge',
+  415: 'UnsupportedMediaType',
+};
+
+/** The caller sent something we will not forward to the model. The message names the field. */
+export class RequestError extends InferenceError {
+  override readonly name = 'RequestError';
+  readonly code: string;
+
+  constructor(
+    readonly status: RequestErrorStatus,
+    message: string,
+    /** Dotted path of the offending field (`body`, `payload`, `targetVariant`, `model`, ...). */
+    readonly field?: string,
+  ) {
+    super(message);
+    this.code = REQUEST_ERROR_CODES[status];
+  }
+}
+
+export type UpstreamErrorStatus = 429 | 502 | 503 | 504;
+
+/** The model endpoint (or the path to it) failed. Safe to show to the caller: no stack, no internals. */
+export class UpstreamError extends InferenceError {
+  override readonly name = 'UpstreamError';
+  /** Set by {@link predict} so error responses can be correlated with endpoint logs / data capture. */
+  predictionId?: string;
+
+  constructor(
+    readonly status: UpstreamErrorStatus,
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  override toBody(): ErrorBody {
+    return this.predictionId === undefined
+      ? { error: this.code, message: this.message }
+      : { error: this.code, message: this.message, predictionId: this.predictionId };
+  }
+}
+
+/** The function's own configuration is unusable (for example MODEL_ROUTES). Always a 500. */
+export class ConfigError extends InferenceError {
+  override readonly name = 'ConfigError';
+  readonly status = 500;
+  readonly code = 'ConfigurationError';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request schema and parsing
+// ---------------------------------------------------------------------------------------------
+
+const ContentTypeSchema = z.enum(CONTENT_TYPES, {
+  error: () => `Invalid content type: expected one of ${CONTENT_TYPES.join(', ')}`,
+});
+
+export const VariantNameSchema = z
+  .string({ error: 'Invalid variant name: expected a string' })
+  .regex(
+    SAGEMAKER_NAME_PATTERN,
+    'Invalid variant name: expected 1-63 letters, digits or hyphens, starting and ending with a letter or digit',
+  );
+
+/** HTTP body of POST /models/{model}/predict. */
+export const PredictRequestSchema = z
+  .strictObject({
+    /** The model input: any JSON value, or a string of CSV rows when contentType is text/csv. */
+    payload: z.unknown().refine((value) => value !== undefined, { message: 'is required' }),
+    contentType: ContentTypeSchema.default('application/json'),
+    accept: ContentTypeSchema.default('application/json'),
+    targetVariant: VariantNameSchema.optional(),
+    inferenceId: z
+      .string({ error: 'Invalid inference id: expected a string' })
+      .regex(INFERENCE_ID_PATTERN, 'Invalid inference id: expected 1-64 characters from A-Z a-z 0-9 - _ .')
+      .optional(),
+  })
+  .superRefine((request, ctx) => {
+    if (request.contentType === 'text/csv' && typeof request.payload !== 'string') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['payload'],
+        message: 'must be a string when contentType is text/csv',
+      });
+    }
+  });
+
+export type PredictRequest = z.output<typeof PredictRequestSchema>;
+
+/** Renders zod issues as `field.path: message; ...`, naming `body` when the issue is about the whole object. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], root = 'body'): string {
+  return issues
+    .map((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        const prefix = issue.path.length > 0 ? `${formatPath(issue.path, root)}.` : '';
+        return `${issue.keys.map((key) => prefix + key).join(', ')}: unknown field`;
+      }
+      if (issue.code === 'invalid_key' && issue.issues.length > 0) {
+        return `${formatPath(issue.path, root)}: invalid key: ${issue.issues.map((inner) => inner.message).join(', ')}`;
+      }
+      return `${formatPath(issue.path, root)}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+function formatPath(path: readonly PropertyKey[], root: string): string {
+  if (path.length === 0) {
+    return root;
+  }
+  return path.map((segment) => (typeof segment === 'number' ? `[${segment}]` : String(segment))).join('.');
+}
+
+function firstField(issues: readonly z.core.$ZodIssue[]): string {
+  const issue = issues[0];
+  if (issue === undefined) {
+    return 'body';
+  }
+  if (issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined) {
+    return issue.keys[0];
+  }
+  return formatPath(issue.path, 'body');
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Validates the raw API Gateway body. Throws {@link RequestError} (400, or 413 when the body is
+ * larger than {@link MAX_REQUEST_BODY_BYTES}) whose message starts with the offending field.
+ */
+export function parseRequest(rawBody: string | null | undefined, isBase64Encoded = false): PredictRequest {
+  if (rawBody === null || rawBody === undefined || rawBody.length === 0) {
+    throw new RequestError(400, 'body: is required (a JSON object with a "payload" field)', 'body');
+  }
+
+  let text: string;
+  if (isBase64Encoded) {
+    // Four base64 characters encode three bytes; reject before decoding anything huge.
+    if (Math.floor((rawBody.length * 3) / 4) > MAX_REQUEST_BODY_BYTES + 2) {
+      throw tooLarge();
+    }
+    const bytes = Buffer.from(rawBody, 'base64');
+    if (bytes.byteLength > MAX_REQUEST_BODY_BYTES) {
+      throw tooLarge();
+    }
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      throw new RequestError(400, 'body: must be UTF-8 encoded JSON', 'body');
+    }
+  } else {
+    // A string's UTF-8 size is at least its length, so a long string is rejected without measuring.
+    if (rawBody.length > MAX_REQUEST_BODY_BYTES || Buffer.byteLength(rawBody, 'utf8') > MAX_REQUEST_BODY_BYTES) {
+      throw tooLarge();
+    }
+    text = rawBody;
+  }
+
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new RequestError(400, 'body: must be valid JSON', 'body');
+  }
+
+  const result = PredictRequestSchema.safeParse(json);
+  if (!result.success) {
+    throw new RequestError(400, formatIssues(result.error.issues), firstField(result.error.issues));
+  }
+  return result.data;
+}
+
+function tooLarge(): RequestError {
+  return new RequestError(
+    413,
+    `body: exceeds the ${MAX_REQUEST_BODY_BYTES / (1024 * 1024)} MB limit for real-time inference; use batch transform or asynchronous inference for larger payloads`,
+    'body',
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing table (MODEL_ROUTES)
+// ---------------------------------------------------------------------------------------------
+
+export const VariantRouteSchema = z.object({
+  /** Version label reported to callers, e.g. a model package version or a git sha. */
+  modelVersion: z.string().min(1, 'must be a non-empty string'),
+});
+
+export const ModelRouteSchema = z.object({
+  endpointName: z
+    .string()
+    .regex(SAGEMAKER_NAME_PATTERN, 'Invalid endpoint name: expected 1-63 letters, digits or hyphens'),
+  variants: z
+    .record(VariantNameSchema, VariantRouteSchema)
+    .refine((variants) => Object.keys(variants).length > 0, { message: 'must define at least one variant' }),
+});
+
+/** Value of the MODEL_ROUTES env var: model name (the `{model}` path parameter) -> endpoint and its variants. */
+export const RoutingTableSchema = z
+  .record(z.string().min(1, 'model names must be non-empty'), ModelRouteSchema)
+  .refine((table) => Object.keys(table).length > 0, { message: 'must define at least one model' });
+
+export type RoutingTable = z.output<typeof RoutingTableSchema>;
+export type ModelRoute = z.output<typeof ModelRouteSchema>;
+
+/** Parses and validates MODEL_ROUTES. Throws {@link ConfigError} whose message starts with `MODEL_ROUTES:`. */
+export function loadRoutingTable(raw: string | undefined, name = 'MODEL_ROUTES'): RoutingTable {
+  if (raw === undefined || raw.trim().length === 0) {
+    throw new ConfigError(`${name}: is not set`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`${name}: is not valid JSON`);
+  }
+  const result = RoutingTableSchema.safeParse(json);
+  if (!result.success) {
+    throw new ConfigError(`${name}: ${formatIssues(result.error.issues, '(root)')}`);
+  }
+  return result.data;
+}
+
+/** A model resolved against the routing table. */
+export interface ResolvedRoute {
+  readonly model: string;
+  readonly endpointName: string;
+  readonly targetVariant?: string;
+  readonly variants: Readonly<Record<string, { readonly modelVersion: string }>>;
+}
+
+/**
+ * Looks the model up in the routing table. Unknown model -> 404 listing the known models; unknown
+ * target variant -> 400 naming it and listing the model's variants.
+ */
+export function resolveRoute(table: RoutingTable, modelName: string, targetVariant?: string): ResolvedRoute {
+  if (!Object.hasOwn(table, modelName)) {
+    throw new RequestError(
+      404,
+      `model: unknown model ${JSON.stringify(modelName)}; known models: ${listNames(Object.keys(table))}`,
+      'model',
+    );
+  }
+  const route = table[modelName] as ModelRoute;
+  if (targetVariant !== undefined && !Object.hasOwn(route.variants, targetVariant)) {
+    throw new RequestError(
+      400,
+      `targetVariant: unknown variant ${JSON.stringify(targetVariant)} for model ${JSON.stringify(modelName)}; variants: ${listNames(Object.keys(route.variants))}`,
+      'targetVariant',
+    );
+  }
+  return {
+    model: modelName,
+    endpointName: route.endpointName,
+    variants: route.variants,
+    ...(targetVariant === undefined ? {} : { targetVariant }),
+  };
+}
+
+function listNames(names: readonly string[]): string {
+  return names.length === 0 ? '(none)' : [...names].sort().join(', ');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend abstraction and composition
+// ---------------------------------------------------------------------------------------------
+
+/** One call to a model endpoint, already serialised. */
+export interface ModelInvocation {
+  readonly endpointName: string;
+  readonly body: Uint8Array | string;
+  readonly contentType: InferenceContentType;
+  readonly accept: InferenceContentType;
+  readonly targetVariant?: string;
+  readonly inferenceId: string;
+}
+
+/** What a model endpoint answered. */
+export interface ModelResult {
+  readonly body: string;
+  readonly contentType?: string;
+  readonly invokedVariant?: string;
+}
+
+/** Calls a model. Implementations should throw {@link UpstreamError} (or errors {@link classifySageMakerError} understands). */
+export type InferenceBackend = (invocation: ModelInvocation) => Promise<ModelResult>;
+
+/** Wraps a backend; prediction cache, circuit breaker with fallback, cascades and ensembles plug in here. */
+export type InferenceMiddleware = (next: InferenceBackend) => InferenceBackend;
+
+/**
+ * Composes middlewares around a backend. The first middleware is the outermost:
+ * `composeBackend(b, m1, m2)` behaves as `m1(m2(b))`, so an invocation passes m1, then m2, then b,
+ * and the result travels back through m2, then m1.
+ */
+export function composeBackend(backend: InferenceBackend, ...middlewares: readonly InferenceMiddleware[]): InferenceBackend {
+  return middlewares.reduceRight<InferenceBackend>((next, middleware) => middleware(next), backend);
+}
+
+/** Structural subset of SageMaker's InvokeEndpoint input, so this module needs no SDK import. */
+export interface InvokeEndpointInputLike {
+  EndpointName: string;
+  Body: Uint8Array | string;
+  ContentType: string;
+  Accept: string;
+  TargetVariant?: string;
+  InferenceId: string;
+}
+
+/** Structural subset of SageMaker's InvokeEndpoint output. */
+export interface InvokeEndpointOutputLike {
+  Body?: Uint8Array;
+  ContentType?: string;
+  InvokedProductionVariant?: string;
+}
+
+/**
+ * Adapts an InvokeEndpoint call (e.g. `(input) => client.send(new InvokeEndpointCommand(input))`)
+ * into an {@link InferenceBackend} that throws only {@link UpstreamError}s, so middlewares see
+ * classified failures (the SDK error is kept as `cause` for logging).
+ */
+export function sageMakerBackend(
+  invokeEndpoint: (input: InvokeEndpointInputLike) => Promise<InvokeEndpointOutputLike>,
+): InferenceBackend {
+  const decoder = new TextDecoder();
+  return async (invocation) => {
+    let output: InvokeEndpointOutputLike;
+    try {
+      output = await invokeEndpoint({
+        EndpointName: invocation.endpointName,
+        Body: invocation.body,
+        ContentType: invocation.contentType,
+        Accept: invocation.accept,
+        InferenceId: invocation.inferenceId,
+        ...(invocation.targetVariant === undefined ? {} : { TargetVariant: invocation.targetVariant }),
+      });
+    } catch (error) {
+      throw classifySageMakerError(error);
+    }
+    return {
+      body: output.Body === undefined ? '' : decoder.decode(output.Body),
+      ...(output.ContentType === undefined ? {} : { contentType: output.ContentType }),
+      ...(output.InvokedProductionVariant === undefined ? {} : { invokedVariant: output.InvokedProductionVariant }),
+    };
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prediction
+// ---------------------------------------------------------------------------------------------
+
+/** Produces prediction ids; the handler passes crypto.randomUUID. Must return 1..64 chars of [A-Za-z0-9-_.]. */
+export type IdGenerator = () => string;
+
+export interface PredictionResult {
+  readonly predictionId: string;
+  readonly model: string;
+  readonly variant: string;
+  readonly modelVersion: string;
+  /** Parsed JSON when the model answered with a JSON content type, otherwise the raw text. */
+  readonly prediction: unknown;
+  readonly contentType: string;
+}
+
+/** Value used for variant / modelVersion when SageMaker's answer cannot be matched to the routing table. */
+export const UNKNOWN = 'unknown';
+
+/**
+ * Serialises the payload, calls the backend and shapes the answer. The prediction id is the
+ * caller's inferenceId or a fresh id, and is sent to SageMaker as InferenceId so it appears in
+ * data capture. Backend failures are rethrown as {@link UpstreamError} carrying the prediction id.
+ */
+export async function predict(
+  request: PredictRequest,
+  route: ResolvedRoute,
+  backend: InferenceBackend,
+  ids: IdGenerator,
+): Promise<PredictionResult> {
+  const predictionId = request.inferenceId ?? ids();
+  const body = serialisePayload(request);
+  const targetVariant = request.targetVariant ?? route.targetVariant;
+
+  let result: ModelResult;
+  try {
+    result = await backend({
+      endpointName: route.endpointName,
+      body,
+      contentType: request.contentType,
+      accept: request.accept,
+      inferenceId: predictionId,
+      ...(targetVariant === undefined ? {} : { targetVariant }),
+    });
+  } catch (error) {
+    if (error instanceof RequestError) {
+      throw error; // a middleware (e.g. a cascade stage) refused the input
+    }
+    const upstream = classifySageMakerError(error);
+    upstream.predictionId ??= predictionId;
+    throw upstream;
+  }
+
+  const variant = result.invokedVariant ?? targetVariant ?? soleVariant(route) ?? UNKNOWN;
+  const modelVersion = Object.hasOwn(route.variants, variant)
+    ? (route.variants[variant] as { modelVersion: string }).modelVersion
+    : UNKNOWN;
+  const contentType = result.contentType ?? request.accept;
+  return {
+    predictionId,
+    model: route.model,
+    variant,
+    modelVersion,
+    prediction: decodePrediction(result.body, contentType),
+    contentType,
+  };
+}
+
+function serialisePayload(request: PredictRequest): string {
+  if (request.contentType === 'text/csv' && typeof request.payload === 'string') {
+    return request.payload;
+  }
+  try {
+    // Stringify can only fail here on pathological nesting: the payload came from JSON.parse.
+    return JSON.stringify(request.payload);
+  } catch {
+    throw new RequestError(400, 'payload: is too deeply nested to serialise', 'payload');
+  }
+}
+
+function soleVariant(route: ResolvedRoute): string | undefined {
+  const names = Object.keys(route.variants);
+  return names.length === 1 ? names[0] : undefined;
+}
+
+/** True for application/json, application/*+json and their parameterised forms. */
+export function isJsonContentType(contentType: string): boolean {
+  return /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i.test(contentType);
+}
+
+function decodePrediction(body: string, contentType: string): unknown {
+  if (!isJsonContentType(contentType)) {
+    return body;
+  }
+  try {
+    return JSON.parse(body) as unknown;
+  } catch {
+    return body;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SageMaker error classification
+// ---------------------------------------------------------------------------------------------
+
+const MAX_DETAIL_CHARS = 500;
+
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ECONNABORTED',
+]);
+const TIMEOUT_ERROR_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * Maps anything thrown while invoking a SageMaker endpoint to an {@link UpstreamError}. Never
+ * throws, never copies stack traces; messages from SageMaker are single-lined and truncated.
+ * An {@link UpstreamError} passes through unchanged (so middlewares can throw their own).
+ */
+export function classifySageMakerError(error: unknown): UpstreamError {
+  if (error instanceof UpstreamError) {
+    return error;
+  }
+  const name = readString(error, 'name');
+  const detail = sanitise(readString(error, 'Message') ?? readString(error, 'message'));
+  const cause = { cause: error };
+
+  switch (name) {
+    case 'ModelError': {
+      const originalStatus = readNumber(error, 'OriginalStatusCode');
+      const originalMessage = sanitise(readString(error, 'OriginalMessage'));
+      const parts = [
+        'the model container returned an error',
+        originalStatus === undefined ? undefined : `(status ${originalStatus})`,
+      ].filter((part) => part !== undefined);
+      const suffix = originalMessage ?? detail;
+      return new UpstreamError(502, 'ModelError', `${parts.join(' ')}${suffix === undefined ? '' : `: ${suffix}`}`, cause);
+    }
+    case 'ModelNotReadyException':
+      return new UpstreamError(503, 'ModelNotReady', withDetail('the model is not ready to serve requests; retry later', detail), cause);
+    case 'ServiceUnavailable':
+      return new UpstreamError(503, 'ServiceUnavailable', withDetail('SageMaker is temporarily unavailable; retry later', detail), cause);
+    case 'InternalFailure':
+      return new UpstreamError(502, 'InternalFailure', 'SageMaker failed to process the request', cause);
+    case 'InternalDependencyException':
+      return new UpstreamError(502, 'InternalDependencyFailure', 'a SageMaker dependency failed to process the request', cause);
+    case 'ThrottlingException':
+    case 'Throttling':
+    case 'TooManyRequestsException':
+      return new UpstreamError(429, 'Throttled', 'the model endpoint is throttling requests; retry with backoff', cause);
+    case 'ValidationError':
+      return new UpstreamError(502, 'EndpointRejectedRequest', `endpoint rejected the request: ${detail ?? 'validation error'}`, cause);
+    case 'TimeoutError':
+    case 'RequestTimeout':
+      return new UpstreamError(504, 'Timeout', 'the model endpoint did not answer in time', cause);
+    case 'AbortError':
+      return new UpstreamError(504, 'Timeout', 'the model invocation was aborted before the endpoint answered', cause);
+    default:
+      break;
+  }
+
+  const codes = networkCodes(error);
+  if (codes.some((code) => TIMEOUT_ERROR_CODES.has(code))) {
+    return new UpstreamError(504, 'Timeout', 'the model endpoint did not answer in time', cause);
+  }
+  const connectionCode = codes.find((code) => CONNECTION_ERROR_CODES.has(code));
+  if (connectionCode !== undefined) {
+    return new UpstreamError(503, 'EndpointUnreachable', `could not reach the model endpoint (${connectionCode})`, cause);
+  }
+  return new UpstreamError(
+    502,
+    'UpstreamFailure',
+    `the model invocation failed${name === undefined ? '' : ` (${sanitise(name)})`}`,
+    cause,
+  );
+}
+
+function withDetail(message: string, detail: string | undefined): string {
+  return detail === undefined ? message : `${message}: ${detail}`;
+}
+
+/** Reads an own or inherited property without ever throwing (getters, proxies and null are tolerated). */
+function readProperty(value: unknown, key: string): unknown {
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) {
+    return undefined;
+  }
+  try {
+    return (value as Record<string, unknown>)[key];
+  } catch {
+    return undefined;
+  }
+}
+
+function readString(value: unknown, key: string): string | undefined {
+  const property = readProperty(value, key);
+  return typeof property === 'string' && property.length > 0 ? property : undefined;
+}
+
+function readNumber(value: unknown, key: string): number | undefined {
+  const property = readProperty(value, key);
+  return typeof property === 'number' && Number.isFinite(property) ? property : undefined;
+}
+
+/** Error codes of the error, its cause and, for AggregateError (happy-eyeballs connects), its members. */
+function networkCodes(error: unknown, depth = 0): string[] {
+  if (depth > 3) {
+    return [];
+  }
+  const codes: string[] = [];
+  const code = readString(error, 'code');
+  if (code !== undefined) {
+    codes.push(code);
+  }
+  // Wrappers can drop `code` but keep it in the text, e.g. the SDK's "AWS SDK error wrapper for
+  // Error: connect ECONNREFUSED ..." (which is what a cross-realm error becomes, as under Jest).
+  const message = readString(error, 'message');
+  if (message !== undefined) {
+    codes.push(...(message.slice(0, 1_000).match(/\b(E[A-Z_]{3,}|UND_ERR_[A-Z_]+)\b/g) ?? []));
+  }
+  const cause = readProperty(error, 'cause');
+  if (cause !== undefined && cause !== error) {
+    codes.push(...networkCodes(cause, depth + 1));
+  }
+  const members = readProperty(error, 'errors');
+  if (Array.isArray(members)) {
+    for (const member of members.slice(0, 10)) {
+      codes.push(...networkCodes(member, depth + 1));
+    }
+  }
+  return codes;
+}
+
+/** One line, bounded length; drops anything that looks like a stack frame. */
+function sanitise(text: string | undefined): string | undefined {
+  if (text === undefined) {
+    return undefined;
+  }
+  const firstLines = text
+    .split(/\r?\n/)
+    .filter((line) => !/^\s+at\s/.test(line))
+    .join(' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (firstLines.length === 0) {
+    return undefined;
+  }
+  return firstLines.length > MAX_DETAIL_CHARS ? `${firstLines.slice(0, MAX_DETAIL_CHARS - 1)}…` : firstLines;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP shaping and the whole request flow
+// ---------------------------------------------------------------------------------------------
+
+/** Structurally an API Gateway proxy result (aws-lambda's APIGatewayProxyResult). */
+export interface HttpResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export function toHttpResponse(status: number, body: unknown): HttpResponse {
+  return {
+    statusCode: status,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  };
+}
+
+/** Response for an error: its own status and body for {@link InferenceError}s, a generic 500 otherwise. */
+export function errorResponse(error: unknown): HttpResponse {
+  if (error instanceof InferenceError) {
+    return toHttpResponse(error.status, error.toBody());
+  }
+  return toHttpResponse(500, {
+    error: 'InternalError',
+    message: 'the prediction could not be completed because of an internal error',
+  } satisfies ErrorBody);
+}
+
+export interface PredictionInput {
+  /** The `{model}` path parameter. */
+  readonly modelName: string | null | undefined;
+  readonly body: string | null | undefined;
+  readonly isBase64Encoded?: boolean;
+}
+
+export interface PredictionDeps {
+  readonly routes: RoutingTable;
+  readonly backend: InferenceBackend;
+  readonly ids: IdGenerator;
+  /** Milliseconds clock for latency; defaults to performance.now. */
+  readonly now?: () => number;
+}
+
+/** What happened to one request: the response plus what the handler needs for logs and metrics. */
+export type PredictionOutcome =
+  | {
+      readonly kind: 'success';
+      readonly response: HttpResponse;
+      readonly result: PredictionResult;
+      readonly latencyMs: number;
+    }
+  | {
+      readonly kind: 'rejected';
+      readonly response: HttpResponse;
+      readonly error: RequestError;
+      /** Set when the model name resolved against the routing table. */
+      readonly model?: string;
+    }
+  | {
+      readonly kind: 'failed';
+      readonly response: HttpResponse;
+      readonly error: UpstreamError;
+      readonly model: string;
+      readonly latencyMs: number;
+    };
+
+/**
+ * The complete request flow: parse, route, predict, shape. Only {@link RequestError} and
+ * {@link UpstreamError} are turned into outcomes; anything else is a bug and propagates.
+ */
+export async function handlePrediction(input: PredictionInput, deps: PredictionDeps): Promise<PredictionOutcome> {
+  const now = deps.now ?? (() => performance.now());
+  let model: string | undefined;
+  try {
+    if (input.modelName === null || input.modelName === undefined || input.modelName.length === 0) {
+      throw new RequestError(400, 'model: path parameter is required (POST /models/{model}/predict)', 'model');
+    }
+    const request = parseRequest(input.body, input.isBase64Encoded ?? false);
+    const route = resolveRoute(deps.routes, input.modelName, request.targetVariant);
+    model = route.model;
+    const started = now();
+    try {
+      const result = await predict(request, route, deps.backend, deps.ids);
+      return { kind: 'success', response: toHttpResponse(200, result), result, latencyMs: now() - started };
+    } catch (error) {
+      if (error instanceof UpstreamError) {
+        return { kind: 'failed', response: errorResponse(error), error, model: route.model, latencyMs: now() - started };
+      }
+      throw error;
+    }
+  } catch (error) {
+    if (error instanceof RequestError) {
+      return { kind: 'rejected', response: errorResponse(error), error, ...(model === undefined ? {} : { model }) };
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,37 @@
+import { Stack, Validations } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
+
+/**
+ * Flattens a resolved CloudFormation value the way cdk-nag names wildcard findings
+ * (`AwsSolutions-IAM5[Resource::<Bucket1234.Arn>/prefix/*]`): strings as they are, `Ref` as
+ * `<Id>`, `Fn::GetAtt` as `<Id.Attr>`, joins concatenated.
+ */
+function flatten(node: unknown): string {
+  if (node === undefined) return '';
+  if (typeof node === 'string') return node.replace(/\$\{/g, '<').replace(/\}/g, '>');
+  if (typeof node === 'object' && node !== null) {
+    const value = node as Record<string, any>;
+    if (value['Fn::Join']) {
+      const [delimiter, items] = value['Fn::Join'] as [string, unknown[]];
+      return items.map(flatten).join(delimiter);
+    }
+    if (value['Fn::Sub']) return flatten(value['Fn::Sub']);
+    if (value['Fn::GetAtt']) {
+      const [resource, attribute] = value['Fn::GetAtt'] as [unknown, unknown];
+      return `<${flatten(resource)}.${flatten(attribute)}>`;
+    }
+    if (value['Fn::ImportValue']) return flatten(value['Fn::ImportValue']);
+    if (value.Ref) return `<${flatten(value.Ref)}>`;
+  }
+  return JSON.stringify(node);
+}
+
+/** The cdk-nag finding id of a wildcard resource in an IAM policy, e.g. `AwsSolutions-IAM5[Resource::...]`. */
+export function wildcardResourceFinding(scope: IConstruct, resource: string): string {
+  return `AwsSolutions-IAM5[Resource::${flatten(Stack.of(scope).resolve(resource))}]`;
+}
+
+/** Acknowledges one wildcard-resource finding on the construct that holds the policy. */
+export function acknowledgeWildcardResource(policy: IConstruct, resource: string, reason: string): void {
+  Validations.of(policy).acknowledge({ id: wildcardResourceFinding(policy, resource), reason });
+}

@@ -1,0 +1,121 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type { ModelEndpoint } from '../serving/model-endpoint';
+import type { RealTimeInferenceApi } from '../serving/real-time-inference-api';
+
+const WIDTH = 8;
+const HEIGHT = 6;
+
+/** Dashboard widgets for one ModelEndpoint: traffic, latency, errors and instance utilisation per variant. */
+export function endpointWidgets(endpoint: ModelEndpoint): cloudwatch.IWidget[] {
+  const variants = endpoint.variants;
+  const perVariant = (metric: (name: string) => cloudwatch.IMetric) => variants.map((variant) => metric(variant.name));
+  const widgets: cloudwatch.IWidget[] = [
+    new cloudwatch.TextWidget({
+      markdown: `## Model \`${endpoint.modelName}\`\n${variants.map((v) => `**${v.name}** (${v.kind}) v${v.modelVersion}`).join(' · ')}`,
+      width: 24,
+      height: 2,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'Invocations per variant',
+      left: perVariant((name) => endpoint.metricInvocations(name, { label: name })),
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'Model latency p50 / p90 / p99 (µs)',
+      left: variants.flatMap((variant) =>
+        (['p50', 'p90', 'p99'] as const).map((statistic) => endpoint.metricModelLatency(variant.name, { statistic, label: `${variant.name} ${statistic}` })),
+      ),
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'Overhead latency p99 (µs)',
+      left: perVariant((name) => endpoint.metricOverheadLatency(name, { label: name })),
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+    new cloudwatch.GraphWidget({
+      title: '4xx / 5xx errors',
+      left: perVariant((name) => endpoint.metric4xxErrors(name, { label: `${name} 4xx` })),
+      right: perVariant((name) => endpoint.metric5xxErrors(name, { label: `${name} 5xx` })),
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+  ];
+  const instanceVariants = variants.filter((variant) => variant.capacity.kind === 'instance');
+  if (instanceVariants.length > 0) {
+    const utilisation = (metricName: string) =>
+      instanceVariants.map(
+        (variant) =>
+          new cloudwatch.Metric({
+            namespace: '/aws/sagemaker/Endpoints',
+            metricName,
+            dimensionsMap: { EndpointName: endpoint.endpointName, VariantName: variant.name },
+            statistic: 'Average',
+            period: Duration.minutes(5),
+            label: `${variant.name} ${metricName}`,
+          }),
+      );
+    widgets.push(
+      new cloudwatch.GraphWidget({
+        title: 'CPU / memory / disk utilisation (%)',
+        left: [...utilisation('CPUUtilization'), ...utilisation('MemoryUtilization'), ...utilisation('DiskUtilization')],
+        width: WIDTH,
+        height: HEIGHT,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'GPU / GPU memory utilisation (%)',
+        left: [...utilisation('GPUUtilization'), ...utilisation('GPUMemoryUtilization')],
+        width: WIDTH,
+        height: HEIGHT,
+      }),
+    );
+  }
+  if (endpoint.alarms) {
+    widgets.push(
+      new cloudwatch.AlarmStatusWidget({
+        title: `${endpoint.modelName} alarms`,
+        alarms: [...endpoint.alarms.bySeverity.critical, ...endpoint.alarms.bySeverity.warning],
+        width: WIDTH,
+        height: HEIGHT,
+      }),
+    );
+  }
+  return widgets;
+}
+
+/** Dashboard widgets for the inference API: requests, errors and latency as callers see them. */
+export function inferenceApiWidgets(api: RealTimeInferenceApi, modelNames: readonly string[]): cloudwatch.IWidget[] {
+  const period = Duration.minutes(5);
+  return [
+    new cloudwatch.TextWidget({ markdown: '## Real-time inference API', width: 24, height: 1 }),
+    new cloudwatch.GraphWidget({
+      title: 'API requests and errors',
+      left: [api.api.metricCount({ period, statistic: 'Sum', label: 'requests' })],
+      right: [
+        api.api.metricClientError({ period, statistic: 'Sum', label: '4xx' }),
+        api.api.metricServerError({ period, statistic: 'Sum', label: '5xx' }),
+      ],
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'API latency p50 / p99 (ms)',
+      left: [
+        api.api.metricLatency({ period, statistic: 'p50', label: 'p50' }),
+        api.api.metricLatency({ period, statistic: 'p99', label: 'p99' }),
+      ],
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'Predictions and failed requests per model',
+      left: modelNames.map((name) => api.metricPredictions(name, { label: `${name} predictions` })),
+      right: modelNames.map((name) => api.metricPredictionErrors(name, { label: `${name} errors` })),
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+  ];
+}

@@ -1,0 +1,478 @@
+import { Duration, Tags, Token, Validations } from 'aws-cdk-lib';
+import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
+import { Construct } from 'constructs';
+import { DataKey } from '../core/data-key';
+import { acknowledgeWildcardResource } from '../core/private/nag';
+import { SecureBucket } from '../core/secure-bucket';
+import { SageMakerExecutionRole } from '../core/sagemaker-execution-role';
+import { EndpointAlarms, type EndpointAlarmOptions } from './endpoint-alarms';
+import { ModelData } from './model-data';
+import {
+  checkEndpointSpec,
+  formatPath,
+  type InstanceCapacitySpec,
+  type ServerlessCapacitySpec,
+  type VariantSpec,
+} from './private/variant-rules';
+
+/** Instance-based capacity: a fixed or autoscaled fleet of ML instances. */
+export type InstanceCapacity = InstanceCapacitySpec;
+/** Serverless capacity: scales to zero; one production variant, no VPC, no data capture. */
+export type ServerlessCapacity = ServerlessCapacitySpec;
+export type VariantCapacity = InstanceCapacity | ServerlessCapacity;
+
+/** One version of a model: its container and artifact. */
+export interface ModelVersionProps {
+  /** Version label; recorded in the model's tags and returned by the inference API. */
+  readonly version: string;
+  /** ECR image URI of the inference container, pinned by tag or digest. */
+  readonly image: string;
+  /**
+   * The model artifact.
+   * @default - none; the container holds the model
+   */
+  readonly modelData?: ModelData;
+  /**
+   * Environment variables of the container.
+   * @default - none
+   */
+  readonly environment?: Record<string, string>;
+}
+
+interface VariantBaseProps {
+  /** Variant name, unique on the endpoint; 1-63 letters, digits or hyphens. */
+  readonly name: string;
+  /** The model version this variant serves. */
+  readonly model: ModelVersionProps;
+  /** How the variant is hosted. */
+  readonly capacity: VariantCapacity;
+}
+
+export interface ProductionVariantProps extends VariantBaseProps {
+  /**
+   * Relative traffic weight; each variant receives weight / sum(weights) of the traffic.
+   * @default 1
+   */
+  readonly weight?: number;
+}
+
+export interface ShadowVariantProps extends VariantBaseProps {
+  /**
+   * Percentage of the production variant's requests that SageMaker copies to this variant.
+   * Its responses are captured but never returned to callers.
+   * @default 100
+   */
+  readonly samplingPercentage?: number;
+}
+
+export interface DataCaptureOptions {
+  /**
+   * Bucket that receives the captured requests and responses.
+   * @default - a new SecureBucket owned by the endpoint, encrypted with its key
+   */
+  readonly bucket?: s3.IBucket;
+  /**
+   * Access-log bucket of the capture bucket the endpoint creates.
+   * @default - a new access-log bucket
+   */
+  readonly accessLogsBucket?: s3.IBucket;
+  /**
+   * Retain the capture bucket the endpoint creates when it leaves the stack.
+   * @default true
+   */
+  readonly retain?: boolean;
+  /**
+   * Key prefix of the captured data; SageMaker appends `<endpoint>/<variant>/yyyy/mm/dd/hh/`.
+   * @default 'data-capture/<modelName>'
+   */
+  readonly prefix?: string;
+  /**
+   * Percentage of requests captured.
+   * @default 100
+   */
+  readonly samplingPercentage?: number;
+  /**
+   * Capture request payloads.
+   * @default true
+   */
+  readonly captureRequests?: boolean;
+  /**
+   * Capture response payloads.
+   * @default true
+   */
+  readonly captureResponses?: boolean;
+}
+
+export interface ModelEndpointProps {
+  /** Model family name, e.g. `churn`; recorded in tags and used by the inference API's routes. */
+  readonly modelName: string;
+  /** 1 to 10 production variants. With a shadow variant, exactly one. */
+  readonly variants: ProductionVariantProps[];
+  /**
+   * Shadow variants (at most one): receive a copy of production traffic, never answer callers.
+   * @default - none
+   */
+  readonly shadowVariants?: ShadowVariantProps[];
+  /**
+   * Key that encrypts the instances' ML storage volumes and the captured data.
+   * @default - a new customer-managed key with rotation
+   */
+  readonly encryptionKey?: kms.IKey;
+  /**
+   * Capture requests and responses for monitoring. Not available for serverless variants.
+   * @default - no data capture
+   */
+  readonly dataCapture?: DataCaptureOptions;
+  /**
+   * Run the model containers in this VPC. Not available for serverless variants.
+   * @default - SageMaker's own network
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * Subnets of the VPC for the model containers.
+   * @default - the VPC's isolated subnets
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * Block all network traffic to and from the model containers.
+   * @default - true for instance-based variants, false for serverless ones (which do not support it)
+   */
+  readonly networkIsolation?: boolean;
+  /**
+   * Execution role of the models.
+   * @default - a new least-privilege SageMakerExecutionRole
+   */
+  readonly role?: SageMakerExecutionRole;
+  /**
+   * Physical endpoint name. Leave unset so that CloudFormation can name it.
+   * @default - generated by CloudFormation
+   */
+  readonly endpointName?: string;
+  /**
+   * Alarms on the endpoint's variants, sent to an SNS topic.
+   * @default - no alarms
+   */
+  readonly alarms?: EndpointAlarmOptions;
+}
+
+/** A variant as deployed, with the model version it serves. */
+export interface DeployedVariant {
+  readonly name: string;
+  readonly kind: 'production' | 'shadow';
+  readonly modelVersion: string;
+  /** Name of the SageMaker model behind the variant. */
+  readonly sagemakerModelName: string;
+  readonly capacity: VariantCapacity;
+}
+
+export interface VariantMetricOptions extends cloudwatch.MetricOptions {}
+
+/** Instance families with local NVMe storage, for which SageMaker rejects an endpoint-config KmsKeyId. */
+const LOCAL_STORAGE_FAMILY = /^ml\.([a-z]+\d+[a-z]*d[a-z]*|g5|g6e?|p5e?n?|trn1n?)\./;
+
+/** True when SageMaker encrypts the instance's storage itself and will not accept a KMS key for it. */
+export function hasLocalInstanceStorage(instanceType: string): boolean {
+  return LOCAL_STORAGE_FAMILY.test(instanceType);
+}
+
+/**
+ * A SageMaker real-time endpoint serving one model family through 1-10 production variants
+ * (A/B, champion/challenger) and an optional shadow variant, each instance-based (with optional
+ * target-tracking autoscaling) or serverless, with optional data capture, VPC placement and network
+ * isolation, encrypted with a customer-managed key, and with per-variant metrics and opt-in alarms.
+ *
+ * Updating a weight, an instance count or a model version creates new models and a new endpoint
+ * configuration (both immutable in SageMaker) and updates the endpoint in place.
+ */
+export class ModelEndpoint extends Construct implements iam.IGrantable {
+  public readonly endpoint: sagemaker.CfnEndpoint;
+  public readonly endpointConfig: sagemaker.CfnEndpointConfig;
+  /** The endpoint's name, generated by CloudFormation unless `endpointName` was given. */
+  public readonly endpointName: string;
+  /** The endpoint's ARN. */
+  public readonly endpointArn: string;
+  public readonly modelName: string;
+  public readonly role: SageMakerExecutionRole;
+  public readonly grantPrincipal: iam.IPrincipal;
+  public readonly encryptionKey: kms.IKey;
+  public readonly variants: readonly DeployedVariant[];
+  /** The alarms, when `alarms` was given. */
+  public readonly alarms?: EndpointAlarms;
+  /** Where captured requests and responses are written, when data capture is on. */
+  public readonly dataCaptureBucket?: s3.IBucket;
+  /** S3 URI of the captured data (`s3://bucket/prefix`), when data capture is on. */
+  public readonly dataCaptureS3Uri?: string;
+  /** The security group of the model containers, when placed in a VPC. */
+  public readonly securityGroup?: ec2.SecurityGroup;
+
+  constructor(scope: Construct, id: string, props: ModelEndpointProps) {
+    super(scope, id);
+    this.validate(props);
+
+    const shadowVariants = props.shadowVariants ?? [];
+    const allVariants = [...props.variants, ...shadowVariants];
+    const serverless = allVariants.some((variant) => variant.capacity.kind === 'serverless');
+    const networkIsolation = props.networkIsolation ?? !serverless;
+
+    this.modelName = props.modelName;
+    this.encryptionKey = props.encryptionKey ?? new DataKey(this, 'Key', { description: `Model endpoint ${props.modelName}` }).key;
+    this.role = props.role ?? new SageMakerExecutionRole(this, 'ExecutionRole', { allowVpcAccess: props.vpc !== undefined });
+    this.grantPrincipal = this.role.grantPrincipal;
+
+    let vpcConfig: sagemaker.CfnModel.VpcConfigProperty | undefined;
+    if (props.vpc) {
+      this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+        vpc: props.vpc,
+        description: `Model containers of endpoint ${props.modelName}`,
+        allowAllOutbound: true,
+      });
+      const subnets = props.vpc.selectSubnets(props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED });
+      vpcConfig = { securityGroupIds: [this.securityGroup.securityGroupId], subnets: subnets.subnetIds };
+    }
+
+    const deployed: DeployedVariant[] = [];
+    const createModel = (variant: VariantBaseProps, kind: DeployedVariant['kind']) => {
+      this.role.grantPullImage(variant.model.image);
+      const modelDataUrl = variant.model.modelData?.bind(this, this.role);
+      const model = new sagemaker.CfnModel(this, `Model-${variant.name}`, {
+        executionRoleArn: this.role.role.roleArn,
+        primaryContainer: {
+          image: variant.model.image,
+          modelDataUrl,
+          environment: variant.model.environment,
+        },
+        enableNetworkIsolation: networkIsolation,
+        vpcConfig,
+      });
+      Tags.of(model).add('ml:model-family', props.modelName);
+      Tags.of(model).add('ml:model-version', variant.model.version);
+      Tags.of(model).add('ml:variant', variant.name);
+      deployed.push({ name: variant.name, kind, modelVersion: variant.model.version, sagemakerModelName: model.attrModelName, capacity: variant.capacity });
+      return model;
+    };
+
+    const productionWeight = props.variants[0]?.weight ?? 1;
+    const toVariant = (variant: VariantBaseProps, weight: number, kind: DeployedVariant['kind']): sagemaker.CfnEndpointConfig.ProductionVariantProperty => {
+      const model = createModel(variant, kind);
+      const base = { variantName: variant.name, modelName: model.attrModelName, initialVariantWeight: weight };
+      if (variant.capacity.kind === 'serverless') {
+        return {
+          ...base,
+          serverlessConfig: {
+            memorySizeInMb: variant.capacity.memorySizeInMb,
+            maxConcurrency: variant.capacity.maxConcurrency,
+            provisionedConcurrency: variant.capacity.provisionedConcurrency,
+          },
+        };
+      }
+      return { ...base, instanceType: variant.capacity.instanceType, initialInstanceCount: variant.capacity.initialInstanceCount };
+    };
+
+    const productionVariants = props.variants.map((variant) => toVariant(variant, variant.weight ?? 1, 'production'));
+    // A shadow variant's weight relative to the production variant's sets the share of requests copied to it.
+    const shadowProductionVariants = shadowVariants.map((variant) =>
+      toVariant(variant, (productionWeight * (variant.samplingPercentage ?? 100)) / 100, 'shadow'),
+    );
+    this.variants = deployed;
+
+    const instanceTypes = allVariants.flatMap((variant) => (variant.capacity.kind === 'instance' ? [variant.capacity.instanceType] : []));
+    // SageMaker rejects a volume key for serverless variants and for instances with local NVMe storage,
+    // which it encrypts itself.
+    const volumeKeySupported = !serverless && !instanceTypes.some(hasLocalInstanceStorage);
+
+    let dataCaptureConfig: sagemaker.CfnEndpointConfig.DataCaptureConfigProperty | undefined;
+    if (props.dataCapture) {
+      const capture = props.dataCapture;
+      const prefix = (capture.prefix ?? `data-capture/${props.modelName}`).replace(/^\/+|\/+$/g, '');
+      const bucket =
+        capture.bucket ??
+        new SecureBucket(this, 'DataCapture', {
+          encryptionKey: this.encryptionKey,
+          serverAccessLogsBucket: capture.accessLogsBucket,
+          retain: capture.retain ?? true,
+        }).bucket;
+      this.dataCaptureBucket = bucket;
+      const objects = bucket.arnForObjects(`${prefix}/*`);
+      iam.Grant.addToPrincipal({ grantee: this.role, actions: ['s3:PutObject'], resourceArns: [objects] });
+      this.encryptionKey.grant(this.role, 'kms:GenerateDataKey', 'kms:Encrypt');
+      acknowledgeWildcardResource(
+        this.role.role.grantsPolicy,
+        objects,
+        'SageMaker writes one object per capture file under <prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/, names it chooses at run time; the grant is put-only and limited to this endpoint\'s prefix.',
+      );
+      const captureOptions = [
+        ...(capture.captureRequests ?? true ? [{ captureMode: 'Input' }] : []),
+        ...(capture.captureResponses ?? true ? [{ captureMode: 'Output' }] : []),
+      ];
+      this.dataCaptureS3Uri = bucket.s3UrlForObject(prefix);
+      dataCaptureConfig = {
+        enableCapture: true,
+        initialSamplingPercentage: capture.samplingPercentage ?? 100,
+        destinationS3Uri: bucket.s3UrlForObject(prefix),
+        kmsKeyId: this.encryptionKey.keyArn,
+        captureOptions,
+        // Capture JSON and CSV as text rather than base64, so monitors and drift detectors can read it.
+        captureContentTypeHeader: { jsonContentTypes: ['application/json'], csvContentTypes: ['text/csv'] },
+      };
+    }
+
+    this.endpointConfig = new sagemaker.CfnEndpointConfig(this, 'EndpointConfig', {
+      productionVariants,
+      shadowProductionVariants: shadowProductionVariants.length > 0 ? shadowProductionVariants : undefined,
+      kmsKeyId: volumeKeySupported ? this.encryptionKey.keyArn : undefined,
+      dataCaptureConfig,
+    });
+    Tags.of(this.endpointConfig).add('ml:model-family', props.modelName);
+    Tags.of(this.endpointConfig).add(
+      'ml:model-versions',
+      deployed.map((variant) => `${variant.name}=${variant.modelVersion}`).join(' '),
+    );
+    if (!volumeKeySupported) {
+      const reason = serverless
+        ? 'Serverless variants have no ML storage volume to encrypt and SageMaker rejects a KmsKeyId for them; SageMaker encrypts serverless endpoints with its own keys.'
+        : 'The instance type has local NVMe storage, which SageMaker encrypts with a hardware key and for which it rejects a KmsKeyId.';
+      Validations.of(this.endpointConfig).acknowledge(
+        { id: 'AwsSolutions-SM2', reason },
+        { id: 'HIPAA.Security-SageMakerEndpointConfigurationKMSKeyConfigured', reason },
+        { id: 'NIST.800.53.R5-SageMakerEndpointConfigurationKMSKeyConfigured', reason },
+      );
+    }
+
+    const autoscaled = allVariants.some((variant) => variant.capacity.kind === 'instance' && variant.capacity.autoscaling);
+    this.endpoint = new sagemaker.CfnEndpoint(this, 'Resource', {
+      endpointConfigName: this.endpointConfig.attrEndpointConfigName,
+      endpointName: props.endpointName,
+      // With autoscaling, Application Auto Scaling owns the instance count: keep it across updates
+      // while weights and data capture still follow the new configuration.
+      retainAllVariantProperties: autoscaled ? true : undefined,
+      excludeRetainedVariantProperties: autoscaled
+        ? [{ variantPropertyType: 'DesiredWeight' }, { variantPropertyType: 'DataCaptureConfig' }]
+        : undefined,
+    });
+    Tags.of(this.endpoint).add('ml:model-family', props.modelName);
+    // The models only start when the endpoint does: make sure the role can pull and read by then.
+    this.endpoint.node.addDependency(this.role);
+    this.endpointName = this.endpoint.attrEndpointName;
+    this.endpointArn = this.endpoint.ref;
+
+    for (const variant of allVariants) {
+      if (variant.capacity.kind === 'instance' && variant.capacity.autoscaling) {
+        const scaling = variant.capacity.autoscaling;
+        const target = new appscaling.ScalableTarget(this, `Scaling-${variant.name}`, {
+          serviceNamespace: appscaling.ServiceNamespace.SAGEMAKER,
+          scalableDimension: 'sagemaker:variant:DesiredInstanceCount',
+          resourceId: `endpoint/${this.endpointName}/variant/${variant.name}`,
+          minCapacity: scaling.minCapacity,
+          maxCapacity: scaling.maxCapacity,
+        });
+        target.scaleToTrackMetric('InvocationsPerInstance', {
+          predefinedMetric: appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+          targetValue: scaling.targetInvocationsPerInstance,
+          scaleInCooldown: Duration.seconds(scaling.scaleInCooldownSeconds ?? 300),
+          scaleOutCooldown: Duration.seconds(scaling.scaleOutCooldownSeconds ?? 60),
+        });
+      }
+    }
+
+    if (props.alarms) {
+      this.alarms = new EndpointAlarms(this, 'Alarms', { endpoint: this, ...props.alarms });
+    }
+  }
+
+  /** Lets the grantee call InvokeEndpoint (any variant) on this endpoint only. */
+  public grantInvoke(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({ grantee, actions: ['sagemaker:InvokeEndpoint'], resourceArns: [this.endpointArn] });
+  }
+
+  /** A variant by name; throws with the list of variants when there is none. */
+  public variant(name: string): DeployedVariant {
+    const found = this.variants.find((variant) => variant.name === name);
+    if (!found) {
+      throw new Error(`${this.node.path}: no variant named '${name}'; variants: ${this.variants.map((v) => v.name).join(', ')}`);
+    }
+    return found;
+  }
+
+  /** Requests served by a variant. Default: sum over 5 minutes. */
+  public metricInvocations(variantName: string, props?: VariantMetricOptions): cloudwatch.Metric {
+    return this.variantMetric('Invocations', variantName, { statistic: 'Sum', ...props });
+  }
+
+  /** Time the model container took to answer, in microseconds. Default: p99 over 5 minutes. */
+  public metricModelLatency(variantName: string, props?: VariantMetricOptions): cloudwatch.Metric {
+    return this.variantMetric('ModelLatency', variantName, { statistic: 'p99', ...props });
+  }
+
+  /** Time SageMaker added on top of the model, in microseconds. Default: p99 over 5 minutes. */
+  public metricOverheadLatency(variantName: string, props?: VariantMetricOptions): cloudwatch.Metric {
+    return this.variantMetric('OverheadLatency', variantName, { statistic: 'p99', ...props });
+  }
+
+  /** Requests the variant answered with a 4xx. Default: sum over 5 minutes. */
+  public metric4xxErrors(variantName: string, props?: VariantMetricOptions): cloudwatch.Metric {
+    return this.variantMetric('Invocation4XXErrors', variantName, { statistic: 'Sum', ...props });
+  }
+
+  /** Requests the variant answered with a 5xx. Default: sum over 5 minutes. */
+  public metric5xxErrors(variantName: string, props?: VariantMetricOptions): cloudwatch.Metric {
+    return this.variantMetric('Invocation5XXErrors', variantName, { statistic: 'Sum', ...props });
+  }
+
+  /** A SageMaker endpoint metric of one variant, from the AWS/SageMaker namespace. */
+  public variantMetric(metricName: string, variantName: string, props?: VariantMetricOptions): cloudwatch.Metric {
+    this.variant(variantName);
+    return new cloudwatch.Metric({
+      namespace: 'AWS/SageMaker',
+      metricName,
+      dimensionsMap: { EndpointName: this.endpointName, VariantName: variantName },
+      period: Duration.minutes(5),
+      ...props,
+    });
+  }
+
+  private validate(props: ModelEndpointProps): void {
+    const where = `${this.node.path} (ModelEndpoint)`;
+    const problems: string[] = [];
+    const resolved = (value: unknown) => !Token.isUnresolved(value);
+    if (!props.variants || props.variants.length === 0) {
+      throw new Error(`${where}: variants: must hold at least one production variant`);
+    }
+    const spec = (variant: ProductionVariantProps & ShadowVariantProps): VariantSpec => ({
+      name: variant.name,
+      weight: variant.weight,
+      samplingPercentage: variant.samplingPercentage,
+      capacity: variant.capacity,
+    });
+    const issues = checkEndpointSpec({
+      variants: props.variants.filter((variant) => resolved(variant.name) && resolved(variant.weight)).map(spec),
+      shadowVariants: (props.shadowVariants ?? []).filter((variant) => resolved(variant.name)).map(spec),
+      dataCaptureEnabled: props.dataCapture !== undefined,
+      inVpc: props.vpc !== undefined,
+      networkIsolation: props.networkIsolation === true,
+    });
+    problems.push(...issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
+    const pct = props.dataCapture?.samplingPercentage;
+    if (pct !== undefined && resolved(pct) && (!Number.isInteger(pct) || pct < 1 || pct > 100)) {
+      problems.push(`dataCapture.samplingPercentage: must be a whole number from 1 to 100; got ${pct}`);
+    }
+    if (props.dataCapture && props.dataCapture.captureRequests === false && props.dataCapture.captureResponses === false) {
+      problems.push('dataCapture: captureRequests and captureResponses are both false; capture at least one or omit dataCapture');
+    }
+    if (resolved(props.modelName) && !/^[a-z][a-z0-9-]{0,30}[a-z0-9]$/.test(props.modelName)) {
+      problems.push(`modelName: must be 2-32 lowercase letters, digits or hyphens, starting with a letter; got '${props.modelName}'`);
+    }
+    if (props.endpointName !== undefined && resolved(props.endpointName) && !/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/.test(props.endpointName)) {
+      problems.push(`endpointName: must be 1-63 letters, digits or hyphens; got '${props.endpointName}'`);
+    }
+    if (problems.length > 0) {
+      throw new Error(`${where}: invalid props:\n  - ${problems.join('\n  - ')}`);
+    }
+  }
+}
+

@@ -1,0 +1,412 @@
+import { Duration, Lazy, Names, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as apigateway from 'aws-cdk-lib/aws-apigateway';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
+import { Construct } from 'constructs';
+import { DataKey } from '../core/data-key';
+import { ManagedPolicyRole } from '../core/managed-policy-role';
+import { lambdaBundle } from '../core/private/lambda-asset';
+import { acknowledgeWildcardResource } from '../core/private/nag';
+import { AlarmSeverity } from './endpoint-alarms';
+import type { ModelEndpoint } from './model-endpoint';
+
+export interface RealTimeInferenceApiProps {
+  /**
+   * Endpoints served at `POST /models/{modelName}/predict`; more can be added with `addEndpoint`.
+   * @default - none yet
+   */
+  readonly endpoints?: ModelEndpoint[];
+  /**
+   * Key that encrypts the function's and the API's log groups.
+   * @default - a new customer-managed key with rotation
+   */
+  readonly encryptionKey?: kms.IKey;
+  /**
+   * Retention of the function's and the API's logs.
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * Removal policy of the log groups.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * Steady-state requests per second allowed on the stage.
+   * @default 100
+   */
+  readonly throttlingRateLimit?: number;
+  /**
+   * Burst of requests allowed on the stage.
+   * @default 200
+   */
+  readonly throttlingBurstLimit?: number;
+  /**
+   * Reserved concurrency of the inference function.
+   * @default 10
+   */
+  readonly reservedConcurrency?: number;
+  /**
+   * Run the function in this VPC; SageMaker Runtime must be reachable there (an interface endpoint).
+   * @default - outside any VPC
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * Subnets of the VPC for the function.
+   * @default - the VPC's isolated subnets
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * Protect the API with an AWS WAF web ACL: AWS managed common and known-bad-input rules and a
+   * per-IP rate limit.
+   * @default false
+   */
+  readonly waf?: boolean;
+  /**
+   * Per-IP request limit over 5 minutes enforced by the web ACL.
+   * @default 2000
+   */
+  readonly wafRateLimitPer5Minutes?: number;
+  /**
+   * Alarm actions per severity for the API's alarms.
+   * @default - no alarms
+   */
+  readonly alarmActions?: Partial<Record<AlarmSeverity, cloudwatch.IAlarmAction>>;
+}
+
+/** Route table the handler reads from `MODEL_ROUTES`. */
+interface ModelRoute {
+  readonly endpointName: string;
+  readonly variants: Record<string, { readonly modelVersion: string }>;
+}
+
+const STAGE_NAME = 'v1';
+const METRICS_NAMESPACE = 'MlPlatform/Inference';
+const SERVICE_NAME = 'inference-api';
+
+/**
+ * The real-time inference API: API Gateway (IAM auth, throttling, access logs, tracing, optional WAF)
+ * in front of a TypeScript Lambda function that validates the payload, invokes the model's SageMaker
+ * endpoint (optionally a target variant) and returns the prediction with the variant and model
+ * version that served it. `POST /models/{modelName}/predict`.
+ */
+export class RealTimeInferenceApi extends Construct {
+  public readonly api: apigateway.RestApi;
+  public readonly handler: lambda.Function;
+  public readonly encryptionKey: kms.IKey;
+  public readonly webAcl?: wafv2.CfnWebACL;
+  public readonly alarms: cloudwatch.Alarm[] = [];
+  private readonly routes = new Map<string, ModelEndpoint>();
+
+  constructor(scope: Construct, id: string, props: RealTimeInferenceApiProps = {}) {
+    super(scope, id);
+    const retention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+    const removalPolicy = props.logRemovalPolicy ?? RemovalPolicy.RETAIN;
+    this.encryptionKey = props.encryptionKey ?? new DataKey(this, 'Key', { description: 'Real-time inference API logs' }).key;
+    this.validate(props);
+
+    const functionLogs = new logs.LogGroup(this, 'HandlerLogs', { encryptionKey: this.encryptionKey, retention, removalPolicy });
+    const role = new ManagedPolicyRole(this, 'HandlerRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'Real-time inference function',
+    });
+    functionLogs.grantWrite(role);
+    this.handler = new lambda.Function(this, 'Handler', {
+      description: 'Validates prediction requests and invokes SageMaker endpoints',
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'index.handler',
+      code: lambdaBundle('invoke'),
+      role,
+      memorySize: 512,
+      // API Gateway gives up after 29 s; stop just before it so the caller gets our error, not a gateway timeout.
+      timeout: Duration.seconds(28),
+      reservedConcurrentExecutions: props.reservedConcurrency ?? 10,
+      tracing: lambda.Tracing.ACTIVE,
+      logGroup: functionLogs,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      vpc: props.vpc,
+      vpcSubnets: props.vpc ? props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } : undefined,
+      environment: {
+        MODEL_ROUTES: Lazy.string({ produce: () => Stack.of(this).toJsonString(this.routeTable()) }),
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        AWS_MAX_ATTEMPTS: '2',
+        // Per-attempt limit on the SageMaker call, so two attempts fit inside the function's timeout.
+        SAGEMAKER_TIMEOUT_MS: '12000',
+      },
+    });
+    acknowledgeFunction(this.handler, role, props.vpc !== undefined);
+
+    const accessLogs = new logs.LogGroup(this, 'AccessLogs', { encryptionKey: this.encryptionKey, retention, removalPolicy });
+    this.api = new apigateway.RestApi(this, 'Resource', {
+      restApiName: Names.uniqueResourceName(this, { maxLength: 64 }),
+      description: 'Real-time model inference',
+      endpointTypes: [apigateway.EndpointType.REGIONAL],
+      cloudWatchRole: true,
+      cloudWatchRoleRemovalPolicy: RemovalPolicy.DESTROY,
+      deployOptions: {
+        stageName: STAGE_NAME,
+        accessLogDestination: new apigateway.LogGroupLogDestination(accessLogs),
+        accessLogFormat: apigateway.AccessLogFormat.jsonWithStandardFields(),
+        loggingLevel: apigateway.MethodLoggingLevel.INFO,
+        // Request bodies may hold personal data: never log them.
+        dataTraceEnabled: false,
+        metricsEnabled: true,
+        tracingEnabled: true,
+        throttlingRateLimit: props.throttlingRateLimit ?? 100,
+        throttlingBurstLimit: props.throttlingBurstLimit ?? 200,
+      },
+      defaultMethodOptions: { authorizationType: apigateway.AuthorizationType.IAM },
+    });
+    acknowledgeApi(this.api);
+
+    // API Gateway rejects structurally wrong bodies before they cost a Lambda invocation; the
+    // handler then checks every field and names the one that is wrong.
+    const requestModel = this.api.addModel('PredictRequest', {
+      contentType: 'application/json',
+      schema: {
+        schema: apigateway.JsonSchemaVersion.DRAFT4,
+        type: apigateway.JsonSchemaType.OBJECT,
+        required: ['payload'],
+        properties: {
+          payload: {},
+          contentType: { type: apigateway.JsonSchemaType.STRING, enum: ['application/json', 'text/csv'] },
+          accept: { type: apigateway.JsonSchemaType.STRING, enum: ['application/json', 'text/csv'] },
+          targetVariant: { type: apigateway.JsonSchemaType.STRING, maxLength: 63 },
+          inferenceId: { type: apigateway.JsonSchemaType.STRING, maxLength: 64 },
+        },
+        additionalProperties: false,
+      },
+    });
+    const validator = this.api.addRequestValidator('BodyValidator', { validateRequestBody: true, validateRequestParameters: true });
+    this.api.addGatewayResponse('BadRequestBody', {
+      type: apigateway.ResponseType.BAD_REQUEST_BODY,
+      statusCode: '400',
+      templates: {
+        'application/json': '{"error":"BadRequest","message":$context.error.validationErrorString}',
+      },
+    });
+    const predict = this.api.root.addResource('models').addResource('{model}').addResource('predict');
+    predict.addMethod('POST', new apigateway.LambdaIntegration(this.handler), {
+      requestValidator: validator,
+      requestModels: { 'application/json': requestModel },
+      requestParameters: { 'method.request.path.model': true },
+    });
+
+    if (props.waf) {
+      this.webAcl = this.createWebAcl(props.wafRateLimitPer5Minutes ?? 2000);
+      // WAF only delivers to log groups whose names start with aws-waf-logs-.
+      const wafLogs = new logs.LogGroup(this, 'WebAclLogs', {
+        logGroupName: `aws-waf-logs-${Names.uniqueResourceName(this, { maxLength: 100 })}`,
+        encryptionKey: this.encryptionKey,
+        retention,
+        removalPolicy,
+      });
+      new wafv2.CfnLoggingConfiguration(this, 'WebAclLogging', {
+        resourceArn: this.webAcl.attrArn,
+        logDestinationConfigs: [wafLogs.logGroupArn],
+        // Never log credentials.
+        redactedFields: [{ singleHeader: { Name: 'authorization' } }],
+      });
+      new wafv2.CfnWebACLAssociation(this, 'WebAclAssociation', {
+        resourceArn: this.api.deploymentStage.stageArn,
+        webAclArn: this.webAcl.attrArn,
+      });
+    } else {
+      const reason = 'WAF is switched off in this environment to save cost (config api.waf); the API still requires SigV4 IAM auth and is throttled per stage.';
+      Validations.of(this.api.deploymentStage).acknowledge(
+        { id: 'AwsSolutions-APIG3', reason },
+        { id: 'HIPAA.Security-APIGWAssociatedWithWAF', reason },
+        { id: 'NIST.800.53.R5-APIGWAssociatedWithWAF', reason },
+      );
+    }
+
+    for (const endpoint of props.endpoints ?? []) {
+      this.addEndpoint(endpoint);
+    }
+    if (props.alarmActions) {
+      this.createAlarms(props.alarmActions);
+    }
+  }
+
+  /** Serves an endpoint at `POST /models/{endpoint.modelName}/predict` and lets the handler invoke it. */
+  public addEndpoint(endpoint: ModelEndpoint): void {
+    if (this.routes.has(endpoint.modelName)) {
+      throw new Error(`${this.node.path} (RealTimeInferenceApi): addEndpoint: a model named '${endpoint.modelName}' is already served`);
+    }
+    this.routes.set(endpoint.modelName, endpoint);
+    endpoint.grantInvoke(this.handler);
+  }
+
+  /** Lets the grantee call the predict route of every model (SigV4-signed requests). */
+  public grantInvoke(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['execute-api:Invoke'],
+      resourceArns: [this.api.arnForExecuteApi('POST', '/models/*/predict', STAGE_NAME)],
+    });
+  }
+
+  /** URL of the predict route of one model. */
+  public urlForModel(modelName: string): string {
+    return `${this.api.url}models/${modelName}/predict`;
+  }
+
+  /** Predictions served, from the handler's EMF metrics. Default: sum over 5 minutes. */
+  public metricPredictions(modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('Predictions', modelName, props);
+  }
+
+  /** Requests whose model call failed (429 or 5xx; rejected bad input is not counted), from the handler's EMF metrics. Default: sum over 5 minutes. */
+  public metricPredictionErrors(modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('PredictionErrors', modelName, props);
+  }
+
+  private handlerMetric(metricName: string, modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName,
+      dimensionsMap: { service: SERVICE_NAME, Model: modelName },
+      statistic: 'Sum',
+      period: Duration.minutes(5),
+      ...props,
+    });
+  }
+
+  private routeTable(): Record<string, ModelRoute> {
+    const table: Record<string, ModelRoute> = {};
+    for (const [name, endpoint] of this.routes) {
+      table[name] = {
+        endpointName: endpoint.endpointName,
+        variants: Object.fromEntries(
+          endpoint.variants.filter((variant) => variant.kind === 'production').map((variant) => [variant.name, { modelVersion: variant.modelVersion }]),
+        ),
+      };
+    }
+    return table;
+  }
+
+  private createAlarms(actions: Partial<Record<AlarmSeverity, cloudwatch.IAlarmAction>>): void {
+    const add = (severity: AlarmSeverity, id: string, metric: cloudwatch.IMetric, threshold: number, description: string) => {
+      const alarm = new cloudwatch.Alarm(this, id, {
+        metric,
+        threshold,
+        evaluationPeriods: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `[${severity.toUpperCase()}] ${description}`,
+      });
+      const action = actions[severity];
+      if (action) {
+        alarm.addAlarmAction(action);
+        alarm.addOkAction(action);
+      }
+      this.alarms.push(alarm);
+    };
+    add(AlarmSeverity.CRITICAL, 'Api5xx', this.api.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }), 5, 'inference API returned more than 5 server errors in 5 minutes');
+    add(AlarmSeverity.CRITICAL, 'HandlerErrors', this.handler.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }), 0, 'inference function crashed (it should answer every request)');
+    add(AlarmSeverity.WARNING, 'HandlerThrottles', this.handler.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }), 0, 'inference function hit its reserved concurrency');
+  }
+
+  private createWebAcl(rateLimit: number): wafv2.CfnWebACL {
+    const visibility = (metricName: string): wafv2.CfnWebACL.VisibilityConfigProperty => ({
+      cloudWatchMetricsEnabled: true,
+      sampledRequestsEnabled: true,
+      metricName,
+    });
+    const managed = (name: string, priority: number): wafv2.CfnWebACL.RuleProperty => ({
+      name,
+      priority,
+      overrideAction: { none: {} },
+      statement: { managedRuleGroupStatement: { vendorName: 'AWS', name } },
+      visibilityConfig: visibility(name),
+    });
+    return new wafv2.CfnWebACL(this, 'WebAcl', {
+      defaultAction: { allow: {} },
+      scope: 'REGIONAL',
+      visibilityConfig: visibility('InferenceApi'),
+      rules: [
+        managed('AWSManagedRulesCommonRuleSet', 1),
+        managed('AWSManagedRulesKnownBadInputsRuleSet', 2),
+        {
+          name: 'RatePerIp',
+          priority: 3,
+          action: { block: {} },
+          statement: { rateBasedStatement: { limit: rateLimit, aggregateKeyType: 'IP' } },
+          visibilityConfig: visibility('RatePerIp'),
+        },
+      ],
+    });
+  }
+
+  private validate(props: RealTimeInferenceApiProps): void {
+    const where = `${this.node.path} (RealTimeInferenceApi)`;
+    const checks: Array<[string, number | undefined, number, number]> = [
+      ['throttlingRateLimit', props.throttlingRateLimit, 1, 10000],
+      ['throttlingBurstLimit', props.throttlingBurstLimit, 1, 5000],
+      ['reservedConcurrency', props.reservedConcurrency, 1, 1000],
+      ['wafRateLimitPer5Minutes', props.wafRateLimitPer5Minutes, 10, 2_000_000_000],
+    ];
+    for (const [name, value, min, max] of checks) {
+      if (value !== undefined && (!(value >= min) || value > max)) {
+        throw new Error(`${where}: ${name}: must be from ${min} to ${max}; got ${value}`);
+      }
+    }
+  }
+}
+
+function acknowledgeFunction(fn: lambda.Function, role: ManagedPolicyRole, inVpc: boolean): void {
+  acknowledgeWildcardResource(role.grantsPolicy, '*', 'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) has no resource-level permissions.');
+  if (inVpc) {
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+      reason: 'Lambda attaches the AWS-managed VPC access policy to manage the function\'s network interfaces; its EC2 actions have no resource-level permissions to scope a custom policy with.',
+    });
+  }
+  const acknowledge = Validations.of(fn);
+  acknowledge.acknowledge({
+    id: 'HIPAA.Security-LambdaDLQ',
+    reason: 'The function is invoked synchronously by API Gateway and answers every request; a dead-letter queue only applies to asynchronous invocations.',
+  });
+  acknowledge.acknowledge({
+    id: 'NIST.800.53.R5-LambdaDLQ',
+    reason: 'The function is invoked synchronously by API Gateway and answers every request; a dead-letter queue only applies to asynchronous invocations.',
+  });
+  if (!inVpc) {
+    const reason = 'This environment has no VPC (config network.vpc); the function only calls the SageMaker Runtime API over TLS with SigV4.';
+    acknowledge.acknowledge({ id: 'HIPAA.Security-LambdaInsideVPC', reason }, { id: 'NIST.800.53.R5-LambdaInsideVPC', reason });
+  }
+}
+
+function acknowledgeApi(api: apigateway.RestApi): void {
+  const role = api.node.tryFindChild('CloudWatchRole');
+  if (role) {
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+      reason: 'API Gateway\'s account-level logging role must let the service create and write any API\'s log groups; AWS documents this managed policy for it.',
+    });
+  }
+  Validations.of(api).acknowledge({
+    id: 'AwsSolutions-COG4',
+    reason: 'Callers are services, not end users: every method requires SigV4 IAM authorization (AuthorizationType AWS_IAM), granted with RealTimeInferenceApi.grantInvoke.',
+  });
+  const stage = Validations.of(api.deploymentStage);
+  const cacheReason =
+    'Responses are predictions for the caller’s own payload; an API Gateway cache would serve one caller’s prediction to another. A prediction cache with per-request keys belongs in the inference path instead.';
+  stage.acknowledge(
+    { id: 'HIPAA.Security-APIGWCacheEnabledAndEncrypted', reason: cacheReason },
+    { id: 'NIST.800.53.R5-APIGWCacheEnabledAndEncrypted', reason: cacheReason },
+  );
+  const certReason = 'The only backend is a Lambda proxy integration, which API Gateway calls through the Lambda API; a client certificate only authenticates HTTP backends.';
+  stage.acknowledge(
+    { id: 'HIPAA.Security-APIGWSSLEnabled', reason: certReason },
+    { id: 'NIST.800.53.R5-APIGWSSLEnabled', reason: certReason },
+  );
+}

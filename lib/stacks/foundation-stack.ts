@@ -1,0 +1,87 @@
+import { RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { PlatformConfig } from '../../config/schema';
+import { AlarmTopic } from '../core/alarm-topic';
+import { DataKey } from '../core/data-key';
+import { ManagedPolicyRole } from '../core/managed-policy-role';
+import { AccessLogsBucket, SecureBucket } from '../core/secure-bucket';
+
+export interface FoundationStackProps extends StackProps {
+  readonly config: PlatformConfig;
+}
+
+/**
+ * What every pattern of an environment shares: the data key, the model-artifact and inference-data
+ * buckets (with their access-log bucket), the alarm topic and, where the environment has one, the VPC.
+ */
+export class FoundationStack extends Stack {
+  public readonly dataKey: kms.Key;
+  public readonly accessLogsBucket: s3.Bucket;
+  /** Model artifacts (`model.tar.gz`), training outputs and baselines. Captured inference data lives with each endpoint. */
+  public readonly artifactsBucket: s3.Bucket;
+  public readonly alarmTopic: AlarmTopic;
+  public readonly vpc?: ec2.Vpc;
+
+  constructor(scope: Construct, id: string, props: FoundationStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const retain = config.retainData;
+
+    this.dataKey = new DataKey(this, 'DataKey', {
+      description: `cdk-ml-patterns ${config.envName} data key`,
+      removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    }).key;
+    this.accessLogsBucket = new AccessLogsBucket(this, 'AccessLogs', { retain }).bucket;
+    this.artifactsBucket = new SecureBucket(this, 'ModelArtifacts', {
+      encryptionKey: this.dataKey,
+      serverAccessLogsBucket: this.accessLogsBucket,
+      retain,
+    }).bucket;
+    this.alarmTopic = new AlarmTopic(this, 'Alarms', { encryptionKey: this.dataKey, emails: config.alarmEmails });
+
+    if (config.network.vpc) {
+      this.vpc = this.createVpc(config, retain);
+    }
+  }
+
+  private createVpc(config: PlatformConfig, retain: boolean): ec2.Vpc {
+    const flowLogs = new logs.LogGroup(this, 'VpcFlowLogs', {
+      encryptionKey: this.dataKey,
+      retention: config.logRetentionDays as logs.RetentionDays,
+      removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    // Isolated subnets only: models and functions reach AWS through VPC endpoints, never the internet.
+    const flowLogsRole = new ManagedPolicyRole(this, 'VpcFlowLogsRole', {
+      assumedBy: new iam.ServicePrincipal('vpc-flow-logs.amazonaws.com'),
+      description: 'Delivers VPC flow logs to CloudWatch Logs',
+    });
+    const vpc = new ec2.Vpc(this, 'Network', {
+      ipAddresses: ec2.IpAddresses.cidr(config.network.cidr),
+      maxAzs: config.network.maxAzs,
+      natGateways: 0,
+      subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 22 }],
+      flowLogs: { all: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs, flowLogsRole), trafficType: ec2.FlowLogTrafficType.ALL } },
+      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+    });
+    const endpointSecurityGroup = new ec2.SecurityGroup(this, 'VpcEndpointSecurityGroup', {
+      vpc,
+      description: 'HTTPS from inside the VPC to AWS service endpoints',
+      allowAllOutbound: false,
+    });
+    endpointSecurityGroup.addIngressRule(ec2.Peer.ipv4(config.network.cidr), ec2.Port.tcp(443), 'HTTPS from the VPC');
+    for (const [id, service] of [
+      ['SageMakerRuntime', ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME],
+      ['SageMakerApi', ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API],
+      ['CloudWatchLogs', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
+      ['XRay', ec2.InterfaceVpcEndpointAwsService.XRAY],
+    ] as const) {
+      vpc.addInterfaceEndpoint(id, { service, privateDnsEnabled: true, securityGroups: [endpointSecurityGroup], open: false });
+    }
+    return vpc;
+  }
+}

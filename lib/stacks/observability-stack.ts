@@ -1,0 +1,25 @@
+import { Stack, StackProps } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import { PlatformDashboard } from '../monitoring/platform-dashboard';
+import type { ServingStack } from './serving-stack';
+
+export interface ObservabilityStackProps extends StackProps {
+  readonly serving: ServingStack;
+}
+
+/** The environment's dashboard: endpoints first, then the inference API; later patterns add sections. */
+export class ObservabilityStack extends Stack {
+  public readonly dashboard: PlatformDashboard;
+
+  constructor(scope: Construct, id: string, props: ObservabilityStackProps) {
+    super(scope, id, props);
+    this.dashboard = new PlatformDashboard(this, 'Dashboard');
+    for (const endpoint of props.serving.endpoints) {
+      this.dashboard.addEndpoint(endpoint);
+    }
+    this.dashboard.addInferenceApi(
+      props.serving.inferenceApi,
+      props.serving.endpoints.map((endpoint) => endpoint.modelName),
+    );
+  }
+}

@@ -1,0 +1,28 @@
+import { Tags } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import type { PlatformConfig } from '../../config/schema';
+import { FoundationStack } from './foundation-stack';
+import { ObservabilityStack } from './observability-stack';
+import { ServingStack } from './serving-stack';
+
+export interface MlPlatformStacks {
+  readonly foundation: FoundationStack;
+  readonly serving: ServingStack;
+  readonly observability: ObservabilityStack;
+}
+
+/** Builds every stack of one environment of the blueprint from its validated config. */
+export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatformStacks {
+  const env = { account: config.account, region: config.region };
+  const prefix = `MlPlatform-${config.envName}`;
+  const foundation = new FoundationStack(scope, `${prefix}-Foundation`, { env, config, description: `cdk-ml-patterns ${config.envName}: keys, buckets, alarms, network` });
+  const serving = new ServingStack(scope, `${prefix}-Serving`, { env, config, foundation, description: `cdk-ml-patterns ${config.envName}: model endpoints and inference API` });
+  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, description: `cdk-ml-patterns ${config.envName}: dashboard` });
+  // cfn-lint's resource schemas do not accept Tags on these types yet; tagging them fails E3002.
+  const excludeResourceTypes = ['AWS::CloudWatch::Dashboard', 'AWS::ApplicationAutoScaling::ScalableTarget'];
+  for (const stack of [foundation, serving, observability]) {
+    Tags.of(stack).add('project', 'cdk-ml-patterns', { excludeResourceTypes });
+    Tags.of(stack).add('environment', config.envName, { excludeResourceTypes });
+  }
+  return { foundation, serving, observability };
+}

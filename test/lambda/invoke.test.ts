@@ -1,0 +1,544 @@
+// Runs the invoke handler (source via swc, and once the esbuild bundle) against moto's SageMaker
+// runtime, against a local server that answers with SageMaker's real error wire format, and
+// against a closed port.
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { freePort, queueSageMakerResults, startMoto, type MotoServer } from '../support/moto';
+
+type Handler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
+
+const ROOT = join(__dirname, '..', '..');
+const HANDLER_SOURCE = join(ROOT, 'lambda', 'invoke', 'index.ts');
+const HANDLER_BUNDLE = join(ROOT, 'assets', 'lambda', 'invoke', 'index.js');
+const NAMESPACE = 'CdkMlPatterns/InvokeTest';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+const ROUTES = {
+  churn: {
+    endpointName: 'churn-endpoint',
+    variants: { blue: { modelVersion: 'churn-v1' }, green: { modelVersion: 'churn-v2' } },
+  },
+  fraud: { endpointName: 'fraud-endpoint', variants: { AllTraffic: { modelVersion: 'fraud-7' } } },
+};
+
+const ENV_KEYS = [
+  'AWS_REGION',
+  'AWS_DEFAULT_REGION',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_PROFILE',
+  'AWS_ENDPOINT_URL',
+  'AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME',
+  'AWS_MAX_ATTEMPTS',
+  'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
+  'MODEL_ROUTES',
+  'POWERTOOLS_METRICS_NAMESPACE',
+  'POWERTOOLS_SERVICE_NAME',
+  'POWERTOOLS_DEV',
+  'POWERTOOLS_METRICS_DISABLED',
+  'SAGEMAKER_TIMEOUT_MS',
+] as const;
+const savedEnv = Object.fromEntries(ENV_KEYS.map((key) => [key, process.env[key]]));
+
+afterAll(() => {
+  for (const key of ENV_KEYS) {
+    if (savedEnv[key] === undefined) {
+      delete process.env[key];
+    } else {
+      process.env[key] = savedEnv[key];
+    }
+  }
+});
+
+/** Sets the handler's environment. The SDK reads some of it lazily, so it stays set while a describe runs. */
+function setEnv(overrides: Partial<Record<(typeof ENV_KEYS)[number], string>>): void {
+  for (const key of ENV_KEYS) {
+    delete process.env[key];
+  }
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    AWS_MAX_ATTEMPTS: '1',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    MODEL_ROUTES: JSON.stringify(ROUTES),
+    POWERTOOLS_METRICS_NAMESPACE: NAMESPACE,
+    POWERTOOLS_SERVICE_NAME: 'inference-test',
+    ...overrides,
+  });
+}
+
+/** Loads a fresh copy of the handler module (new SDK client, logger, metrics and route cache). */
+function loadHandler(path: string): Handler {
+  let loaded: { handler: Handler } | undefined;
+  jest.isolateModules(() => {
+    loaded = require(path) as { handler: Handler };
+  });
+  if (loaded === undefined) {
+    throw new Error(`could not load ${path}`);
+  }
+  return loaded.handler;
+}
+
+function predictEvent(model: string | undefined, body: unknown, options: { raw?: boolean; base64?: boolean } = {}): APIGatewayProxyEvent {
+  const text = body === undefined ? null : options.raw === true ? (body as string) : JSON.stringify(body);
+  return {
+    resource: '/models/{model}/predict',
+    path: `/models/${model ?? ''}/predict`,
+    httpMethod: 'POST',
+    headers: { 'content-type': 'application/json' },
+    multiValueHeaders: { 'content-type': ['application/json'] },
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: model === undefined ? null : { model },
+    stageVariables: null,
+    requestContext: { requestId: 'test-request' } as APIGatewayProxyEvent['requestContext'],
+    body: text !== null && options.base64 === true ? Buffer.from(text).toString('base64') : text,
+    isBase64Encoded: options.base64 === true,
+  };
+}
+
+interface Invocation {
+  readonly response: APIGatewayProxyResult;
+  readonly body: Record<string, unknown>;
+  /** Every JSON line the handler printed (structured logs and EMF documents). */
+  readonly lines: Record<string, unknown>[];
+}
+
+/** Invokes the handler, capturing stdout/stderr so logs and EMF documents can be asserted. */
+async function invoke(handler: Handler, event: APIGatewayProxyEvent): Promise<Invocation> {
+  const printed: string[] = [];
+  const capture = ((chunk: string | Uint8Array) => {
+    printed.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    return true;
+  }) as typeof process.stdout.write;
+  const stdout = jest.spyOn(process.stdout, 'write').mockImplementation(capture);
+  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(capture);
+  let response: APIGatewayProxyResult;
+  try {
+    response = await handler(event);
+  } finally {
+    stdout.mockRestore();
+    stderr.mockRestore();
+  }
+  const lines = printed
+    .join('')
+    .split('\n')
+    .filter((line) => line.trim().startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(response.headers).toMatchObject({ 'content-type': 'application/json' });
+  return { response, body: JSON.parse(response.body) as Record<string, unknown>, lines };
+}
+
+function emfDocuments(lines: readonly Record<string, unknown>[]): Record<string, unknown>[] {
+  return lines.filter((line) => typeof line._aws === 'object' && line._aws !== null);
+}
+
+function logEntries(lines: readonly Record<string, unknown>[], level?: string): Record<string, unknown>[] {
+  return lines.filter((line) => typeof line.message === 'string' && (level === undefined || line.level === level));
+}
+
+describe('invoke handler against moto SageMaker runtime', () => {
+  let moto: MotoServer;
+  let handler: Handler;
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: moto.endpoint });
+    handler = loadHandler(HANDLER_SOURCE);
+  });
+
+  afterAll(async () => {
+    await moto?.stop();
+  });
+
+  beforeEach(async () => {
+    await moto.reset();
+  });
+
+  it('serves a JSON prediction with the variant and model version of the invoked production variant', async () => {
+    await queueSageMakerResults(moto, [{ Body: '{"churnProbability":0.87}', ContentType: 'application/json', InvokedProductionVariant: 'green' }]);
+
+    const { response, body } = await invoke(handler, predictEvent('churn', { payload: { tenureMonths: 3, plan: 'basic' } }));
+
+    expect(response.statusCode).toBe(200);
+    expect(body).toEqual({
+      predictionId: expect.stringMatching(UUID),
+      model: 'churn',
+      variant: 'green',
+      modelVersion: 'churn-v2',
+      prediction: { churnProbability: 0.87 },
+      contentType: 'application/json',
+    });
+  });
+
+  it('prints an EMF document with Predictions and ModelLatency for the model, and a log line with the prediction id', async () => {
+    await queueSageMakerResults(moto, [{ Body: '[0.1]', ContentType: 'application/json', InvokedProductionVariant: 'AllTraffic' }]);
+
+    const { body, lines } = await invoke(handler, predictEvent('fraud', { payload: [[1, 2, 3]] }));
+
+    const [emf, ...others] = emfDocuments(lines);
+    expect(others).toHaveLength(0);
+    expect(emf).toMatchObject({
+      _aws: {
+        CloudWatchMetrics: [
+          {
+            Namespace: NAMESPACE,
+            Dimensions: [expect.arrayContaining(['Model'])],
+            Metrics: expect.arrayContaining([
+              { Name: 'Predictions', Unit: 'Count' },
+              { Name: 'ModelLatency', Unit: 'Milliseconds' },
+            ]),
+          },
+        ],
+      },
+      Model: 'fraud',
+      Predictions: 1,
+      ModelLatency: expect.any(Number),
+    });
+    expect(logEntries(lines, 'INFO')).toContainEqual(
+      expect.objectContaining({
+        message: 'prediction served',
+        predictionId: body.predictionId,
+        model: 'fraud',
+        variant: 'AllTraffic',
+        modelVersion: 'fraud-7',
+        latencyMs: expect.any(Number),
+      }),
+    );
+  });
+
+  it('serves a CSV prediction as text', async () => {
+    await queueSageMakerResults(moto, [{ Body: '0.12\n0.88', ContentType: 'text/csv', InvokedProductionVariant: 'blue' }]);
+
+    const { response, body } = await invoke(
+      handler,
+      predictEvent('churn', { payload: '3,basic\n48,premium', contentType: 'text/csv', accept: 'text/csv' }),
+    );
+
+    expect(response.statusCode).toBe(200);
+    expect(body).toMatchObject({ prediction: '0.12\n0.88', contentType: 'text/csv', variant: 'blue', modelVersion: 'churn-v1' });
+  });
+
+  it('honours a target variant and echoes the caller inference id as prediction id', async () => {
+    await queueSageMakerResults(moto, [{ Body: '{"ok":true}', ContentType: 'application/json', InvokedProductionVariant: 'blue' }]);
+
+    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 1, targetVariant: 'blue', inferenceId: 'order-42' }));
+
+    expect(response.statusCode).toBe(200);
+    expect(body).toMatchObject({ predictionId: 'order-42', variant: 'blue', modelVersion: 'churn-v1', prediction: { ok: true } });
+  });
+
+  it("reports modelVersion 'unknown' when the endpoint answers from a variant missing in MODEL_ROUTES", async () => {
+    // With nothing queued moto answers with its static defaults.
+    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 1 }));
+
+    expect(response.statusCode).toBe(200);
+    expect(body).toMatchObject({ variant: 'invoked_production_variant', modelVersion: 'unknown', prediction: 'body', contentType: 'content_type' });
+  });
+
+  it('accepts a base64-encoded body', async () => {
+    await queueSageMakerResults(moto, [{ Body: '{"y":1}', ContentType: 'application/json', InvokedProductionVariant: 'AllTraffic' }]);
+
+    const { response, body } = await invoke(handler, predictEvent('fraud', { payload: { x: 'é' } }, { base64: true }));
+
+    expect(response.statusCode).toBe(200);
+    expect(body.prediction).toEqual({ y: 1 });
+  });
+
+  it('answers 400 naming body for malformed JSON, logging a warning and emitting no metrics', async () => {
+    const { response, body, lines } = await invoke(handler, predictEvent('churn', '{"payload": [1,', { raw: true }));
+
+    expect(response.statusCode).toBe(400);
+    expect(body).toEqual({ error: 'BadRequest', message: 'body: must be valid JSON' });
+    expect(logEntries(lines, 'WARN')).toContainEqual(expect.objectContaining({ message: 'request rejected', status: 400, field: 'body' }));
+    expect(emfDocuments(lines)).toHaveLength(0);
+  });
+
+  it('answers 400 naming payload when the payload is missing', async () => {
+    const { response, body } = await invoke(handler, predictEvent('churn', { contentType: 'application/json' }));
+
+    expect(response.statusCode).toBe(400);
+    expect(body).toEqual({ error: 'BadRequest', message: 'payload: is required' });
+  });
+
+  it('answers 400 naming body when there is no body at all', async () => {
+    const { response, body } = await invoke(handler, predictEvent('churn', undefined));
+
+    expect(response.statusCode).toBe(400);
+    expect(body.message).toMatch(/^body: is required/);
+  });
+
+  it('answers 404 listing the known models for an unknown model', async () => {
+    const { response, body } = await invoke(handler, predictEvent('upsell', { payload: 1 }));
+
+    expect(response.statusCode).toBe(404);
+    expect(body).toEqual({ error: 'NotFound', message: 'model: unknown model "upsell"; known models: churn, fraud' });
+  });
+
+  it('answers 400 naming the unknown target variant and listing the variants', async () => {
+    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 1, targetVariant: 'canary' }));
+
+    expect(response.statusCode).toBe(400);
+    expect(body).toEqual({
+      error: 'BadRequest',
+      message: 'targetVariant: unknown variant "canary" for model "churn"; variants: blue, green',
+    });
+  });
+
+  it('answers 400 naming targetVariant when it is not a valid variant name', async () => {
+    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 1, targetVariant: 'not_valid' }));
+
+    expect(response.statusCode).toBe(400);
+    expect(body.message).toMatch(/^targetVariant: Invalid variant name/);
+  });
+
+  it('answers 413 for a body over 5 MB', async () => {
+    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 'x'.repeat(5 * 1024 * 1024) }));
+
+    expect(response.statusCode).toBe(413);
+    expect(body).toMatchObject({ error: 'PayloadTooLarge', message: expect.stringMatching(/^body: exceeds the 5 MB limit/) });
+  });
+
+  it('answers 400 naming model when the path parameter is missing', async () => {
+    const { response, body } = await invoke(handler, predictEvent(undefined, { payload: 1 }));
+
+    expect(response.statusCode).toBe(400);
+    expect(body.message).toMatch(/^model: /);
+  });
+
+  it('answers a generic 500 instead of throwing when the event is malformed, and logs the error', async () => {
+    const { response, body, lines } = await invoke(handler, null as unknown as APIGatewayProxyEvent);
+
+    expect(response.statusCode).toBe(500);
+    expect(body).toEqual({ error: 'InternalError', message: expect.any(String) });
+    expect(response.body).not.toMatch(/TypeError|at /);
+    expect(logEntries(lines, 'ERROR')).toContainEqual(expect.objectContaining({ message: 'unexpected error while serving a prediction' }));
+  });
+
+  it('serves a prediction through the esbuild bundle too', async () => {
+    const bundled = loadHandler(HANDLER_BUNDLE);
+    await queueSageMakerResults(moto, [{ Body: '{"score":0.5}', ContentType: 'application/json', InvokedProductionVariant: 'blue' }]);
+
+    const { response, body, lines } = await invoke(bundled, predictEvent('churn', { payload: { a: 1 } }));
+
+    expect(response.statusCode).toBe(200);
+    expect(body).toMatchObject({ model: 'churn', variant: 'blue', modelVersion: 'churn-v1', prediction: { score: 0.5 } });
+    expect(emfDocuments(lines)).toHaveLength(1);
+  });
+});
+
+interface RecordedRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** A local stand-in for SageMaker runtime that answers each endpoint name with a canned response. */
+async function startFakeSageMaker(): Promise<{ server: Server; endpoint: string; requests: RecordedRequest[] }> {
+  const requests: RecordedRequest[] = [];
+  const json = { 'content-type': 'application/json', 'x-amzn-requestid': 'fake-request-id' };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      const endpoint = /^\/endpoints\/([^/]+)\/invocations$/.exec(req.url ?? '')?.[1];
+      switch (endpoint) {
+        case 'echo':
+          res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-invoked-production-variant': 'green' });
+          res.end(JSON.stringify({ echoed: true }));
+          return;
+        case 'model-error':
+          // What SageMaker sends when the container answers 5xx to /invocations.
+          res.writeHead(424, { ...json, 'x-amzn-errortype': 'ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker/' });
+          res.end(
+            JSON.stringify({
+              ErrorCode: 'INTERNAL_FAILURE_FROM_MODEL',
+              LogStreamArn: 'arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/model-error',
+              Message: 'Received server error (500) from primary with message "boom". See logs.',
+              OriginalMessage: 'ZeroDivisionError: division by zero',
+              OriginalStatusCode: 500,
+            }),
+          );
+          return;
+        case 'validation':
+          // Coral-style: error type with namespace suffix and a lower-case "message".
+          res.writeHead(400, { ...json, 'x-amzn-errortype': 'ValidationError:http://internal.amazon.com/coral/com.amazon.coral.validate/' });
+          res.end(JSON.stringify({ message: 'Endpoint validation of account 123456789012 not found.' }));
+          return;
+        case 'unavailable':
+          res.writeHead(503, { ...json, 'x-amzn-errortype': 'ServiceUnavailable' });
+          res.end(JSON.stringify({ Message: 'Service is temporarily unavailable' }));
+          return;
+        case 'throttled':
+          res.writeHead(400, { ...json, 'x-amzn-errortype': 'ThrottlingException' });
+          res.end(JSON.stringify({ message: 'Rate exceeded' }));
+          return;
+        case 'not-ready':
+          res.writeHead(429, { ...json, 'x-amzn-errortype': 'ModelNotReadyException' });
+          res.end(JSON.stringify({ Message: 'Model is still loading' }));
+          return;
+        case 'internal':
+          res.writeHead(500, { ...json, 'x-amzn-errortype': 'InternalFailure' });
+          res.end(JSON.stringify({ Message: 'An internal error occurred' }));
+          return;
+        case 'slow':
+          setTimeout(() => {
+            if (!res.destroyed) {
+              res.writeHead(200, { 'content-type': 'application/json' });
+              res.end('{}');
+            }
+          }, 5_000).unref();
+          return;
+        default:
+          res.writeHead(404, json);
+          res.end('{}');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { server, endpoint: `http://127.0.0.1:${port}`, requests };
+}
+
+describe('invoke handler against SageMaker runtime failures', () => {
+  const failureRoutes = Object.fromEntries(
+    ['echo', 'model-error', 'validation', 'unavailable', 'throttled', 'not-ready', 'internal', 'slow'].map((name) => [
+      name,
+      { endpointName: name, variants: { blue: { modelVersion: `${name}-1` }, green: { modelVersion: `${name}-2` } } },
+    ]),
+  );
+  let fake: Awaited<ReturnType<typeof startFakeSageMaker>>;
+  let handler: Handler;
+
+  beforeAll(async () => {
+    fake = await startFakeSageMaker();
+    setEnv({
+      AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: fake.endpoint,
+      MODEL_ROUTES: JSON.stringify(failureRoutes),
+      SAGEMAKER_TIMEOUT_MS: '400',
+    });
+    handler = loadHandler(HANDLER_SOURCE);
+  });
+
+  afterAll(async () => {
+    fake.server.closeAllConnections();
+    await new Promise<void>((resolve) => fake.server.close(() => resolve()));
+  });
+
+  it('sends the payload, content type, accept, target variant and inference id on the wire', async () => {
+    fake.requests.length = 0;
+    const { response, body } = await invoke(
+      handler,
+      predictEvent('echo', { payload: '1,2', contentType: 'text/csv', accept: 'application/json', targetVariant: 'green', inferenceId: 'wire-1' }),
+    );
+
+    expect(response.statusCode).toBe(200);
+    expect(body).toMatchObject({ predictionId: 'wire-1', variant: 'green', modelVersion: 'echo-2', prediction: { echoed: true } });
+    expect(fake.requests).toHaveLength(1);
+    expect(fake.requests[0]).toMatchObject({
+      method: 'POST',
+      url: '/endpoints/echo/invocations',
+      body: '1,2',
+      headers: expect.objectContaining({
+        'content-type': 'text/csv',
+        accept: 'application/json',
+        'x-amzn-sagemaker-target-variant': 'green',
+        'x-amzn-sagemaker-inference-id': 'wire-1',
+        authorization: expect.stringContaining('/us-east-1/sagemaker/aws4_request'),
+      }),
+    });
+  });
+
+  it.each([
+    ['model-error', 502, 'ModelError', /^the model container returned an error \(status 500\): ZeroDivisionError: division by zero$/],
+    ['validation', 502, 'EndpointRejectedRequest', /^endpoint rejected the request: Endpoint validation of account 123456789012 not found\.$/],
+    ['unavailable', 503, 'ServiceUnavailable', /^SageMaker is temporarily unavailable; retry later: Service is temporarily unavailable$/],
+    ['throttled', 429, 'Throttled', /^the model endpoint is throttling requests/],
+    ['not-ready', 503, 'ModelNotReady', /^the model is not ready to serve requests; retry later: Model is still loading$/],
+    ['internal', 502, 'InternalFailure', /^SageMaker failed to process the request$/],
+    ['slow', 504, 'Timeout', /^the model endpoint did not answer in time$/],
+  ])('maps the %s endpoint failure to %i %s with a clear message', async (model, status, code, message) => {
+    const { response, body, lines } = await invoke(handler, predictEvent(model, { payload: { x: 1 } }));
+
+    expect(response.statusCode).toBe(status);
+    expect(body).toEqual({ error: code, message: expect.stringMatching(message), predictionId: expect.stringMatching(UUID) });
+    expect(response.body).not.toMatch(/\n\s+at |node_modules/);
+    expect(logEntries(lines, 'ERROR')).toContainEqual(
+      expect.objectContaining({ message: 'model invocation failed', model, status, code, predictionId: body.predictionId }),
+    );
+    expect(emfDocuments(lines)).toContainEqual(expect.objectContaining({ Model: model, PredictionErrors: 1, ModelLatency: expect.any(Number) }));
+  });
+});
+
+describe('invoke handler when the endpoint is unreachable', () => {
+  let handler: Handler;
+
+  beforeAll(async () => {
+    const closedPort = await freePort();
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: `http://127.0.0.1:${closedPort}` });
+    handler = loadHandler(HANDLER_SOURCE);
+  });
+
+  it('answers 503 for a refused connection instead of crashing', async () => {
+    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 1 }));
+
+    expect(response.statusCode).toBe(503);
+    expect(body).toMatchObject({ error: 'EndpointUnreachable', message: 'could not reach the model endpoint (ECONNREFUSED)' });
+  });
+});
+
+describe('invoke handler with a bad MODEL_ROUTES', () => {
+  let handler: Handler;
+
+  beforeAll(() => {
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: 'http://127.0.0.1:9', MODEL_ROUTES: '{"churn":{"variants":{}}}' });
+    handler = loadHandler(HANDLER_SOURCE);
+  });
+
+  it('answers 500 naming MODEL_ROUTES and logs the configuration error, on every request', async () => {
+    const first = await invoke(handler, predictEvent('churn', { payload: 1 }));
+
+    expect(first.response.statusCode).toBe(500);
+    expect(first.body).toEqual({
+      error: 'ConfigurationError',
+      message: expect.stringMatching(/^MODEL_ROUTES: churn\.endpointName: .*; churn\.variants: must define at least one variant$/),
+    });
+    expect(logEntries(first.lines, 'ERROR')).toContainEqual(
+      expect.objectContaining({ message: 'invalid function configuration', error: expect.stringMatching(/^MODEL_ROUTES: /) }),
+    );
+    expect(emfDocuments(first.lines)).toContainEqual(expect.objectContaining({ Model: 'unresolved', PredictionErrors: 1 }));
+
+    const second = await invoke(handler, predictEvent('churn', { payload: 1 }));
+    expect(second.response.statusCode).toBe(500);
+    expect(second.body.message).toBe(first.body.message);
+  });
+
+  it('answers 500 naming MODEL_ROUTES when it is not set at all', async () => {
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: 'http://127.0.0.1:9' });
+    delete process.env.MODEL_ROUTES;
+    const unset = loadHandler(HANDLER_SOURCE);
+
+    const { response, body } = await invoke(unset, predictEvent('churn', { payload: 1 }));
+
+    expect(response.statusCode).toBe(500);
+    expect(body).toEqual({ error: 'ConfigurationError', message: 'MODEL_ROUTES: is not set' });
+  });
+});
+
+describe('moto harness', () => {
+  it('says clearly that moto_server is missing when it is not on PATH', async () => {
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      await expect(startMoto()).rejects.toThrow(/moto_server was not found on PATH/);
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+});
