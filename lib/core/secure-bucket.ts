@@ -1,4 +1,5 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Validations } from 'aws-cdk-lib';
@@ -59,8 +60,6 @@ export class SecureBucket extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       versioned: true,
-      serverAccessLogsBucket: logsBucket,
-      serverAccessLogsPrefix: props.accessLogsPrefix ?? `${this.node.path}/`,
       removalPolicy,
       lifecycleRules: [
         {
@@ -70,6 +69,22 @@ export class SecureBucket extends Construct {
         },
       ],
     });
+    // Access logging is wired by hand rather than with `serverAccessLogsBucket`, whose behaviour
+    // depends on a feature flag: without it, S3 would need ACLs on the log bucket. A bucket policy
+    // scoped to this bucket's prefix works in every app, whatever its flags.
+    const prefix = props.accessLogsPrefix ?? `${this.node.path}/`;
+    (this.bucket.node.defaultChild as s3.CfnBucket).loggingConfiguration = {
+      destinationBucketName: logsBucket.bucketName,
+      logFilePrefix: prefix,
+    };
+    logsBucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('logging.s3.amazonaws.com')],
+        actions: ['s3:PutObject'],
+        resources: [logsBucket.arnForObjects(`${prefix}*`)],
+        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+    );
     acknowledgeReplication(this.bucket);
   }
 }

@@ -1,0 +1,152 @@
+import { ProductionVariantInstanceType } from '@aws-sdk/client-sagemaker';
+import fc from 'fast-check';
+import { ConfigError, ENVIRONMENT_NAMES, loadConfig, parseConfig, type PlatformConfigInput } from '../../config';
+import { dev } from '../../config/dev';
+import { prod } from '../../config/prod';
+import { staging } from '../../config/staging';
+
+const clone = <T>(value: T): T => structuredClone(value);
+
+/** Parses a copy of a shipped config after `mutate`, returning the error lines (empty when valid). */
+function problems(base: PlatformConfigInput, mutate: (config: any) => void): string[] {
+  const config = clone(base);
+  mutate(config);
+  try {
+    parseConfig(config, 'test');
+    return [];
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return [...error.problems];
+  }
+}
+
+describe('environment configs', () => {
+  test.each(ENVIRONMENT_NAMES)('the shipped %s config is valid', (envName) => {
+    expect(loadConfig(envName).envName).toBe(envName);
+  });
+
+  test('an unknown environment is rejected with the list of valid ones', () => {
+    expect(() => loadConfig('qa')).toThrow("Unknown environment 'qa'. Valid environments: dev, staging, prod");
+  });
+
+  test('dev favours idle cost: serverless, no VPC, no WAF, data not retained', () => {
+    const config = loadConfig('dev');
+    expect(config.models.every((m) => m.variants.every((v) => v.capacity.kind === 'serverless'))).toBe(true);
+    expect(config).toMatchObject({ retainData: false, network: { vpc: false }, api: { waf: false } });
+  });
+
+  test('prod favours resilience: several autoscaled instances, VPC, WAF and retained data', () => {
+    const config = loadConfig('prod');
+    expect(config).toMatchObject({ retainData: true, network: { vpc: true }, api: { waf: true } });
+    for (const variant of config.models.flatMap((m) => m.variants)) {
+      expect(variant.capacity).toMatchObject({ kind: 'instance', autoscaling: { minCapacity: expect.any(Number) } });
+      if (variant.capacity.kind === 'instance') expect(variant.capacity.initialInstanceCount).toBeGreaterThanOrEqual(2);
+    }
+  });
+});
+
+describe('config validation names the bad field', () => {
+  test('a variant weight of zero', () => {
+    expect(problems(staging, (c) => (c.models[0].variants[1].weight = 0))).toEqual(['models[0].variants[1].weight: must be > 0; got 0']);
+  });
+
+  test('an instance type SageMaker does not offer, checked against the SDK enum', () => {
+    expect(problems(staging, (c) => (c.models[0].variants[0].capacity.instanceType = 'ml.m5.huge'))).toEqual([
+      expect.stringMatching(/^models\[0\]\.variants\[0\]\.capacity\.instanceType: must be a SageMaker hosting instance type .* got 'ml\.m5\.huge'$/),
+    ]);
+  });
+
+  test('a value of the wrong type', () => {
+    expect(problems(prod, (c) => (c.models[0].variants[0].capacity.initialInstanceCount = 'two'))).toEqual([
+      expect.stringMatching(/^models\[0\]\.variants\[0\]\.capacity\.initialInstanceCount: .*number/),
+    ]);
+  });
+
+  test('an unknown field, so that a typo is not silently ignored', () => {
+    expect(problems(dev, (c) => (c.api.wafEnabled = true))).toEqual([expect.stringMatching(/^api: Unrecognized key.*wafEnabled/)]);
+  });
+
+  test('a second production variant on a serverless endpoint', () => {
+    const result = problems(dev, (c) => c.models[0].variants.push({ ...clone(c.models[0].variants[0]), name: 'challenger' }));
+    expect(result).toContain(
+      'models[0].variants[0].capacity: serverless inference supports a single production variant per endpoint; use instance-based variants for A/B or champion-challenger splits',
+    );
+  });
+
+  test('a shadow variant beside two production variants', () => {
+    const result = problems(staging, (c) => (c.models[0].shadowVariants = [{ ...clone(c.models[0].variants[1]), name: 'shadow', weight: undefined }]));
+    expect(result).toContain('models[0].shadowVariants: an endpoint with a shadow variant must have exactly one production variant to copy traffic from; got 2');
+  });
+
+  test('a serverless model in an environment with a VPC is reported where the VPC is set', () => {
+    expect(problems(dev, (c) => (c.network.vpc = true))).toEqual(["network.vpc: models[0] (churn): serverless inference cannot run in a VPC (variant 'champion' is serverless)"]);
+  });
+
+  test('autoscaling bounds that exclude the initial instance count', () => {
+    expect(problems(prod, (c) => (c.models[0].variants[0].capacity.autoscaling.minCapacity = 3))).toEqual([
+      'models[0].variants[0].capacity.initialInstanceCount: must lie between autoscaling.minCapacity (3) and maxCapacity (8); got 2',
+    ]);
+  });
+
+  test('duplicate model names and duplicate variant names', () => {
+    expect(problems(staging, (c) => c.models.push(clone(c.models[0])))).toEqual(["models[1].name: 'churn' is already used by another model"]);
+    expect(problems(staging, (c) => (c.models[0].variants[1].name = 'champion'))).toEqual([
+      "models[0].variants[1].name: 'champion' is already used by variants[0]; variant names must be unique",
+    ]);
+  });
+
+  test('a malformed image URI, region, account, email and log retention', () => {
+    const result = problems(dev, (c) => {
+      c.models[0].variants[0].model.image = 'xgboost:latest';
+      c.region = 'Europe';
+      c.account = '123';
+      c.alarmEmails = ['not-an-email'];
+      c.logRetentionDays = 31;
+    });
+    expect(result).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^models\[0\]\.variants\[0\]\.model\.image: must be an ECR image URI/),
+        expect.stringMatching(/^region: must be an AWS region code/),
+        expect.stringMatching(/^account: must be a 12-digit AWS account id/),
+        expect.stringMatching(/^alarmEmails\[0\]: /),
+        expect.stringMatching(/^logRetentionDays: must be one of CloudWatch Logs' retention periods: .*30, 60, 90/),
+      ]),
+    );
+  });
+
+  test('every problem is reported at once, one line each', () => {
+    const config = clone(staging) as any;
+    config.models[0].variants[0].weight = -1;
+    config.models[0].variants[1].weight = 0;
+    expect(() => parseConfig(config, 'config/staging.ts')).toThrow(
+      'Invalid configuration config/staging.ts:\n  - models[0].variants[0].weight: must be > 0; got -1\n  - models[0].variants[1].weight: must be > 0; got 0',
+    );
+  });
+});
+
+describe('instance types come from the AWS SDK', () => {
+  const known = Object.values(ProductionVariantInstanceType);
+
+  test('every hosting instance type in the SDK enum is accepted', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...known), (instanceType) => {
+        expect(problems(staging, (c) => (c.models[0].variants[0].capacity.instanceType = instanceType))).toEqual([]);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  test('any other string is rejected with the field named', () => {
+    fc.assert(
+      fc.property(
+        fc.string().filter((s) => !(known as string[]).includes(s)),
+        (instanceType) => {
+          const result = problems(staging, (c) => (c.models[0].variants[0].capacity.instanceType = instanceType));
+          expect(result).toHaveLength(1);
+          expect(result[0]).toMatch(/^models\[0\]\.variants\[0\]\.capacity\.instanceType: /);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
