@@ -42,7 +42,7 @@ export function nagFindings(scope: IConstruct): NagFinding[] {
     const report = pack.validateScope(scope);
     for (const violation of report.violations) {
       for (const resource of violation.violatingResources) {
-        findings.push({ pack: pack.name, rule: violation.ruleName, resource: resource.resourceLogicalId ?? resource.templatePath ?? '(unknown)', description: violation.description });
+        findings.push({ pack: pack.name, rule: violation.ruleName, resource: resource.constructPath ?? resource.resourceLogicalId ?? '(unknown)', description: violation.description });
       }
     }
   }

@@ -1,0 +1,132 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { AlarmSeverity, AlarmTopic, DataKey, ModelEndpoint, RealTimeInferenceApi, type RealTimeInferenceApiProps } from '../../../lib';
+import { lambdaBundleDir } from '../../../lib/core/private/lambda-asset';
+import { nagFindings } from '../../support/platform';
+
+const IMAGE = '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1';
+
+function build(props: RealTimeInferenceApiProps = {}) {
+  const app = new App();
+  const stack = new Stack(app, 'Api', { env: { account: '111111111111', region: 'us-east-1' } });
+  const endpoint = new ModelEndpoint(stack, 'Churn', {
+    modelName: 'churn',
+    variants: [
+      { name: 'champion', weight: 9, model: { version: '1.0.0', image: IMAGE }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } },
+      { name: 'challenger', weight: 1, model: { version: '1.1.0', image: IMAGE }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } },
+    ],
+  });
+  const api = new RealTimeInferenceApi(stack, 'Inference', { endpoints: [endpoint], ...props });
+  const caller = new iam.Role(stack, 'Caller', { assumedBy: new iam.AccountRootPrincipal() });
+  api.grantInvoke(caller);
+  return { app, stack, endpoint, api, template: Template.fromStack(stack) };
+}
+
+describe('RealTimeInferenceApi', () => {
+  test('serves POST /models/{model}/predict behind IAM auth with a body validator', () => {
+    const { template } = build();
+    template.hasResourceProperties('AWS::ApiGateway::Method', {
+      HttpMethod: 'POST',
+      AuthorizationType: 'AWS_IAM',
+      RequestValidatorId: Match.anyValue(),
+      RequestModels: { 'application/json': Match.anyValue() },
+    });
+    template.hasResourceProperties('AWS::ApiGateway::Resource', { PathPart: 'predict' });
+    template.hasResourceProperties('AWS::ApiGateway::Model', { Schema: Match.objectLike({ required: ['payload'], additionalProperties: false }) });
+    template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
+      ResponseType: 'BAD_REQUEST_BODY',
+      ResponseTemplates: { 'application/json': Match.stringLikeRegexp('validationErrorString') },
+    });
+  });
+
+  test('logs access, traces and throttles the stage without logging request bodies', () => {
+    const { template } = build({ throttlingRateLimit: 30, throttlingBurstLimit: 60 });
+    template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      TracingEnabled: true,
+      AccessLogSetting: Match.objectLike({ DestinationArn: Match.anyValue() }),
+      MethodSettings: [Match.objectLike({ DataTraceEnabled: false, LoggingLevel: 'INFO', ThrottlingRateLimit: 30, ThrottlingBurstLimit: 60 })],
+    });
+  });
+
+  test('runs the pre-built handler bundle with the route table of every endpoint', () => {
+    const { template, stack, endpoint } = build();
+    const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0];
+    expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Handler: 'index.handler', ReservedConcurrentExecutions: 10, TracingConfig: { Mode: 'Active' } });
+    const routes = stack.resolve(fn.Properties.Environment.Variables.MODEL_ROUTES);
+    const rendered = JSON.stringify(routes);
+    expect(rendered).toContain('\\"churn\\":{\\"endpointName\\":\\"');
+    expect(rendered).toContain('\\"variants\\":{\\"champion\\":{\\"modelVersion\\":\\"1.0.0\\"},\\"challenger\\":{\\"modelVersion\\":\\"1.1.0\\"}}');
+    expect(rendered).toContain(stack.getLogicalId(endpoint.endpoint));
+    // The code is the esbuild bundle shipped in assets/, not a bundling step at synth.
+    expect(fn.Properties.Code.S3Key).toMatch(/^[a-f0-9]{64}\.zip$/);
+    expect(existsSync(join(lambdaBundleDir('invoke'), 'index.js'))).toBe(true);
+  });
+
+  test('lets the handler invoke only the endpoints it serves', () => {
+    const { template, stack, endpoint } = build();
+    template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([{ Action: 'sagemaker:InvokeEndpoint', Effect: 'Allow', Resource: { Ref: stack.getLogicalId(endpoint.endpoint) } }]) },
+    });
+  });
+
+  test('grantInvoke allows execute-api:Invoke on the predict route only', () => {
+    const { template } = build();
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: [Match.objectLike({ Action: 'execute-api:Invoke', Resource: { 'Fn::Join': ['', Match.arrayWith(['/v1/POST/models/*/predict'])] } })],
+      },
+    });
+  });
+
+  test('attaches a WAF web ACL with managed rules, a rate limit and redacted logs when asked', () => {
+    const { template } = build({ waf: true, wafRateLimitPer5Minutes: 500 });
+    template.hasResourceProperties('AWS::WAFv2::WebACL', {
+      Scope: 'REGIONAL',
+      Rules: Match.arrayWith([Match.objectLike({ Name: 'RatePerIp', Statement: { RateBasedStatement: { Limit: 500, AggregateKeyType: 'IP' } } })]),
+    });
+    template.resourceCountIs('AWS::WAFv2::WebACLAssociation', 1);
+    template.hasResourceProperties('AWS::WAFv2::LoggingConfiguration', { RedactedFields: [{ SingleHeader: { Name: 'authorization' } }] });
+    template.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: Match.stringLikeRegexp('^aws-waf-logs-') });
+  });
+
+  test('is clean under cdk-nag with and without WAF', () => {
+    for (const waf of [true, false]) {
+      const app = new App();
+      const stack = new Stack(app, 'Nag', { env: { account: '111111111111', region: 'us-east-1' } });
+      const key = new DataKey(stack, 'Key').key;
+      const topic = new AlarmTopic(stack, 'Alarms', { encryptionKey: key });
+      const endpoint = new ModelEndpoint(stack, 'Churn', {
+        modelName: 'churn',
+        encryptionKey: key,
+        variants: [{ name: 'a', model: { version: '1', image: IMAGE }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } }],
+      });
+      new RealTimeInferenceApi(stack, 'Inference', {
+        endpoints: [endpoint],
+        encryptionKey: key,
+        waf,
+        alarmActions: { [AlarmSeverity.CRITICAL]: topic.alarmAction, [AlarmSeverity.WARNING]: topic.alarmAction },
+      });
+      app.synth();
+      expect(nagFindings(app).map((f) => `${f.rule} ${f.resource}`)).toEqual([]);
+    }
+  });
+
+  test('refuses to serve two endpoints under one model name', () => {
+    const { api, endpoint } = build();
+    expect(() => api.addEndpoint(endpoint)).toThrow("Api/Inference (RealTimeInferenceApi): addEndpoint: a model named 'churn' is already served");
+  });
+
+  test('rejects out-of-range limits with the prop and the construct path', () => {
+    expect(() => build({ reservedConcurrency: 0 })).toThrow('Api/Inference (RealTimeInferenceApi): reservedConcurrency: must be from 1 to 1000; got 0');
+    expect(() => build({ throttlingRateLimit: -5 })).toThrow('throttlingRateLimit: must be from 1 to 10000; got -5');
+  });
+
+  test('creates critical and warning alarms when given actions', () => {
+    const { template } = build({ alarmActions: {} });
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmDescription: Match.stringLikeRegexp('^\\[CRITICAL\\] inference function crashed') });
+  });
+});
