@@ -1,0 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { buildExample } from '../examples/consumer-stack';
+
+const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+
+test('the consumer example in the README synthesizes a champion/challenger endpoint behind the inference API', () => {
+  const template = Template.fromStack(buildExample(new App()));
+  template.resourceCountIs('AWS::SageMaker::Endpoint', 1);
+  template.resourceCountIs('AWS::ApiGateway::RestApi', 1);
+});
+
+test('the README shows the consumer example exactly as the tests compile it', () => {
+  const source = readFileSync(join(__dirname, '..', 'examples', 'consumer-stack.ts'), 'utf8');
+  const body = source.slice(source.indexOf('export function buildExample'), source.indexOf('if (require.main'));
+  expect(readme).toContain(body.trim());
+});
+
+test('the README keeps the two set-up commands', () => {
+  expect(readme).toContain('npm ci && npx cdk synth --all -c env=dev');
+  expect(readme).toContain('npm test');
+});
