@@ -1,14 +1,20 @@
 // Packs the library the way `npm publish` would (prepack builds it), installs the tarball into a
 // fresh plain-JavaScript app beside aws-cdk-lib and constructs only, and synthesizes a stack with it:
 // proof that a consumer needs no TypeScript, no bundler and no Docker to use the published package.
+//
+// `npm pack` runs in a snapshot of the working tree (everything but node_modules, which is linked, and
+// build output), not in the tree itself: its build rewrites dist/ and assets/lambda/ in place, which
+// the other test files of the same run read, and it packs what a clean checkout would build.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { delimiter, join, posix } from 'node:path';
+import { delimiter, join, posix, relative, sep } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
 const STEP_TIMEOUT_MS = 180_000;
+/** Top-level entries of the working tree left out of the snapshot that is packed: dependencies, VCS and build output. */
+const NOT_SNAPSHOTTED = new Set(['node_modules', '.git', 'dist', 'assets', 'cdk.out', 'coverage', '.jest-cache']);
 const IMAGE = '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1';
 
 interface Manifest {
@@ -86,6 +92,7 @@ function specifiersOf(source: string): string[] {
 
 describe('the published package', () => {
   let work: string;
+  let snapshot: string;
   let tarball: string;
   let tarEntries: string[];
   let consumer: string;
@@ -98,10 +105,20 @@ describe('the published package', () => {
     const packDir = join(work, 'pack');
     mkdirSync(packDir);
 
-    rootTarballsBefore = tarballs(ROOT);
-    // `npm pack` runs prepack (the build: Lambda bundles and tsc), as `npm publish` does.
-    run('npm', ['pack', '--pack-destination', packDir], { cwd: ROOT, env: cleanEnv() });
-    rootTarballsAfter = tarballs(ROOT);
+    snapshot = join(work, 'source');
+    cpSync(ROOT, snapshot, {
+      recursive: true,
+      filter: (source) => {
+        const [top = ''] = relative(ROOT, source).split(sep);
+        return !NOT_SNAPSHOTTED.has(top) && !top.endsWith('.tgz');
+      },
+    });
+    symlinkSync(join(ROOT, 'node_modules'), join(snapshot, 'node_modules'), 'dir');
+
+    rootTarballsBefore = [...tarballs(ROOT), ...tarballs(snapshot)];
+    // `npm pack` runs prepare and prepack (the build: Lambda bundles and tsc), as `npm publish` does.
+    run('npm', ['pack', '--pack-destination', packDir], { cwd: snapshot, env: cleanEnv() });
+    rootTarballsAfter = [...tarballs(ROOT), ...tarballs(snapshot)];
     const packed = tarballs(packDir);
     expect(packed).toHaveLength(1);
     tarball = join(packDir, packed[0]);
@@ -136,7 +153,7 @@ describe('the published package', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  test('packs into a tarball outside the repository and leaves no tarball in its root', () => {
+  test('packs into the given directory and leaves no tarball in the package root', () => {
     expect(tarball.startsWith(work)).toBe(true);
     expect(rootTarballsAfter).toEqual(rootTarballsBefore);
   });

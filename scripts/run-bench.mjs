@@ -1,0 +1,299 @@
+#!/usr/bin/env node
+// `npm run bench`: measures, on this machine,
+//   1. `cdk synth` wall time of the blueprint per environment, beside a one-bucket CDK app synthesized
+//      by the same CLI in the same run (the ratio is the headline figure);
+//   2. the size of each pre-built Lambda bundle (assets/lambda/<name>/index.js), raw and gzipped;
+//   3. each handler's cold initialisation: require() of its bundle in a fresh `node` process, beside the
+//      same for a bundle of a bare SageMaker Runtime client.
+// Prints markdown tables and writes the raw figures to bench/results/latest.json.
+//
+// Knobs: BENCH_SYNTH_RUNS (default 3, after one unmeasured warm-up round), BENCH_INIT_RUNS (default 10),
+// BENCH_ENVS (default "dev,staging,prod").
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, platform, release, tmpdir, totalmem, arch } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const benchDir = join(root, 'bench');
+const cdkBin = join(root, 'node_modules', '.bin', 'cdk');
+const synthRuns = positiveInt(process.env.BENCH_SYNTH_RUNS, 3);
+const initRuns = positiveInt(process.env.BENCH_INIT_RUNS, 10);
+const envNames = (process.env.BENCH_ENVS ?? 'dev,staging,prod').split(',').map((name) => name.trim()).filter(Boolean);
+
+// The environment a handler finds on Lambda, as far as its module scope reads it.
+const HANDLER_ENV = {
+  AWS_REGION: 'us-east-1',
+  MODEL_ROUTES: '{"m":{"endpointName":"e","variants":{"a":{"modelVersion":"1"}}}}',
+  POWERTOOLS_METRICS_NAMESPACE: 'x',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+};
+
+function positiveInt(value, fallback) {
+  const parsed = Number.parseInt(value ?? '', 10);
+  return Number.isInteger(parsed) && parsed > 0 ? parsed : fallback;
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const round = (value, digits) => Number(value.toFixed(digits));
+const kib = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
+const progress = (message) => process.stderr.write(`${message}\n`);
+
+/** The environment without what an enclosing `npm run` sets for this package. */
+function baseEnv(extra = {}) {
+  const env = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!/^npm_(package|lifecycle)_/i.test(key)) env[key] = value;
+  }
+  return { ...env, ...extra };
+}
+
+function run(command, args, options) {
+  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...options });
+  if (result.error || result.status !== 0) {
+    const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.slice(-6000);
+    throw new Error(`${command} ${args.join(' ')} failed (${result.error?.message ?? `exit ${result.status}`}):\n${output}`);
+  }
+  return result.stdout;
+}
+
+function markdownTable(header, rows) {
+  const lines = [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+function gitCommit() {
+  const result = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : undefined;
+}
+
+// --- 1. cdk synth ------------------------------------------------------------------------------
+
+/** One `cdk synth -q` into a fresh output directory; returns its wall time and what it produced. */
+function synthOnce(target, scratch) {
+  const outdir = mkdtempSync(join(scratch, `${target.id}-`));
+  // Telemetry and notices are off so that no run waits on the network; both apps get the same CLI flags.
+  const args = ['synth', '-q', '--no-notices', ...target.args, '-o', outdir];
+  const start = performance.now();
+  run(cdkBin, args, { cwd: target.cwd, env: baseEnv({ CDK_DISABLE_CLI_TELEMETRY: 'true' }), timeout: 600_000 });
+  const ms = performance.now() - start;
+  const templates = readdirSync(outdir).filter((name) => name.endsWith('.template.json'));
+  const resources = templates.reduce(
+    (sum, name) => sum + Object.keys(JSON.parse(readFileSync(join(outdir, name), 'utf8')).Resources ?? {}).length,
+    0,
+  );
+  rmSync(outdir, { recursive: true, force: true });
+  return { ms, stacks: templates.length, resources };
+}
+
+function benchSynth(scratch) {
+  const targets = [
+    {
+      id: 'baseline',
+      label: 'one-bucket app',
+      cwd: join(benchDir, 'baseline-app'),
+      args: ['--app', 'node app.js'],
+    },
+    ...envNames.map((env) => ({ id: env, label: `blueprint, env=${env}`, cwd: root, args: ['-c', `env=${env}`] })),
+  ];
+  const samples = Object.fromEntries(targets.map((target) => [target.id, []]));
+  const shape = {};
+  // Round-robin so that drift in the machine's load spreads over every target alike; round 0 warms up
+  // the file cache and ts-node's compile cache and is not counted.
+  for (let pass = 0; pass <= synthRuns; pass += 1) {
+    for (const target of targets) {
+      progress(`synth ${pass === 0 ? "warm-up" : `run ${pass}/${synthRuns}`}: ${target.label}`);
+      const result = synthOnce(target, scratch);
+      shape[target.id] = { stacks: result.stacks, resources: result.resources };
+      if (pass > 0) samples[target.id].push(result.ms);
+    }
+  }
+  const baselineMedian = median(samples.baseline);
+  return targets.map((target) => {
+    const runsMs = samples[target.id].map((ms) => round(ms, 0));
+    const medianMs = round(median(samples[target.id]), 0);
+    return {
+      id: target.id,
+      label: target.label,
+      command: `cdk synth -q --no-notices ${target.args.map((arg) => (arg.includes(' ') ? `"${arg}"` : arg)).join(' ')} -o <tmp>`,
+      cwd: relative(root, target.cwd) || '.',
+      runsMs,
+      medianMs,
+      ratioToBaseline: round(median(samples[target.id]) / baselineMedian, 2),
+      overBaselineMs: round(median(samples[target.id]) - baselineMedian, 0),
+      ...shape[target.id],
+    };
+  });
+}
+
+// --- 2. bundle sizes -------------------------------------------------------------------------------
+
+function handlerBundles() {
+  const assets = join(root, 'assets', 'lambda');
+  return readdirSync(assets, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(join(assets, entry.name, 'index.js')))
+    .map((entry) => ({ name: entry.name, file: join(assets, entry.name, 'index.js') }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function sizeOf(file) {
+  const content = readFileSync(file);
+  return { bytes: statSync(file).size, gzipBytes: gzipSync(content, { level: 9 }).length };
+}
+
+// --- 3. cold initialisation --------------------------------------------------------------------------
+
+async function bundleBareClient(scratch) {
+  const outfile = join(scratch, 'bare-client', 'index.js');
+  // The options of scripts/build-lambdas.mjs, so that the comparison is bundle against bundle.
+  await build({
+    entryPoints: [join(benchDir, 'bare-client.js')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+function requireOnce(file) {
+  const stdout = run(process.execPath, [join(benchDir, 'measure-require.cjs'), file], {
+    cwd: dirname(file),
+    env: baseEnv(HANDLER_ENV),
+    timeout: 60_000,
+  });
+  return JSON.parse(stdout.trim().split('\n').pop()).requireMs;
+}
+
+function benchColdInit(targets) {
+  const samples = Object.fromEntries(targets.map((target) => [target.id, []]));
+  for (let i = 0; i < initRuns; i += 1) {
+    for (const target of targets) samples[target.id].push(requireOnce(target.file));
+  }
+  return targets.map((target) => ({
+    id: target.id,
+    label: target.label,
+    file: relative(root, target.file).startsWith('..') ? '<tmp>/bare-client/index.js' : relative(root, target.file),
+    runsMs: samples[target.id].map((ms) => round(ms, 1)),
+    medianMs: round(median(samples[target.id]), 1),
+    minMs: round(Math.min(...samples[target.id]), 1),
+    maxMs: round(Math.max(...samples[target.id]), 1),
+  }));
+}
+
+// --- report ------------------------------------------------------------------------------------------
+
+async function main() {
+  const scratch = mkdtempSync(join(tmpdir(), 'cdk-ml-patterns-bench-'));
+  try {
+    progress('building the Lambda bundles (scripts/build-lambdas.mjs)');
+    run(process.execPath, [join(root, 'scripts', 'build-lambdas.mjs'), '--quiet'], { cwd: root, env: baseEnv() });
+
+    const cpu = cpus();
+    const machine = {
+      cpu: cpu[0]?.model?.trim() ?? 'unknown',
+      cores: cpu.length,
+      memoryGiB: round(totalmem() / 1024 ** 3, 1),
+      os: `${platform()} ${release()} ${arch()}`,
+      node: process.version,
+      cdkCli: run(cdkBin, ['--version'], { cwd: root, env: baseEnv({ CDK_DISABLE_CLI_TELEMETRY: 'true' }) }).trim(),
+      awsCdkLib: JSON.parse(readFileSync(join(root, 'node_modules', 'aws-cdk-lib', 'package.json'), 'utf8')).version,
+    };
+
+    const synth = benchSynth(scratch);
+
+    progress('bundling a bare SageMaker Runtime client for reference');
+    const bareClient = await bundleBareClient(scratch);
+    const handlers = handlerBundles();
+    const bundles = [
+      ...handlers.map((handler) => ({ id: handler.name, label: `handler ${handler.name}`, file: relative(root, handler.file), ...sizeOf(handler.file) })),
+      { id: 'bare-client', label: 'bare SageMakerRuntimeClient (reference)', file: '<tmp>/bare-client/index.js', ...sizeOf(bareClient) },
+    ];
+
+    progress(`cold initialisation: ${initRuns} fresh node processes per bundle`);
+    const coldInit = benchColdInit([
+      ...handlers.map((handler) => ({ id: handler.name, label: `handler ${handler.name}`, file: handler.file })),
+      { id: 'bare-client', label: 'bare SageMakerRuntimeClient (reference)', file: bareClient },
+    ]);
+    const bareInit = coldInit.find((entry) => entry.id === 'bare-client').medianMs;
+
+    const results = {
+      generatedAt: new Date().toISOString(),
+      commit: gitCommit(),
+      machine,
+      synth: { measuredRuns: synthRuns, warmUpRuns: 1, statistic: 'median wall time', targets: synth },
+      bundles,
+      coldInit: { runs: initRuns, statistic: 'median require() time in a fresh node process', env: HANDLER_ENV, targets: coldInit },
+    };
+    const resultsDir = join(benchDir, 'results');
+    mkdirSync(resultsDir, { recursive: true });
+    writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+
+    const baseline = synth.find((target) => target.id === 'baseline');
+    const blueprint = synth.filter((target) => target.id !== 'baseline');
+    const report = [
+      '# cdk-ml-patterns benchmarks',
+      '',
+      `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; ${machine.os}; Node ${machine.node}; CDK CLI ${machine.cdkCli}; aws-cdk-lib ${machine.awsCdkLib}${results.commit ? `; commit ${results.commit}` : ''}.`,
+      '',
+      `**Headline:** \`cdk synth\` of the blueprint takes ${blueprint
+        .map((target) => `${(target.medianMs / 1000).toFixed(1)} s (${target.id}, ${target.ratioToBaseline.toFixed(1)}x)`)
+        .join(', ')} against ${(baseline.medianMs / 1000).toFixed(1)} s for a one-bucket app on the same CLI.`,
+      '',
+      `## cdk synth wall time (median of ${synthRuns}, after 1 warm-up round)`,
+      '',
+      markdownTable(
+        ['app', 'runs (s)', 'median (s)', 'x one-bucket app', 'over one-bucket app (s)', 'stacks', 'resources'],
+        synth.map((target) => [
+          target.label,
+          target.runsMs.map((ms) => (ms / 1000).toFixed(2)).join(', '),
+          (target.medianMs / 1000).toFixed(2),
+          target.ratioToBaseline.toFixed(2),
+          (target.overBaselineMs / 1000).toFixed(2),
+          String(target.stacks),
+          String(target.resources),
+        ]),
+      ),
+      '',
+      'The one-bucket app\'s time is mostly the CLI\'s own start-up and assembly handling, which every app pays; the column over it is what the blueprint adds: its cdk.json app (scripts/build-lambdas.mjs, ts-node with swc on bin/app.ts), its constructs and the cdk-nag rule packs. Both apps are run by node_modules/.bin/cdk (what `npx cdk` resolves to) with telemetry and notices off.',
+      '',
+      '## Lambda bundles',
+      '',
+      markdownTable(
+        ['bundle', 'file', 'bytes', 'size', 'gzip -9 bytes', 'gzip -9 size'],
+        bundles.map((bundle) => [bundle.label, bundle.file, String(bundle.bytes), kib(bundle.bytes), String(bundle.gzipBytes), kib(bundle.gzipBytes)]),
+      ),
+      '',
+      `## Cold initialisation: require() of the bundle in a fresh node process (median of ${initRuns})`,
+      '',
+      markdownTable(
+        ['bundle', 'median (ms)', 'min (ms)', 'max (ms)', 'x bare client'],
+        coldInit.map((entry) => [entry.label, entry.medianMs.toFixed(1), entry.minMs.toFixed(1), entry.maxMs.toFixed(1), (entry.medianMs / bareInit).toFixed(2)]),
+      ),
+      '',
+      `Measured on ${machine.os} with Node ${machine.node}; Lambda runs the handlers on Node.js 24 (arm64), so absolute times there differ. Env: ${Object.entries(HANDLER_ENV)
+        .map(([key, value]) => `${key}=${value}`)
+        .join(' ')}.`,
+      '',
+      `Raw figures: ${relative(root, join(resultsDir, 'latest.json'))}`,
+    ];
+    console.log(report.join('\n'));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+await main();
