@@ -11,7 +11,7 @@ export const prod: PlatformConfigInput = {
   retainData: true,
   logRetentionDays: 365,
   alarmEmails: [],
-  network: { vpc: true, maxAzs: 3 },
+  network: { vpc: true, availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'] },
   api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true },
   models: [
     {

@@ -1,6 +1,7 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
-import { checkEndpointSpec, formatPath } from '../lib/serving/private/variant-rules';
+import { parseEcrImageUri } from '../lib/core/sagemaker-execution-role';
+import { checkEndpointSpec, formatPath, MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '../lib/serving/private/variant-rules';
 
 /**
  * The typed, validated configuration of one environment of the blueprint. `loadConfig` parses a raw
@@ -13,9 +14,7 @@ export type EnvironmentName = (typeof ENVIRONMENT_NAMES)[number];
 
 const LOG_RETENTION_DAYS = Object.values(RetentionDays).filter((value): value is number => typeof value === 'number' && value > 0);
 
-const ECR_IMAGE_URI = /^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\/[a-z0-9][a-z0-9._/-]*(:[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})$/;
 const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+$/;
-const RESOURCE_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
 
 const autoscalingSchema = z.strictObject({
   minCapacity: z.number(),
@@ -44,7 +43,9 @@ const modelVersionSchema = z.strictObject({
   /** Version label recorded in tags and returned by the inference API with each prediction. */
   version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'must be 1-128 letters, digits, dots, underscores, plus or hyphens'),
   /** ECR image URI, pinned by tag or digest. */
-  image: z.string().regex(ECR_IMAGE_URI, 'must be an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>'),
+  image: z
+    .string()
+    .refine((uri) => parseEcrImageUri(uri) !== undefined, 'must be an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>'),
   /** Model artifact: a key in the platform's model-artifact bucket, or a full S3 URI elsewhere. */
   modelData: z
     .union([
@@ -80,7 +81,7 @@ const alarmThresholdsSchema = z.strictObject({
 
 const modelSchema = z.strictObject({
   /** Model family name, e.g. `churn`; used in construct ids, API routes and tags. */
-  name: z.string().regex(RESOURCE_NAME, 'must be 2-32 lowercase letters, digits or hyphens, starting with a letter'),
+  name: z.string().regex(MODEL_NAME_PATTERN, MODEL_NAME_RULE),
   description: z.string().max(256).optional(),
   variants: z.array(variantSchema),
   shadowVariants: z.array(shadowVariantSchema).default([]),
@@ -116,6 +117,11 @@ export const platformConfigSchema = z
         .string()
         .regex(/^(10|172\.(1[6-9]|2\d|3[01])|192\.168)(\.\d{1,3}){2,3}\/(1[6-9]|2[0-4])$/, 'must be a private IPv4 CIDR block from /16 to /24, e.g. 10.40.0.0/16')
         .default('10.40.0.0/16'),
+      /**
+       * Availability Zones of the VPC, named explicitly so that synth needs no lookup. Without
+       * them, an environment-agnostic synth can only spread over 2 zones (`maxAzs`).
+       */
+      availabilityZones: z.array(z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$/, 'must be an Availability Zone name such as us-east-1a')).min(2).max(6).optional(),
       maxAzs: z.number().int().min(1).max(3).default(2),
     }),
     api: z.strictObject({
@@ -129,6 +135,18 @@ export const platformConfigSchema = z
     models: z.array(modelSchema).min(1),
   })
   .superRefine((config, ctx) => {
+    config.network.availabilityZones?.forEach((zone, index) => {
+      if (!zone.startsWith(config.region)) {
+        ctx.addIssue({ code: 'custom', path: ['network', 'availabilityZones', index], message: `'${zone}' is not in region ${config.region}` });
+      }
+    });
+    if (config.network.vpc && !config.network.availabilityZones && config.account === undefined && config.network.maxAzs > 2) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['network', 'maxAzs'],
+        message: `an environment-agnostic synth (no account) spreads over at most 2 zones; list network.availabilityZones to use ${config.network.maxAzs}`,
+      });
+    }
     const names = new Set<string>();
     config.models.forEach((model, index) => {
       if (names.has(model.name)) {

@@ -16,6 +16,9 @@ import { ModelData } from './model-data';
 import {
   checkEndpointSpec,
   formatPath,
+  MODEL_NAME_PATTERN,
+  MODEL_NAME_RULE,
+  VARIANT_NAME_PATTERN,
   type InstanceCapacitySpec,
   type ServerlessCapacitySpec,
   type VariantSpec,
@@ -464,10 +467,10 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     if (props.dataCapture && props.dataCapture.captureRequests === false && props.dataCapture.captureResponses === false) {
       problems.push('dataCapture: captureRequests and captureResponses are both false; capture at least one or omit dataCapture');
     }
-    if (resolved(props.modelName) && !/^[a-z][a-z0-9-]{0,30}[a-z0-9]$/.test(props.modelName)) {
-      problems.push(`modelName: must be 2-32 lowercase letters, digits or hyphens, starting with a letter; got '${props.modelName}'`);
+    if (resolved(props.modelName) && !MODEL_NAME_PATTERN.test(props.modelName)) {
+      problems.push(`modelName: ${MODEL_NAME_RULE}; got '${props.modelName}'`);
     }
-    if (props.endpointName !== undefined && resolved(props.endpointName) && !/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/.test(props.endpointName)) {
+    if (props.endpointName !== undefined && resolved(props.endpointName) && !VARIANT_NAME_PATTERN.test(props.endpointName)) {
       problems.push(`endpointName: must be 1-63 letters, digits or hyphens; got '${props.endpointName}'`);
     }
     if (problems.length > 0) {

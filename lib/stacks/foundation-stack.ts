@@ -62,7 +62,7 @@ export class FoundationStack extends Stack {
     });
     const vpc = new ec2.Vpc(this, 'Network', {
       ipAddresses: ec2.IpAddresses.cidr(config.network.cidr),
-      maxAzs: config.network.maxAzs,
+      ...(config.network.availabilityZones ? { availabilityZones: config.network.availabilityZones } : { maxAzs: config.network.maxAzs }),
       natGateways: 0,
       subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 22 }],
       flowLogs: { all: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs, flowLogsRole), trafficType: ec2.FlowLogTrafficType.ALL } },

@@ -37,7 +37,7 @@ describe('environment configs', () => {
 
   test('prod favours resilience: several autoscaled instances, VPC, WAF and retained data', () => {
     const config = loadConfig('prod');
-    expect(config).toMatchObject({ retainData: true, network: { vpc: true }, api: { waf: true } });
+    expect(config).toMatchObject({ retainData: true, network: { vpc: true, availabilityZones: expect.arrayContaining(['us-east-1c']) }, api: { waf: true } });
     for (const variant of config.models.flatMap((m) => m.variants)) {
       expect(variant.capacity).toMatchObject({ kind: 'instance', autoscaling: { minCapacity: expect.any(Number) } });
       if (variant.capacity.kind === 'instance') expect(variant.capacity.initialInstanceCount).toBeGreaterThanOrEqual(2);
@@ -112,6 +112,13 @@ describe('config validation names the bad field', () => {
         expect.stringMatching(/^logRetentionDays: must be one of CloudWatch Logs' retention periods: .*30, 60, 90/),
       ]),
     );
+  });
+
+  test('more than two zones without naming them, which an account-less synth cannot honour', () => {
+    expect(problems(prod, (c) => (c.network = { vpc: true, maxAzs: 3 }))).toEqual([
+      'network.maxAzs: an environment-agnostic synth (no account) spreads over at most 2 zones; list network.availabilityZones to use 3',
+    ]);
+    expect(problems(prod, (c) => (c.network.availabilityZones = ['us-east-1a', 'eu-west-1b']))).toEqual(["network.availabilityZones[1]: 'eu-west-1b' is not in region us-east-1"]);
   });
 
   test('every problem is reported at once, one line each', () => {

@@ -13,6 +13,10 @@ export const PRODUCTION_VARIANT_INSTANCE_TYPES: ReadonlySet<string> = new Set(Ob
 /** SageMaker variant names: 1–63 characters, alphanumerics and hyphens, no leading or trailing hyphen. */
 export const VARIANT_NAME_PATTERN = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
 
+/** Model family names: used in construct ids, API routes and tags. */
+export const MODEL_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
+export const MODEL_NAME_RULE = 'must be 2-32 lowercase letters, digits or hyphens, starting with a letter';
+
 /** SageMaker limits on one endpoint configuration. */
 export const MAX_PRODUCTION_VARIANTS = 10;
 export const MAX_SHADOW_VARIANTS = 1;
