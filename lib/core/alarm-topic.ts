@@ -1,5 +1,6 @@
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -33,4 +34,14 @@ export class AlarmTopic extends Construct {
     }
     this.alarmAction = new actions.SnsAction(this.topic);
   }
+}
+
+/**
+ * Lets the grantee publish to a topic with exactly the actions it needs: `sns:Publish` on the topic
+ * and, for an encrypted topic, `kms:GenerateDataKey` and `kms:Decrypt` on its key (where the topic's
+ * own `grantPublish` would grant the `kms:GenerateDataKey*` family).
+ */
+export function grantPublishTo(topic: sns.ITopic, grantee: iam.IGrantable): iam.Grant {
+  topic.masterKey?.grant(grantee, 'kms:GenerateDataKey', 'kms:Decrypt');
+  return iam.Grant.addToPrincipal({ grantee, actions: ['sns:Publish'], resourceArns: [topic.topicArn] });
 }

@@ -1,0 +1,98 @@
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { Construct } from 'constructs';
+
+export interface PredictionLogProps {
+  /** Customer-managed key that encrypts the table. */
+  readonly encryptionKey: kms.IKey;
+  /**
+   * Retain the table (and protect it from deletion) when it leaves the stack.
+   * @default true
+   */
+  readonly retain?: boolean;
+}
+
+/**
+ * The durable record of experiments: every prediction served with the variant and model version
+ * that served it (and, for sticky A/B tests, a hash of the caller), and the business outcome
+ * recorded against it later.
+ *
+ * DynamoDB rather than Firehose to S3: recording an outcome must check, atomically, that the
+ * prediction exists, belongs to the model and has no conflicting outcome yet, and answer the caller
+ * at once; Firehose is write-only and would accept outcomes for unknown predictions. Items expire
+ * through TTL (`expiresAt`); point-in-time recovery covers the last 35 days.
+ *
+ * Keys: `predictionId`; index `byModel` (`model`, `servedAt`) for per-experiment analysis.
+ * Workflows keep per-model state under reserved ids (`analysis#<model>`, `champion#<model>`).
+ */
+export class PredictionLog extends Construct {
+  public static readonly MODEL_INDEX = 'byModel';
+  public readonly table: dynamodb.Table;
+
+  constructor(scope: Construct, id: string, props: PredictionLogProps) {
+    super(scope, id);
+    const retain = props.retain ?? true;
+    this.table = new dynamodb.Table(this, 'Resource', {
+      partitionKey: { name: 'predictionId', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: props.encryptionKey,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: 'expiresAt',
+      deletionProtection: retain,
+      removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    this.table.addGlobalSecondaryIndex({
+      indexName: PredictionLog.MODEL_INDEX,
+      partitionKey: { name: 'model', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'servedAt', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+    const reason =
+      'Point-in-time recovery gives continuous backups with 35 days of restore points, and prod retains the table with deletion protection; an AWS Backup plan would duplicate that for a table whose items expire by TTL.';
+    Validations.of(this.table).acknowledge(
+      { id: 'HIPAA.Security-DynamoDBInBackupPlan', reason },
+      { id: 'NIST.800.53.R5-DynamoDBInBackupPlan', reason },
+    );
+    const capacityReason = 'On-demand (PAY_PER_REQUEST) capacity scales with traffic; provisioned-capacity autoscaling does not apply.';
+    Validations.of(this.table).acknowledge(
+      { id: 'HIPAA.Security-DynamoDBAutoscalingEnabled', reason: capacityReason },
+      { id: 'NIST.800.53.R5-DynamoDBAutoscalingEnabled', reason: capacityReason },
+    );
+  }
+
+  /** Lets the grantee write new prediction records (the inference function). */
+  public grantLogPredictions(grantee: iam.IGrantable): iam.Grant {
+    this.table.encryptionKey?.grant(grantee, 'kms:Encrypt', 'kms:GenerateDataKey');
+    return iam.Grant.addToPrincipal({ grantee, actions: ['dynamodb:PutItem'], resourceArns: [this.table.tableArn] });
+  }
+
+  /** Lets the grantee record outcomes: a conditional update of existing predictions. */
+  public grantRecordOutcomes(grantee: iam.IGrantable): iam.Grant {
+    this.table.encryptionKey?.grant(grantee, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
+    return iam.Grant.addToPrincipal({ grantee, actions: ['dynamodb:UpdateItem'], resourceArns: [this.table.tableArn] });
+  }
+
+  /** Lets the grantee read one model's predictions and outcomes through the `byModel` index. */
+  public grantQueryByModel(grantee: iam.IGrantable): iam.Grant {
+    this.table.encryptionKey?.grant(grantee, 'kms:Decrypt');
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['dynamodb:Query'],
+      resourceArns: [`${this.table.tableArn}/index/${PredictionLog.MODEL_INDEX}`],
+    });
+  }
+
+  /** Lets the grantee read and write the per-model workflow state items (`analysis#…`, `champion#…`). */
+  public grantWorkflowState(grantee: iam.IGrantable): iam.Grant {
+    this.table.encryptionKey?.grant(grantee, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+      resourceArns: [this.table.tableArn],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['analysis#*', 'champion#*'] } },
+    });
+  }
+}
