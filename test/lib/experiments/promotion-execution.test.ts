@@ -1,8 +1,5 @@
-import { CloudWatchClient, PutMetricAlarmCommand, PutMetricDataCommand, SetAlarmStateCommand } from '@aws-sdk/client-cloudwatch';
+import { CloudWatchClient, PutMetricAlarmCommand, SetAlarmStateCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { CreateEndpointCommand, CreateEndpointConfigCommand, CreateModelCommand, DescribeEndpointCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
-import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { Template } from 'aws-cdk-lib/assertions';
 import { ChampionChallengerPromotion } from '../../../lib/experiments/champion-challenger-promotion';
 import { PredictionLog } from '../../../lib/experiments/prediction-log';
@@ -10,6 +7,7 @@ import { placeholderArn, placeholderRef } from '../../support/asl';
 import { sdkTestConfig, startMoto, type MotoServer } from '../../support/moto';
 import { enableStepFunctionsExecution, renderForMoto, runExecution } from '../../support/stepfunctions';
 import { experimentStack } from './fixtures';
+import { createEndpoint, endpointWeights, numbersIn, startTraffic, topicWithQueue } from './moto-world';
 
 /**
  * The promotion workflow, synthesized by CDK, run in moto's Step Functions engine against moto's
@@ -34,7 +32,7 @@ afterAll(async () => moto?.stop());
 
 interface World {
   definition: string;
-  queueUrl: string;
+  notifications: () => Promise<string[]>;
 }
 
 /** Fresh moto state (moto needs a reset between executions), with the endpoint, alarms, table and topic the workflow uses. */
@@ -42,21 +40,10 @@ async function world(): Promise<World> {
   await moto.reset();
   await enableStepFunctionsExecution(moto);
   const config = sdkTestConfig(moto.endpoint);
-  const sagemaker = new SageMakerClient(config);
-  for (const name of ['churn-1-0-0', 'churn-1-1-0']) {
-    await sagemaker.send(new CreateModelCommand({ ModelName: name, ExecutionRoleArn: 'arn:aws:iam::123456789012:role/sm', PrimaryContainer: { Image: 'x' } }));
-  }
-  await sagemaker.send(
-    new CreateEndpointConfigCommand({
-      EndpointConfigName: 'churn-config',
-      ProductionVariants: [
-        { VariantName: 'champion', ModelName: 'churn-1-0-0', InitialInstanceCount: 1, InstanceType: 'ml.m5.large', InitialVariantWeight: 90 },
-        { VariantName: 'challenger', ModelName: 'churn-1-1-0', InitialInstanceCount: 1, InstanceType: 'ml.m5.large', InitialVariantWeight: 10 },
-      ],
-    }),
-  );
-  await sagemaker.send(new CreateEndpointCommand({ EndpointName: endpointName, EndpointConfigName: 'churn-config' }));
-
+  await createEndpoint(moto, endpointName, [
+    { name: 'champion', weight: 90 },
+    { name: 'challenger', weight: 10 },
+  ]);
   const cloudwatch = new CloudWatchClient(config);
   for (const name of alarmNames) {
     await cloudwatch.send(
@@ -68,15 +55,9 @@ async function world(): Promise<World> {
     new CreateTableCommand({ TableName: tableName, KeySchema: [{ AttributeName: 'predictionId', KeyType: 'HASH' }], AttributeDefinitions: [{ AttributeName: 'predictionId', AttributeType: 'S' }], BillingMode: 'PAY_PER_REQUEST' }),
   );
 
-  const sns = new SNSClient(config);
-  const sqs = new SQSClient(config);
-  const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'promotions' }));
-  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'promotions' }));
-  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }));
-  await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: Attributes!.QueueArn, Attributes: { RawMessageDelivery: 'true' } }));
-
-  const definition = renderForMoto(template, /^PromotionWorkflow/, { [placeholderArn(logicalId(topic.node.defaultChild))]: TopicArn! });
-  return { definition, queueUrl: QueueUrl! };
+  const { topicArn, read } = await topicWithQueue(moto, 'promotions');
+  const definition = renderForMoto(template, /^PromotionWorkflow/, { [placeholderArn(logicalId(topic.node.defaultChild))]: topicArn });
+  return { definition, notifications: read };
 }
 
 interface Traffic {
@@ -84,48 +65,11 @@ interface Traffic {
   challengerLatency: number;
 }
 
-/**
- * Live traffic, as SageMaker would report it: both variants' metrics every 200 ms with the current
- * time, so every window the execution reads (observation and each bake) holds datapoints.
- */
-function startTraffic(traffic: Traffic): () => Promise<void> {
-  const cloudwatch = new CloudWatchClient(sdkTestConfig(moto.endpoint));
-  const datum = (variant: string, name: string, value: number, at: Date) => ({
-    MetricName: name,
-    Value: value,
-    Timestamp: at,
-    Dimensions: [
-      { Name: 'EndpointName', Value: endpointName },
-      { Name: 'VariantName', Value: variant },
-    ],
-  });
-  let pending: Promise<unknown> = Promise.resolve();
-  const publish = () => {
-    const at = new Date();
-    pending = cloudwatch.send(
-      new PutMetricDataCommand({
-        Namespace: 'AWS/SageMaker',
-        MetricData: [
-          datum('champion', 'Invocations', 90, at),
-          datum('champion', 'Invocation5XXErrors', 0.002, at),
-          datum('champion', 'ModelLatency', 40_000, at),
-          datum('challenger', 'Invocations', 10, at),
-          datum('challenger', 'Invocation5XXErrors', traffic.challengerErrorRate, at),
-          datum('challenger', 'ModelLatency', traffic.challengerLatency, at),
-        ],
-      }),
-    );
-  };
-  publish();
-  const timer = setInterval(publish, 200);
-  return async () => {
-    clearInterval(timer);
-    await pending;
-  };
-}
-
 async function promote(definition: string, traffic: Traffic, input: Record<string, unknown> = {}) {
-  const stop = startTraffic(traffic);
+  const stop = startTraffic(moto, endpointName, {
+    champion: { invocations: 90, errorRate: 0.002, latency: 40_000 },
+    challenger: { invocations: 10, errorRate: traffic.challengerErrorRate, latency: traffic.challengerLatency },
+  });
   try {
     return await runExecution(moto, definition, { ...FAST, ...input });
   } finally {
@@ -138,46 +82,29 @@ const HEALTHY: Traffic = { challengerErrorRate: 0.001, challengerLatency: 38_000
 // moto computes no percentiles, so the tests compare on Maximum; two-second bakes keep the run short.
 const FAST = { bakeSeconds: 2, metricPeriodSeconds: 60, latencyStatistic: 'Maximum', minInvocations: 5 };
 
-/** The numbers a verdict reason reports (moto prints floats the way Python does, e.g. 40000.0). */
-function numbersIn(text: string | undefined, pattern: RegExp): number[] {
-  const match = pattern.exec(text ?? '');
-  if (!match) throw new Error(`'${text}' does not match ${pattern}`);
-  return match.slice(1).map(Number);
-}
-
-async function weights(): Promise<Record<string, number | undefined>> {
-  const described = await new SageMakerClient(sdkTestConfig(moto.endpoint)).send(new DescribeEndpointCommand({ EndpointName: endpointName }));
-  return Object.fromEntries((described.ProductionVariants ?? []).map((variant) => [variant.VariantName!, variant.DesiredWeight ?? variant.CurrentWeight]));
-}
-
-async function notifications(queueUrl: string): Promise<string[]> {
-  const received = await new SQSClient(sdkTestConfig(moto.endpoint)).send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }));
-  return (received.Messages ?? []).map((message) => message.Body ?? '');
-}
-
 describe('champion-challenger promotion, run in moto', () => {
   test('promotes a healthy challenger step by step and records it as the new champion', async () => {
-    const { definition, queueUrl } = await world();
+    const { definition, notifications } = await world();
     const result = await promote(definition, HEALTHY);
     expect({ status: result.status, error: result.error, cause: result.cause }).toEqual({ status: 'SUCCEEDED', error: undefined, cause: undefined });
     expect(result.states.filter((state) => state === 'Shift traffic')).toHaveLength(4);
     expect(result.states).toContain('Challenger promoted');
-    expect(await weights()).toEqual({ champion: 0, challenger: 100 });
+    expect(await endpointWeights(moto, endpointName)).toEqual({ champion: 0, challenger: 100 });
     const item = await new DynamoDBClient(sdkTestConfig(moto.endpoint)).send(new GetItemCommand({ TableName: tableName, Key: { predictionId: { S: 'champion#churn' } } }));
     expect(item.Item).toMatchObject({ variant: { S: 'challenger' }, previousChampion: { S: 'champion' } });
-    expect(JSON.stringify(await notifications(queueUrl))).toContain('challenger now serves all traffic');
+    expect(JSON.stringify(await notifications())).toContain('challenger now serves all traffic');
   });
 
   test('rolls all traffic back to the champion when a rollback alarm fires during a bake', async () => {
-    const { definition, queueUrl } = await world();
+    const { definition, notifications } = await world();
     await new CloudWatchClient(sdkTestConfig(moto.endpoint)).send(new SetAlarmStateCommand({ AlarmName: alarmNames[1], StateValue: 'ALARM', StateReason: 'test' }));
     const result = await promote(definition, HEALTHY);
     expect(result).toMatchObject({ status: 'FAILED', error: 'RolledBack' });
     expect(result.cause).toContain('a rollback alarm is in ALARM while baking; alarms [');
     expect(result.cause).toContain('] are in states ["OK","ALARM","OK","OK","OK","OK"]');
     expect(result.states.filter((state) => state === 'Shift traffic')).toHaveLength(1);
-    expect(await weights()).toEqual({ champion: 1, challenger: 0 });
-    expect(JSON.stringify(await notifications(queueUrl))).toContain('rollback alarm');
+    expect(await endpointWeights(moto, endpointName)).toEqual({ champion: 1, challenger: 0 });
+    expect(JSON.stringify(await notifications())).toContain('rollback alarm');
   });
 
   test('rejects a challenger whose error rate breaks the guardrail, without moving any traffic', async () => {
@@ -189,7 +116,7 @@ describe('champion-challenger promotion, run in moto', () => {
     expect(limit).toBe(0.01);
     expect(baseline).toBeCloseTo(0.002, 9);
     expect(result.states).not.toContain('Shift traffic');
-    expect(await weights()).toEqual({ champion: 90, challenger: 10 });
+    expect(await endpointWeights(moto, endpointName)).toEqual({ champion: 90, challenger: 10 });
   });
 
   test('rejects a challenger slower than both its latency limit and the champion', async () => {

@@ -1,0 +1,238 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { grantPublishTo } from '../core/alarm-topic';
+import { validateExecutionInput, type InputField } from '../core/input-validation';
+import { MlWorkflow } from '../core/ml-workflow';
+import { acknowledgeWildcardResource } from '../core/private/nag';
+import type { ModelEndpoint } from '../serving/model-endpoint';
+import { THROTTLING_ERRORS } from './champion-challenger-promotion';
+import { grantPutExperimentMetrics, putExperimentMetrics } from './private/experiment-metrics';
+import { guardrailCheck } from './private/variant-guardrails';
+
+
+export interface ShadowComparisonProps {
+  /** An endpoint with exactly one production variant and one shadow variant. */
+  readonly endpoint: ModelEndpoint;
+  /**
+   * How long to observe both variants before judging, by default; an execution may override it.
+   * @default Duration.hours(1)
+   */
+  readonly observationTime?: Duration;
+  /**
+   * Guardrail: the shadow's 5xx error rate (0-1) may not exceed this unless production's does too.
+   * @default 0.01
+   */
+  readonly maxErrorRate?: number;
+  /**
+   * Guardrail: the shadow's model latency may not exceed this unless production's does too.
+   * @default Duration.seconds(1)
+   */
+  readonly maxLatency?: Duration;
+  /**
+   * The CloudWatch statistic of ModelLatency compared.
+   * @default 'p99'
+   */
+  readonly latencyStatistic?: string;
+  /**
+   * Fewest requests the shadow must receive in the window for a verdict.
+   * @default 100
+   */
+  readonly minInvocations?: number;
+  /** Bucket that receives each verdict as JSON, under `experiments/shadow/<model>/`. */
+  readonly verdictBucket: s3.IBucket;
+  /** Topic told about every verdict. */
+  readonly notificationTopic: sns.ITopic;
+  /** Key that encrypts the workflow's logs and state. */
+  readonly encryptionKey: kms.IKey;
+  /**
+   * Retention of the execution logs.
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * Removal policy of the execution logs.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * Notified when an execution itself fails.
+   * @default - no alarm
+   */
+  readonly failureAlarmAction?: cloudwatch.IAlarmAction;
+}
+
+/**
+ * Shadow mode's verdict, as a workflow operators start from the console: observe the production
+ * and shadow variants for a window, compare the shadow with production on 5xx error rate and
+ * latency (`guardrailCheck`), and write the verdict — `promote-ready`, or `not-ready` /
+ * `insufficient-data` with the reason — to S3, to the topic and as the
+ * `MlPlatform/Experiments ShadowPromoteReady` metric (1 or 0). Callers never see the shadow's
+ * answers; SageMaker captures them when the endpoint has data capture.
+ */
+export class ShadowComparison extends Construct {
+  public readonly workflow: MlWorkflow;
+  public readonly defaults: Record<string, unknown>;
+
+  constructor(scope: Construct, id: string, props: ShadowComparisonProps) {
+    super(scope, id);
+    const endpoint = props.endpoint;
+    const production = endpoint.variants.filter((variant) => variant.kind === 'production');
+    const shadow = endpoint.variants.filter((variant) => variant.kind === 'shadow');
+    if (production.length !== 1 || shadow.length !== 1) {
+      throw new Error(
+        `${this.node.path} (ShadowComparison): endpoint: must have one production and one shadow variant; has ${production.length} production and ${shadow.length} shadow`,
+      );
+    }
+    const observationSeconds = (props.observationTime ?? Duration.hours(1)).toSeconds();
+    if (observationSeconds < 60) {
+      throw new Error(`${this.node.path} (ShadowComparison): observationTime: must be at least 1 minute; got ${observationSeconds} s`);
+    }
+    this.defaults = {
+      productionVariant: production[0].name,
+      shadowVariant: shadow[0].name,
+      observationSeconds,
+      metricPeriodSeconds: Math.ceil(observationSeconds / 60) * 60,
+      maxErrorRate: props.maxErrorRate ?? 0.01,
+      maxLatencyMicros: (props.maxLatency ?? Duration.seconds(1)).toMilliseconds() * 1000,
+      latencyStatistic: props.latencyStatistic ?? 'p99',
+      minInvocations: props.minInvocations ?? 100,
+    };
+
+    const configure = (task: sfn.TaskStateBase) => {
+      task.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
+      task.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    };
+    const failed = new sfn.Fail(this, 'Comparison failed', { errorPath: '$.error.Error', causePath: '$.error.Cause' });
+    const notifyFailure = new tasks.SnsPublish(this, 'Notify failure', {
+      topic: props.notificationTopic,
+      subject: 'Shadow comparison failed',
+      message: sfn.TaskInput.fromJsonPathAt('$.error'),
+      resultPath: sfn.JsonPath.DISCARD,
+    }).next(failed);
+
+    // Writing the verdict: S3 object, metric, notification.
+    const key = `experiments/shadow/${endpoint.modelName}/`;
+    const writeVerdict = tasks.CallAwsService.jsonPath(this, 'Write verdict', {
+      service: 's3',
+      action: 'putObject',
+      iamResources: [props.verdictBucket.arnForObjects(`${key}*`)],
+      iamAction: 's3:PutObject',
+      parameters: {
+        Bucket: props.verdictBucket.bucketName,
+        'Key.$': `States.Format('${key}{}.json', $$.Execution.Name)`,
+        ContentType: 'application/json',
+        'Body.$': 'States.JsonToString($.report)',
+      },
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    configure(writeVerdict);
+    const putMetric = putExperimentMetrics(this, 'Publish verdict metric', endpoint.modelName, [
+      { name: 'ShadowPromoteReady', valuePath: '$.report.promoteReady', unit: 'Count' },
+    ]);
+    putMetric.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6 });
+    putMetric.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    const notify = new tasks.SnsPublish(this, 'Notify verdict', {
+      topic: props.notificationTopic,
+      subject: `Shadow comparison verdict for ${endpoint.modelName}`,
+      message: sfn.TaskInput.fromJsonPathAt('$.report'),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    configure(notify);
+    const done = new sfn.Succeed(this, 'Verdict written', { outputPath: '$.report' });
+    const publish = writeVerdict.next(putMetric).next(notify).next(done);
+
+    const report = (stateId: string, verdict: string, promoteReady: number) =>
+      new sfn.Pass(this, stateId, {
+        parameters: {
+          verdict,
+          promoteReady,
+          'reason.$': '$.verdict.reason',
+          model: endpoint.modelName,
+          'productionVariant.$': '$.config.productionVariant',
+          'shadowVariant.$': '$.config.shadowVariant',
+          'windowStart.$': '$.window.start',
+          'windowEnd.$': '$$.State.EnteredTime',
+          'metrics.$': '$.guardrails.metrics',
+          'limits.$': '$.config',
+        },
+        resultPath: '$.report',
+      }).next(publish);
+    const insufficientReport = new sfn.Pass(this, 'Report insufficient data', {
+      parameters: {
+        verdict: 'insufficient-data',
+        promoteReady: 0,
+        'reason.$': '$.verdict.reason',
+        model: endpoint.modelName,
+        'productionVariant.$': '$.config.productionVariant',
+        'shadowVariant.$': '$.config.shadowVariant',
+        'windowStart.$': '$.window.start',
+        'windowEnd.$': '$$.State.EnteredTime',
+        'counts.$': '$.guardrails.counts',
+      },
+      resultPath: '$.report',
+    }).next(publish);
+
+    const check = guardrailCheck(this, 'Shadow guardrails', {
+      endpointName: endpoint.endpointName,
+      baselineVariantPath: '$.config.productionVariant',
+      candidateVariantPath: '$.config.shadowVariant',
+      pass: report('Report promote-ready', 'promote-ready', 1),
+      fail: report('Report not ready', 'not-ready', 0),
+      insufficientData: insufficientReport,
+      configureTask: configure,
+    });
+
+    const observe = new sfn.Pass(this, 'Start observation', { parameters: { 'start.$': '$$.State.EnteredTime' }, resultPath: '$.window' })
+      .next(new sfn.Wait(this, 'Observe both variants', { time: sfn.WaitTime.secondsPath('$.config.observationSeconds') }))
+      .next(check);
+    const validated = validateExecutionInput(
+      this,
+      'Validate input',
+      <InputField[]>[
+        { path: '$.config.productionVariant', type: 'string' },
+        { path: '$.config.shadowVariant', type: 'string' },
+        { path: '$.config.observationSeconds', type: 'number', check: { condition: sfn.Condition.numberGreaterThanEquals('$.config.observationSeconds', 1), expectation: 'at least 1' } },
+        {
+          path: '$.config.metricPeriodSeconds',
+          type: 'number',
+          check: { condition: sfn.Condition.numberGreaterThanEquals('$.config.metricPeriodSeconds', 60), expectation: 'a multiple of 60, at least 60' },
+        },
+        { path: '$.config.maxErrorRate', type: 'number', check: { condition: sfn.Condition.numberLessThanEquals('$.config.maxErrorRate', 1), expectation: 'between 0 and 1' } },
+        { path: '$.config.maxLatencyMicros', type: 'number' },
+        { path: '$.config.latencyStatistic', type: 'string' },
+        { path: '$.config.minInvocations', type: 'number' },
+      ],
+      observe,
+    );
+    const definition = new sfn.Pass(this, 'Load defaults', { result: sfn.Result.fromObject({ defaults: { ...this.defaults } }), resultPath: '$' })
+      .next(new sfn.Pass(this, 'Merge input over defaults', { parameters: { 'config.$': 'States.JsonMerge($.defaults, $$.Execution.Input, false)' } }))
+      .next(validated);
+
+    this.workflow = new MlWorkflow(this, 'Workflow', {
+      definition,
+      description: `Shadow comparison for model ${endpoint.modelName}`,
+      encryptionKey: props.encryptionKey,
+      logRetention: props.logRetention,
+      logRemovalPolicy: props.logRemovalPolicy,
+      timeout: Duration.seconds(observationSeconds).plus(Duration.hours(1)),
+      failureAlarmAction: props.failureAlarmAction,
+      wildcardResourceReason:
+        'cloudwatch:GetMetricData and cloudwatch:PutMetricData have no resource-level permissions; PutMetricData is limited to the MlPlatform/Experiments namespace by a condition.',
+    });
+    grantPublishTo(props.notificationTopic, this.workflow.role);
+    grantPutExperimentMetrics(this.workflow.role);
+    props.verdictBucket.encryptionKey?.grant(this.workflow.role, 'kms:GenerateDataKey', 'kms:Encrypt');
+    acknowledgeWildcardResource(
+      this.workflow.role.grantsPolicy,
+      props.verdictBucket.arnForObjects(`${key}*`),
+      'Each verdict is a new object named after its execution; the grant is put-only and limited to this model\'s verdict prefix.',
+    );
+  }
+}
