@@ -63,21 +63,26 @@ export class PredictionLog extends Construct {
     );
   }
 
+  /** DynamoDB uses the table's key on the caller's behalf: every reader and writer needs these actions on it. */
+  private grantKey(grantee: iam.IGrantable, ...actions: string[]): void {
+    this.table.encryptionKey?.grant(grantee, ...actions);
+  }
+
   /** Lets the grantee write new prediction records (the inference function). */
   public grantLogPredictions(grantee: iam.IGrantable): iam.Grant {
-    this.table.encryptionKey?.grant(grantee, 'kms:Encrypt', 'kms:GenerateDataKey');
+    this.grantKey(grantee, 'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey');
     return iam.Grant.addToPrincipal({ grantee, actions: ['dynamodb:PutItem'], resourceArns: [this.table.tableArn] });
   }
 
   /** Lets the grantee record outcomes: a conditional update of existing predictions. */
   public grantRecordOutcomes(grantee: iam.IGrantable): iam.Grant {
-    this.table.encryptionKey?.grant(grantee, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
+    this.grantKey(grantee, 'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey');
     return iam.Grant.addToPrincipal({ grantee, actions: ['dynamodb:UpdateItem'], resourceArns: [this.table.tableArn] });
   }
 
   /** Lets the grantee read one model's predictions and outcomes through the `byModel` index. */
   public grantQueryByModel(grantee: iam.IGrantable): iam.Grant {
-    this.table.encryptionKey?.grant(grantee, 'kms:Decrypt');
+    this.grantKey(grantee, 'kms:Decrypt', 'kms:DescribeKey');
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['dynamodb:Query'],
@@ -87,7 +92,7 @@ export class PredictionLog extends Construct {
 
   /** Lets the grantee read and write the per-model workflow state items (`analysis#…`, `champion#…`). */
   public grantWorkflowState(grantee: iam.IGrantable): iam.Grant {
-    this.table.encryptionKey?.grant(grantee, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
+    this.grantKey(grantee, 'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey');
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],

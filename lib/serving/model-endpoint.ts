@@ -169,6 +169,8 @@ export interface DeployedVariant {
   readonly name: string;
   readonly kind: 'production' | 'shadow';
   readonly modelVersion: string;
+  /** Initial traffic weight of a production variant (shadow variants: the weight that sets their sampling). */
+  readonly weight: number;
   /** Name of the SageMaker model behind the variant. */
   readonly sagemakerModelName: string;
   readonly capacity: VariantCapacity;
@@ -240,7 +242,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     }
 
     const deployed: DeployedVariant[] = [];
-    const createModel = (variant: VariantBaseProps, kind: DeployedVariant['kind']) => {
+    const createModel = (variant: VariantBaseProps, kind: DeployedVariant['kind'], weight: number) => {
       this.role.grantPullImage(variant.model.image);
       const modelDataUrl = variant.model.modelData?.bind(this, this.role);
       const model = new sagemaker.CfnModel(this, `Model-${variant.name}`, {
@@ -256,13 +258,13 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
       Tags.of(model).add('ml:model-family', props.modelName);
       Tags.of(model).add('ml:model-version', variant.model.version);
       Tags.of(model).add('ml:variant', variant.name);
-      deployed.push({ name: variant.name, kind, modelVersion: variant.model.version, sagemakerModelName: model.attrModelName, capacity: variant.capacity });
+      deployed.push({ name: variant.name, kind, modelVersion: variant.model.version, weight, sagemakerModelName: model.attrModelName, capacity: variant.capacity });
       return model;
     };
 
     const productionWeight = props.variants[0]?.weight ?? 1;
     const toVariant = (variant: VariantBaseProps, weight: number, kind: DeployedVariant['kind']): sagemaker.CfnEndpointConfig.ProductionVariantProperty => {
-      const model = createModel(variant, kind);
+      const model = createModel(variant, kind, weight);
       const base = { variantName: variant.name, modelName: model.attrModelName, initialVariantWeight: weight };
       if (variant.capacity.kind === 'serverless') {
         return {

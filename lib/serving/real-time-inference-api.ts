@@ -9,10 +9,9 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { DataKey } from '../core/data-key';
-import { ManagedPolicyRole } from '../core/managed-policy-role';
-import { lambdaBundle } from '../core/private/lambda-asset';
-import { acknowledgeWildcardResource } from '../core/private/nag';
+import { MlFunction } from '../core/ml-function';
 import { AlarmSeverity } from './endpoint-alarms';
+import type { PredictionLog } from '../experiments/prediction-log';
 import type { ModelEndpoint } from './model-endpoint';
 
 export interface RealTimeInferenceApiProps {
@@ -73,16 +72,44 @@ export interface RealTimeInferenceApiProps {
    */
   readonly wafRateLimitPer5Minutes?: number;
   /**
+   * Log every prediction (variant, model version, caller hash) to this table, and serve
+   * `POST /models/{modelName}/outcomes` to record business outcomes against them, for A/B tests
+   * and champion-challenger analysis.
+   * @default - no prediction log and no outcomes route
+   */
+  readonly predictionLog?: PredictionLog;
+  /**
+   * Days a logged prediction (and its outcome) is kept before DynamoDB expires it.
+   * @default 90
+   */
+  readonly predictionLogRetentionDays?: number;
+  /**
    * Alarm actions per severity for the API's alarms.
    * @default - no alarms
    */
   readonly alarmActions?: Partial<Record<AlarmSeverity, cloudwatch.IAlarmAction>>;
 }
 
-/** Route table the handler reads from `MODEL_ROUTES`. */
+/** Route table the handlers read from `MODEL_ROUTES`. */
 interface ModelRoute {
   readonly endpointName: string;
-  readonly variants: Record<string, { readonly modelVersion: string }>;
+  readonly variants: Record<string, { readonly modelVersion: string; readonly weight?: number }>;
+  readonly sticky?: { readonly salt: string };
+}
+
+export interface AddEndpointOptions {
+  /**
+   * Route each caller (`callerId` in the request) to the same variant every time, by a salted hash
+   * of the caller id over the variants' weights, so that one user stays in one arm of an A/B test.
+   * Requests without a `callerId` are split by SageMaker's weights as usual.
+   * @default false
+   */
+  readonly stickyRouting?: boolean;
+  /**
+   * Salt of the sticky assignment; change it to reshuffle callers between arms for a new experiment.
+   * @default - the model name
+   */
+  readonly stickySalt?: string;
 }
 
 const STAGE_NAME = 'v1';
@@ -101,7 +128,10 @@ export class RealTimeInferenceApi extends Construct {
   public readonly encryptionKey: kms.IKey;
   public readonly webAcl?: wafv2.CfnWebACL;
   public readonly alarms: cloudwatch.Alarm[] = [];
-  private readonly routes = new Map<string, ModelEndpoint>();
+  /** Records outcomes against logged predictions, when the API has a prediction log. */
+  public readonly outcomeHandler?: lambda.Function;
+  private readonly routes = new Map<string, { endpoint: ModelEndpoint; options: AddEndpointOptions }>();
+  private handlerSettings!: { retention: logs.RetentionDays; removalPolicy: RemovalPolicy; vpc?: ec2.IVpc; vpcSubnets?: ec2.SubnetSelection };
 
   constructor(scope: Construct, id: string, props: RealTimeInferenceApiProps = {}) {
     super(scope, id);
@@ -110,39 +140,23 @@ export class RealTimeInferenceApi extends Construct {
     this.encryptionKey = props.encryptionKey ?? new DataKey(this, 'Key', { description: 'Real-time inference API logs' }).key;
     this.validate(props);
 
-    const functionLogs = new logs.LogGroup(this, 'HandlerLogs', { encryptionKey: this.encryptionKey, retention, removalPolicy });
-    const role = new ManagedPolicyRole(this, 'HandlerRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'Real-time inference function',
-    });
-    functionLogs.grantWrite(role);
-    this.handler = new lambda.Function(this, 'Handler', {
-      description: 'Validates prediction requests and invokes SageMaker endpoints',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      handler: 'index.handler',
-      code: lambdaBundle('invoke'),
-      role,
-      memorySize: 512,
+    this.handlerSettings = { retention, removalPolicy, vpc: props.vpc, vpcSubnets: props.vpcSubnets };
+    this.handler = this.createHandler('Handler', 'invoke', 'Validates prediction requests and invokes SageMaker endpoints', {
       // API Gateway gives up after 29 s; stop just before it so the caller gets our error, not a gateway timeout.
       timeout: Duration.seconds(28),
-      reservedConcurrentExecutions: props.reservedConcurrency ?? 10,
-      tracing: lambda.Tracing.ACTIVE,
-      logGroup: functionLogs,
-      loggingFormat: lambda.LoggingFormat.JSON,
-      vpc: props.vpc,
-      vpcSubnets: props.vpc ? props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } : undefined,
+      reservedConcurrency: props.reservedConcurrency ?? 10,
       environment: {
-        MODEL_ROUTES: Lazy.string({ produce: () => Stack.of(this).toJsonString(this.routeTable()) }),
-        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
-        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-        POWERTOOLS_LOG_LEVEL: 'INFO',
         AWS_MAX_ATTEMPTS: '2',
-        // Per-attempt limit on the SageMaker call, so two attempts fit inside the function's timeout.
+        // Per-attempt limits, so that two SageMaker attempts and two prediction-log writes fit in the timeout.
         SAGEMAKER_TIMEOUT_MS: '12000',
+        PREDICTION_LOG_TIMEOUT_MS: '1000',
       },
     });
-    acknowledgeFunction(this.handler, role, props.vpc !== undefined);
+    if (props.predictionLog) {
+      this.handler.addEnvironment('PREDICTION_LOG_TABLE', props.predictionLog.table.tableName);
+      this.handler.addEnvironment('PREDICTION_LOG_TTL_DAYS', String(props.predictionLogRetentionDays ?? 90));
+      props.predictionLog.grantLogPredictions(this.handler);
+    }
 
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { encryptionKey: this.encryptionKey, retention, removalPolicy });
     this.api = new apigateway.RestApi(this, 'Resource', {
@@ -181,6 +195,7 @@ export class RealTimeInferenceApi extends Construct {
           accept: { type: apigateway.JsonSchemaType.STRING, enum: ['application/json', 'text/csv'] },
           targetVariant: { type: apigateway.JsonSchemaType.STRING, maxLength: 63 },
           inferenceId: { type: apigateway.JsonSchemaType.STRING, maxLength: 64 },
+          callerId: { type: apigateway.JsonSchemaType.STRING, minLength: 1, maxLength: 256 },
         },
         additionalProperties: false,
       },
@@ -193,12 +208,42 @@ export class RealTimeInferenceApi extends Construct {
         'application/json': '{"error":"BadRequest","message":$context.error.validationErrorString}',
       },
     });
-    const predict = this.api.root.addResource('models').addResource('{model}').addResource('predict');
-    predict.addMethod('POST', new apigateway.LambdaIntegration(this.handler), {
+    const model = this.api.root.addResource('models').addResource('{model}');
+    model.addResource('predict').addMethod('POST', new apigateway.LambdaIntegration(this.handler), {
       requestValidator: validator,
       requestModels: { 'application/json': requestModel },
       requestParameters: { 'method.request.path.model': true },
     });
+    if (props.predictionLog) {
+      this.outcomeHandler = this.createHandler('OutcomeHandler', 'record-outcome', 'Records business outcomes against logged predictions', {
+        timeout: Duration.seconds(10),
+        reservedConcurrency: props.reservedConcurrency ?? 10,
+        environment: { AWS_MAX_ATTEMPTS: '3', PREDICTION_LOG_TABLE: props.predictionLog.table.tableName },
+      });
+      props.predictionLog.grantRecordOutcomes(this.outcomeHandler);
+      const outcomeModel = this.api.addModel('OutcomeRequest', {
+        contentType: 'application/json',
+        schema: {
+          schema: apigateway.JsonSchemaVersion.DRAFT4,
+          type: apigateway.JsonSchemaType.OBJECT,
+          required: ['predictionId', 'outcome'],
+          properties: {
+            predictionId: { type: apigateway.JsonSchemaType.STRING, minLength: 1, maxLength: 64 },
+            outcome: {
+              type: apigateway.JsonSchemaType.OBJECT,
+              required: ['type', 'value'],
+              properties: { type: { type: apigateway.JsonSchemaType.STRING, enum: ['binary', 'continuous'] }, value: {} },
+            },
+          },
+          additionalProperties: false,
+        },
+      });
+      model.addResource('outcomes').addMethod('POST', new apigateway.LambdaIntegration(this.outcomeHandler), {
+        requestValidator: validator,
+        requestModels: { 'application/json': outcomeModel },
+        requestParameters: { 'method.request.path.model': true },
+      });
+    }
 
     if (props.waf) {
       this.webAcl = this.createWebAcl(props.wafRateLimitPer5Minutes ?? 2000);
@@ -231,17 +276,23 @@ export class RealTimeInferenceApi extends Construct {
     for (const endpoint of props.endpoints ?? []) {
       this.addEndpoint(endpoint);
     }
+    if (props.predictionLogRetentionDays !== undefined && !(Number.isInteger(props.predictionLogRetentionDays) && props.predictionLogRetentionDays >= 1)) {
+      throw new Error(`${this.node.path} (RealTimeInferenceApi): predictionLogRetentionDays: must be a whole number >= 1; got ${props.predictionLogRetentionDays}`);
+    }
     if (props.alarmActions) {
       this.createAlarms(props.alarmActions);
     }
   }
 
   /** Serves an endpoint at `POST /models/{endpoint.modelName}/predict` and lets the handler invoke it. */
-  public addEndpoint(endpoint: ModelEndpoint): void {
+  public addEndpoint(endpoint: ModelEndpoint, options: AddEndpointOptions = {}): void {
     if (this.routes.has(endpoint.modelName)) {
       throw new Error(`${this.node.path} (RealTimeInferenceApi): addEndpoint: a model named '${endpoint.modelName}' is already served`);
     }
-    this.routes.set(endpoint.modelName, endpoint);
+    if (options.stickyRouting && endpoint.variants.filter((variant) => variant.kind === 'production').length < 2) {
+      throw new Error(`${this.node.path} (RealTimeInferenceApi): addEndpoint: stickyRouting needs at least two production variants; '${endpoint.modelName}' has one`);
+    }
+    this.routes.set(endpoint.modelName, { endpoint, options });
     endpoint.grantInvoke(this.handler);
   }
 
@@ -282,15 +333,48 @@ export class RealTimeInferenceApi extends Construct {
 
   private routeTable(): Record<string, ModelRoute> {
     const table: Record<string, ModelRoute> = {};
-    for (const [name, endpoint] of this.routes) {
+    for (const [name, { endpoint, options }] of this.routes) {
       table[name] = {
         endpointName: endpoint.endpointName,
         variants: Object.fromEntries(
-          endpoint.variants.filter((variant) => variant.kind === 'production').map((variant) => [variant.name, { modelVersion: variant.modelVersion }]),
+          endpoint.variants
+            .filter((variant) => variant.kind === 'production')
+            .map((variant) => [variant.name, { modelVersion: variant.modelVersion, weight: variant.weight }]),
         ),
+        ...(options.stickyRouting ? { sticky: { salt: options.stickySalt ?? name } } : {}),
       };
     }
     return table;
+  }
+
+  /** A handler function of the API; the id keeps the construct paths of earlier releases. */
+  private createHandler(
+    id: string,
+    bundle: string,
+    description: string,
+    options: { timeout: Duration; reservedConcurrency: number; environment: Record<string, string> },
+  ): lambda.Function {
+    const { retention, removalPolicy, vpc, vpcSubnets } = this.handlerSettings;
+    return new MlFunction(this, id, {
+      handler: bundle,
+      description,
+      encryptionKey: this.encryptionKey,
+      invokedSynchronouslyBy: 'API Gateway and answers every request',
+      calls: 'SageMaker Runtime and DynamoDB',
+      timeout: options.timeout,
+      reservedConcurrency: options.reservedConcurrency,
+      logRetention: retention,
+      logRemovalPolicy: removalPolicy,
+      vpc,
+      vpcSubnets,
+      environment: {
+        MODEL_ROUTES: Lazy.string({ produce: () => Stack.of(this).toJsonString(this.routeTable()) }),
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        ...options.environment,
+      },
+    }).function;
   }
 
   private createAlarms(actions: Partial<Record<AlarmSeverity, cloudwatch.IAlarmAction>>): void {
@@ -359,29 +443,6 @@ export class RealTimeInferenceApi extends Construct {
         throw new Error(`${where}: ${name}: must be from ${min} to ${max}; got ${value}`);
       }
     }
-  }
-}
-
-function acknowledgeFunction(fn: lambda.Function, role: ManagedPolicyRole, inVpc: boolean): void {
-  acknowledgeWildcardResource(role.grantsPolicy, '*', 'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) has no resource-level permissions.');
-  if (inVpc) {
-    Validations.of(role).acknowledge({
-      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-      reason: 'Lambda attaches the AWS-managed VPC access policy to manage the function\'s network interfaces; its EC2 actions have no resource-level permissions to scope a custom policy with.',
-    });
-  }
-  const acknowledge = Validations.of(fn);
-  acknowledge.acknowledge({
-    id: 'HIPAA.Security-LambdaDLQ',
-    reason: 'The function is invoked synchronously by API Gateway and answers every request; a dead-letter queue only applies to asynchronous invocations.',
-  });
-  acknowledge.acknowledge({
-    id: 'NIST.800.53.R5-LambdaDLQ',
-    reason: 'The function is invoked synchronously by API Gateway and answers every request; a dead-letter queue only applies to asynchronous invocations.',
-  });
-  if (!inVpc) {
-    const reason = 'This environment has no VPC (config network.vpc); the function only calls the SageMaker Runtime API over TLS with SigV4.';
-    acknowledge.acknowledge({ id: 'HIPAA.Security-LambdaInsideVPC', reason }, { id: 'NIST.800.53.R5-LambdaInsideVPC', reason });
   }
 }
 

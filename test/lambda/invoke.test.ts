@@ -4,8 +4,10 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { freePort, queueSageMakerResults, startMoto, type MotoServer } from '../support/moto';
+import { assignVariant, hashCallerId } from '../../lambda/shared/experiments';
+import { freePort, queueSageMakerResults, sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
 
 type Handler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
 
@@ -32,6 +34,7 @@ const ENV_KEYS = [
   'AWS_PROFILE',
   'AWS_ENDPOINT_URL',
   'AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME',
+  'AWS_ENDPOINT_URL_DYNAMODB',
   'AWS_MAX_ATTEMPTS',
   'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
   'MODEL_ROUTES',
@@ -40,6 +43,9 @@ const ENV_KEYS = [
   'POWERTOOLS_DEV',
   'POWERTOOLS_METRICS_DISABLED',
   'SAGEMAKER_TIMEOUT_MS',
+  'PREDICTION_LOG_TABLE',
+  'PREDICTION_LOG_TTL_DAYS',
+  'PREDICTION_LOG_TIMEOUT_MS',
 ] as const;
 const savedEnv = Object.fromEntries(ENV_KEYS.map((key) => [key, process.env[key]]));
 
@@ -353,6 +359,14 @@ async function startFakeSageMaker(): Promise<{ server: Server; endpoint: string;
           res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-invoked-production-variant': 'green' });
           res.end(JSON.stringify({ echoed: true }));
           return;
+        case 'route-echo': {
+          // Like SageMaker: the target variant answers when one is named, otherwise the weighted pick (here always blue).
+          const target = req.headers['x-amzn-sagemaker-target-variant'];
+          const variant = typeof target === 'string' ? target : 'blue';
+          res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-invoked-production-variant': variant });
+          res.end(JSON.stringify({ servedBy: variant }));
+          return;
+        }
         case 'model-error':
           // What SageMaker sends when the container answers 5xx to /invocations.
           res.writeHead(424, { ...json, 'x-amzn-errortype': 'ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker/' });
@@ -540,5 +554,255 @@ describe('moto harness', () => {
     } finally {
       process.env.PATH = path;
     }
+  });
+});
+
+describe('invoke handler with sticky routing and a prediction log', () => {
+  const TABLE = 'prediction-log';
+  const SALT = 'ranker-2024-05';
+  const WEIGHTS = [
+    { name: 'blue', weight: 1 },
+    { name: 'green', weight: 1 },
+  ];
+  const stickyRoutes = {
+    ranker: {
+      endpointName: 'route-echo',
+      variants: { blue: { modelVersion: 'ranker-1', weight: 1 }, green: { modelVersion: 'ranker-2', weight: 1 } },
+      sticky: { salt: SALT },
+    },
+    plain: { endpointName: 'route-echo', variants: { blue: { modelVersion: 'plain-1' }, green: { modelVersion: 'plain-2' } } },
+  };
+  let fake: Awaited<ReturnType<typeof startFakeSageMaker>>;
+  let moto: MotoServer;
+  let dynamodb: DynamoDBClient;
+  let handler: Handler;
+
+  const env = (overrides: Parameters<typeof setEnv>[0] = {}): void =>
+    setEnv({
+      AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: fake.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint,
+      MODEL_ROUTES: JSON.stringify(stickyRoutes),
+      PREDICTION_LOG_TABLE: TABLE,
+      ...overrides,
+    });
+  const logged = async (predictionId: string) =>
+    (await dynamodb.send(new GetItemCommand({ TableName: TABLE, Key: { predictionId: { S: predictionId } }, ConsistentRead: true }))).Item;
+
+  beforeAll(async () => {
+    [fake, moto] = await Promise.all([startFakeSageMaker(), startMoto()]);
+    env();
+    dynamodb = new DynamoDBClient(sdkTestConfig(moto.endpoint));
+    await dynamodb.send(
+      new CreateTableCommand({
+        TableName: TABLE,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'predictionId', AttributeType: 'S' },
+          { AttributeName: 'model', AttributeType: 'S' },
+          { AttributeName: 'servedAt', AttributeType: 'S' },
+        ],
+        KeySchema: [{ AttributeName: 'predictionId', KeyType: 'HASH' }],
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: 'byModel',
+            KeySchema: [
+              { AttributeName: 'model', KeyType: 'HASH' },
+              { AttributeName: 'servedAt', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'ALL' },
+          },
+        ],
+      }),
+    );
+    handler = loadHandler(HANDLER_SOURCE);
+  });
+
+  afterAll(async () => {
+    dynamodb?.destroy();
+    fake?.server.closeAllConnections();
+    await new Promise<void>((resolve) => (fake === undefined ? resolve() : fake.server.close(() => resolve())));
+    await moto?.stop();
+  });
+
+  beforeEach(() => {
+    fake.requests.length = 0;
+  });
+
+  it('sends the sticky-assigned TargetVariant on the wire, the same one for every request of a caller', async () => {
+    const callers = Array.from({ length: 16 }, (_, index) => `user-${index}@example.com`);
+    const expected = callers.map((callerId) => assignVariant(callerId, WEIGHTS, SALT));
+    // With 16 callers on a 50/50 split both arms are all but certain to appear (P(one arm only) = 2^-15).
+    expect(new Set(expected)).toEqual(new Set(['blue', 'green']));
+
+    for (const [index, callerId] of callers.entries()) {
+      for (let repeat = 0; repeat < 2; repeat += 1) {
+        const { response, body } = await invoke(handler, predictEvent('ranker', { payload: { q: index }, callerId }));
+        expect(response.statusCode).toBe(200);
+        expect(body).toMatchObject({ model: 'ranker', variant: expected[index], prediction: { servedBy: expected[index] } });
+      }
+    }
+    expect(fake.requests.map((request) => request.headers['x-amzn-sagemaker-target-variant'])).toEqual(expected.flatMap((variant) => [variant, variant]));
+  });
+
+  it('writes the prediction log record: served variant, version, ISO time, 90-day TTL, the caller hash (never the id) and how it was assigned', async () => {
+    const before = Math.floor(Date.now() / 1000);
+    const { body, lines } = await invoke(handler, predictEvent('ranker', { payload: 1, callerId: 'alice@example.com' }));
+    const after = Math.ceil(Date.now() / 1000);
+    const variant = assignVariant('alice@example.com', WEIGHTS, SALT);
+
+    const item = await logged(body.predictionId as string);
+    expect(item).toEqual({
+      predictionId: { S: body.predictionId },
+      model: { S: 'ranker' },
+      variant: { S: variant },
+      modelVersion: { S: variant === 'blue' ? 'ranker-1' : 'ranker-2' },
+      servedAt: { S: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/) },
+      expiresAt: { N: expect.any(String) },
+      callerHash: { S: hashCallerId('alice@example.com') },
+      assignment: { S: 'sticky' },
+    });
+    const expiresAt = Number(item?.expiresAt?.N);
+    expect(expiresAt).toBeGreaterThanOrEqual(before + 90 * 86_400);
+    expect(expiresAt).toBeLessThanOrEqual(after + 90 * 86_400);
+    expect(JSON.stringify(item)).not.toContain('alice');
+    expect(JSON.stringify(lines)).not.toContain('alice');
+    expect(logEntries(lines, 'INFO')).toContainEqual(expect.objectContaining({ message: 'prediction served', assignment: 'sticky' }));
+  });
+
+  it("logs 'targeted' when the caller names the variant and 'weighted' when SageMaker picks it", async () => {
+    const targeted = await invoke(handler, predictEvent('ranker', { payload: 1, callerId: 'bob', targetVariant: 'green', inferenceId: 'targeted-1' }));
+    const weighted = await invoke(handler, predictEvent('ranker', { payload: 1, inferenceId: 'weighted-1' }));
+    const notSticky = await invoke(handler, predictEvent('plain', { payload: 1, callerId: 'carol', inferenceId: 'plain-1' }));
+
+    expect([targeted, weighted, notSticky].map((result) => result.response.statusCode)).toEqual([200, 200, 200]);
+    expect(fake.requests.map((request) => request.headers['x-amzn-sagemaker-target-variant'])).toEqual(['green', undefined, undefined]);
+    expect(await logged('targeted-1')).toMatchObject({ variant: { S: 'green' }, assignment: { S: 'targeted' }, callerHash: { S: hashCallerId('bob') } });
+    expect(await logged('weighted-1')).toMatchObject({ variant: { S: 'blue' }, modelVersion: { S: 'ranker-1' }, assignment: { S: 'weighted' } });
+    expect(await logged('weighted-1')).not.toHaveProperty('callerHash');
+    expect(await logged('plain-1')).toMatchObject({ model: { S: 'plain' }, assignment: { S: 'weighted' }, callerHash: { S: hashCallerId('carol') } });
+  });
+
+  it('keeps the first record when a caller reuses an inference id, so a recorded outcome is never wiped', async () => {
+    await invoke(handler, predictEvent('ranker', { payload: 1, targetVariant: 'blue', inferenceId: 'reused-1' }));
+    await dynamodb.send(
+      new UpdateItemCommand({
+        TableName: TABLE,
+        Key: { predictionId: { S: 'reused-1' } },
+        UpdateExpression: 'SET outcomeType = :t, outcomeValue = :v',
+        ExpressionAttributeValues: { ':t': { S: 'binary' }, ':v': { N: '1' } },
+      }),
+    );
+
+    const { response, lines } = await invoke(handler, predictEvent('ranker', { payload: 2, targetVariant: 'green', inferenceId: 'reused-1' }));
+
+    expect(response.statusCode).toBe(200);
+    expect(await logged('reused-1')).toMatchObject({ variant: { S: 'blue' }, outcomeType: { S: 'binary' } });
+    expect(logEntries(lines, 'WARN')).toContainEqual(expect.objectContaining({ message: 'prediction id already logged; kept the first record' }));
+    expect(emfDocuments(lines)).not.toContainEqual(expect.objectContaining({ PredictionLogWriteErrors: expect.anything() }));
+  });
+
+  it('honours PREDICTION_LOG_TTL_DAYS', async () => {
+    env({ PREDICTION_LOG_TTL_DAYS: '7' });
+    const shortLived = loadHandler(HANDLER_SOURCE);
+
+    const { body } = await invoke(shortLived, predictEvent('ranker', { payload: 1 }));
+
+    const item = await logged(body.predictionId as string);
+    expect(Number(item?.expiresAt?.N) - Date.parse(item?.servedAt?.S as string) / 1000).toBeGreaterThan(7 * 86_400 - 2);
+    expect(Number(item?.expiresAt?.N) - Date.parse(item?.servedAt?.S as string) / 1000).toBeLessThanOrEqual(7 * 86_400);
+    env();
+  });
+
+  it('still answers 200 with the prediction when the log write fails, logging the whole record and counting PredictionLogWriteErrors', async () => {
+    env({ PREDICTION_LOG_TABLE: 'no-such-table' });
+    const failing = loadHandler(HANDLER_SOURCE);
+
+    const { response, body, lines } = await invoke(failing, predictEvent('ranker', { payload: 1, callerId: 'dave', inferenceId: 'lost-1' }));
+
+    expect(response.statusCode).toBe(200);
+    expect(body).toMatchObject({ predictionId: 'lost-1', model: 'ranker', prediction: { servedBy: assignVariant('dave', WEIGHTS, SALT) } });
+    expect(logEntries(lines, 'ERROR')).toContainEqual(
+      expect.objectContaining({
+        message: 'prediction log write failed',
+        table: 'no-such-table',
+        record: {
+          predictionId: 'lost-1',
+          model: 'ranker',
+          variant: body.variant,
+          modelVersion: body.modelVersion,
+          servedAt: expect.any(String),
+          expiresAt: expect.any(Number),
+          callerHash: hashCallerId('dave'),
+          assignment: 'sticky',
+        },
+        error: expect.objectContaining({ name: 'ResourceNotFoundException' }),
+      }),
+    );
+    expect(emfDocuments(lines)).toEqual([
+      expect.objectContaining({
+        _aws: expect.objectContaining({
+          CloudWatchMetrics: [expect.objectContaining({ Metrics: expect.arrayContaining([{ Name: 'PredictionLogWriteErrors', Unit: 'Count' }]) })],
+        }),
+        Model: 'ranker',
+        Predictions: 1,
+        PredictionLogWriteErrors: 1,
+      }),
+    ]);
+    env();
+  });
+
+  it('still answers 200 when DynamoDB cannot be reached at all', async () => {
+    env({ AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${await freePort()}` });
+    const unreachable = loadHandler(HANDLER_SOURCE);
+
+    const { response, lines } = await invoke(unreachable, predictEvent('ranker', { payload: 1 }));
+
+    expect(response.statusCode).toBe(200);
+    expect(emfDocuments(lines)).toContainEqual(expect.objectContaining({ PredictionLogWriteErrors: 1 }));
+    env();
+  });
+
+  it('answers 400 naming callerId when it is too long or not a string', async () => {
+    for (const callerId of ['x'.repeat(257), '', 42]) {
+      const { response, body } = await invoke(handler, predictEvent('ranker', { payload: 1, callerId }));
+      expect(response.statusCode).toBe(400);
+      expect(body.message).toMatch(/^callerId: Invalid caller id/);
+    }
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  it('answers 500 naming the weight when a sticky route lacks weights', async () => {
+    env({ MODEL_ROUTES: JSON.stringify({ ranker: { ...stickyRoutes.ranker, variants: { blue: { modelVersion: '1' } } } }) });
+    const misconfigured = loadHandler(HANDLER_SOURCE);
+
+    const { response, body } = await invoke(misconfigured, predictEvent('ranker', { payload: 1, callerId: 'erin' }));
+
+    expect(response.statusCode).toBe(500);
+    expect(body.message).toBe('MODEL_ROUTES: ranker.variants.blue.weight: is required on every variant when sticky routing is on');
+    env();
+  });
+
+  it('routes stickily and logs the prediction through the esbuild bundle too', async () => {
+    const bundled = loadHandler(HANDLER_BUNDLE);
+    const variant = assignVariant('frank', WEIGHTS, SALT);
+
+    const { response, body } = await invoke(bundled, predictEvent('ranker', { payload: 1, callerId: 'frank', inferenceId: 'bundle-1' }));
+
+    expect(response.statusCode).toBe(200);
+    expect(body).toMatchObject({ predictionId: 'bundle-1', variant });
+    expect(fake.requests.map((request) => request.headers['x-amzn-sagemaker-target-variant'])).toEqual([variant]);
+    expect(await logged('bundle-1')).toMatchObject({ variant: { S: variant }, callerHash: { S: hashCallerId('frank') }, assignment: { S: 'sticky' } });
+  });
+
+  it('writes nothing and needs no table when PREDICTION_LOG_TABLE is not set', async () => {
+    env({ PREDICTION_LOG_TABLE: '' });
+    const withoutLog = loadHandler(HANDLER_SOURCE);
+
+    const { response, lines } = await invoke(withoutLog, predictEvent('ranker', { payload: 1, inferenceId: 'unlogged-1' }));
+
+    expect(response.statusCode).toBe(200);
+    expect(await logged('unlogged-1')).toBeUndefined();
+    expect(logEntries(lines, 'ERROR')).toHaveLength(0);
+    env();
   });
 });

@@ -260,7 +260,7 @@ describe('loadRoutingTable', () => {
   });
 
   it('ignores unknown route fields so the table can grow', () => {
-    const raw = JSON.stringify({ m: { endpointName: 'e', variants: { v: { modelVersion: '1', weight: 1 } }, description: 'x' } });
+    const raw = JSON.stringify({ m: { endpointName: 'e', variants: { v: { modelVersion: '1', instanceType: 'ml.m5.large' } }, description: 'x' } });
     expect(loadRoutingTable(raw)).toEqual({ m: { endpointName: 'e', variants: { v: { modelVersion: '1' } } } });
   });
 

@@ -58,7 +58,7 @@ describe('RealTimeInferenceApi', () => {
     const routes = stack.resolve(fn.Properties.Environment.Variables.MODEL_ROUTES);
     const rendered = JSON.stringify(routes);
     expect(rendered).toContain('\\"churn\\":{\\"endpointName\\":\\"');
-    expect(rendered).toContain('\\"variants\\":{\\"champion\\":{\\"modelVersion\\":\\"1.0.0\\"},\\"challenger\\":{\\"modelVersion\\":\\"1.1.0\\"}}');
+    expect(rendered).toContain('\\"variants\\":{\\"champion\\":{\\"modelVersion\\":\\"1.0.0\\",\\"weight\\":9},\\"challenger\\":{\\"modelVersion\\":\\"1.1.0\\",\\"weight\\":1}}');
     expect(rendered).toContain(stack.getLogicalId(endpoint.endpoint));
     // The code is the esbuild bundle shipped in assets/, not a bundling step at synth.
     expect(fn.Properties.Code.S3Key).toMatch(/^[a-f0-9]{64}\.zip$/);

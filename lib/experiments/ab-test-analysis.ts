@@ -1,0 +1,248 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { grantPublishTo } from '../core/alarm-topic';
+import { validateExecutionInput, type InputField } from '../core/input-validation';
+import { MlFunction } from '../core/ml-function';
+import { MlWorkflow } from '../core/ml-workflow';
+import { THROTTLING_ERRORS } from './champion-challenger-promotion';
+import type { PredictionLog } from './prediction-log';
+import { EXPERIMENTS_METRICS_NAMESPACE, grantPutExperimentMetrics, putExperimentMetrics } from './private/experiment-metrics';
+
+/** How the outcome of each prediction is measured. */
+export type OutcomeType = 'binary' | 'continuous';
+
+export interface AbTestAnalysisProps {
+  /** Model family whose experiment is analysed (the `model` of the logged predictions). */
+  readonly modelName: string;
+  /** The prediction log the inference API writes and the outcome API updates. */
+  readonly predictionLog: PredictionLog;
+  /**
+   * Control arm (A), by default.
+   * @default 'champion'
+   */
+  readonly variantA?: string;
+  /**
+   * Treatment arm (B), by default.
+   * @default 'challenger'
+   */
+  readonly variantB?: string;
+  /** Binary outcomes (conversion) use a two-proportion z-test; continuous ones (value) Welch's t-test. */
+  readonly outcomeType: OutcomeType;
+  /** Smallest absolute effect worth detecting: a difference in rates, or in means. */
+  readonly minimumDetectableEffect: number;
+  /**
+   * Two-sided significance level.
+   * @default 0.05
+   */
+  readonly alpha?: number;
+  /**
+   * Power of the fixed-horizon design.
+   * @default 0.8
+   */
+  readonly power?: number;
+  /** Topic told about every analysis. */
+  readonly notificationTopic: sns.ITopic;
+  /** Key that encrypts the workflow's and the function's logs and state. */
+  readonly encryptionKey: kms.IKey;
+  /**
+   * Run the analysis function in this VPC.
+   * @default - outside any VPC
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * Retention of the logs.
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * Removal policy of the logs.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * Notified when an execution fails.
+   * @default - no alarm
+   */
+  readonly failureAlarmAction?: cloudwatch.IAlarmAction;
+}
+
+/**
+ * A/B analysis as a workflow operators start from the console over a time window: a Lambda function
+ * reads both arms' predictions and outcomes from the prediction log, computes per-arm results and
+ * the test (two-proportion z-test or Welch's t-test with confidence interval, the per-arm sample
+ * size for the configured power) and decides `keep-running`, `a-wins`, `b-wins` or `no-difference`.
+ * The workflow publishes the results as `MlPlatform/Experiments` metrics, records the decision as
+ * `analysis#<model>` (which the champion-challenger promotion reads) and notifies the topic.
+ */
+export class AbTestAnalysis extends Construct {
+  public readonly workflow: MlWorkflow;
+  public readonly analyzer: lambda.Function;
+  public readonly defaults: Record<string, unknown>;
+
+  constructor(scope: Construct, id: string, props: AbTestAnalysisProps) {
+    super(scope, id);
+    this.validate(props);
+    this.defaults = {
+      model: props.modelName,
+      variantA: props.variantA ?? 'champion',
+      variantB: props.variantB ?? 'challenger',
+      outcomeType: props.outcomeType,
+      minimumDetectableEffect: props.minimumDetectableEffect,
+      alpha: props.alpha ?? 0.05,
+      power: props.power ?? 0.8,
+    };
+
+    this.analyzer = new MlFunction(this, 'Analyzer', {
+      handler: 'analyze-experiment',
+      description: `Reads ${props.modelName}'s prediction log and tests its A/B experiment`,
+      encryptionKey: props.encryptionKey,
+      invokedSynchronouslyBy: 'the A/B analysis workflow, which retries and catches its errors',
+      calls: 'DynamoDB',
+      timeout: Duration.minutes(5),
+      memorySize: 1024,
+      reservedConcurrency: 2,
+      logRetention: props.logRetention,
+      logRemovalPolicy: props.logRemovalPolicy,
+      vpc: props.vpc,
+      environment: {
+        PREDICTION_LOG_TABLE: props.predictionLog.table.tableName,
+        POWERTOOLS_SERVICE_NAME: 'experiment-analysis',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+      },
+    }).function;
+    props.predictionLog.grantQueryByModel(this.analyzer);
+
+    const failed = new sfn.Fail(this, 'Analysis failed', { errorPath: '$.error.Error', causePath: '$.error.Cause' });
+    const notifyFailure = new tasks.SnsPublish(this, 'Notify failure', {
+      topic: props.notificationTopic,
+      subject: `A/B analysis of ${props.modelName} failed`,
+      message: sfn.TaskInput.fromJsonPathAt('$.error'),
+      resultPath: sfn.JsonPath.DISCARD,
+    }).next(failed);
+    const invalid = new sfn.Fail(this, 'Invalid analysis input', { error: 'InvalidInput', causePath: '$.error.Cause' });
+
+    const analyze = new tasks.LambdaInvoke(this, 'Analyze experiment', {
+      lambdaFunction: this.analyzer,
+      payload: sfn.TaskInput.fromJsonPathAt('$.config'),
+      payloadResponseOnly: true,
+      resultPath: '$.analysis',
+      retryOnServiceExceptions: true,
+    });
+    analyze.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
+    analyze.addCatch(invalid, { errors: ['AnalysisInputError'], resultPath: '$.error' });
+    analyze.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+
+    const armMetrics = [0, 1].flatMap((arm) => [
+      { name: 'ArmMean', valuePath: `$.analysis.arms[${arm}].mean`, dimensionPaths: { Variant: `$.analysis.arms[${arm}].variant` } },
+      { name: 'ArmOutcomes', valuePath: `$.analysis.arms[${arm}].outcomes`, unit: 'Count', dimensionPaths: { Variant: `$.analysis.arms[${arm}].variant` } },
+    ]);
+    const withTest = putExperimentMetrics(this, 'Publish results and test', props.modelName, [
+      ...armMetrics,
+      { name: 'PValue', valuePath: '$.analysis.test.pValue' },
+      { name: 'Difference', valuePath: '$.analysis.test.difference' },
+    ]);
+    const armsOnly = putExperimentMetrics(this, 'Publish results', props.modelName, armMetrics);
+    const record = tasks.CallAwsService.jsonPath(this, 'Record decision', {
+      service: 'dynamodb',
+      action: 'putItem',
+      iamResources: [props.predictionLog.table.tableArn],
+      iamAction: 'dynamodb:PutItem',
+      parameters: {
+        TableName: props.predictionLog.table.tableName,
+        Item: {
+          predictionId: { S: `analysis#${props.modelName}` },
+          decision: { 'S.$': '$.analysis.decision' },
+          reason: { 'S.$': '$.analysis.reason' },
+          analyzedAt: { 'S.$': '$.analysis.analyzedAt' },
+          variantA: { 'S.$': '$.analysis.variantA' },
+          variantB: { 'S.$': '$.analysis.variantB' },
+          execution: { 'S.$': '$$.Execution.Id' },
+        },
+      },
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    const notify = new tasks.SnsPublish(this, 'Notify decision', {
+      topic: props.notificationTopic,
+      subject: `A/B analysis of ${props.modelName}`,
+      message: sfn.TaskInput.fromJsonPathAt('$.analysis'),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    for (const task of [withTest, armsOnly, record, notify]) {
+      task.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6 });
+      task.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    }
+    record.next(notify).next(new sfn.Succeed(this, 'Analysis recorded', { outputPath: '$.analysis' }));
+    withTest.next(record);
+    armsOnly.next(record);
+    analyze.next(new sfn.Choice(this, 'Test computed?').when(sfn.Condition.isNotNull('$.analysis.test'), withTest).otherwise(armsOnly));
+
+    const validated = validateExecutionInput(
+      this,
+      'Validate input',
+      <InputField[]>[
+        { path: '$.config.variantA', type: 'string' },
+        { path: '$.config.variantB', type: 'string' },
+        {
+          path: '$.config.outcomeType',
+          type: 'string',
+          check: {
+            condition: sfn.Condition.or(sfn.Condition.stringEquals('$.config.outcomeType', 'binary'), sfn.Condition.stringEquals('$.config.outcomeType', 'continuous')),
+            expectation: "'binary' or 'continuous'",
+          },
+        },
+        { path: '$.config.windowStart', type: 'timestamp' },
+        { path: '$.config.windowEnd', type: 'timestamp' },
+        {
+          path: '$.config.minimumDetectableEffect',
+          type: 'number',
+          check: { condition: sfn.Condition.numberGreaterThan('$.config.minimumDetectableEffect', 0), expectation: '> 0' },
+        },
+        { path: '$.config.alpha', type: 'number' },
+        { path: '$.config.power', type: 'number' },
+      ],
+      analyze,
+    );
+    const definition = new sfn.Pass(this, 'Load defaults', { result: sfn.Result.fromObject({ defaults: { ...this.defaults } }), resultPath: '$' })
+      // The model is fixed by the workflow; the input cannot point it at another model's predictions.
+      .next(new sfn.Pass(this, 'Merge input over defaults', { parameters: { 'config.$': `States.JsonMerge(States.JsonMerge($.defaults, $$.Execution.Input, false), States.StringToJson('{"model":"${props.modelName}"}'), false)` } }))
+      .next(validated);
+
+    this.workflow = new MlWorkflow(this, 'Workflow', {
+      definition,
+      description: `A/B test analysis for model ${props.modelName}`,
+      encryptionKey: props.encryptionKey,
+      logRetention: props.logRetention,
+      logRemovalPolicy: props.logRemovalPolicy,
+      timeout: Duration.hours(1),
+      failureAlarmAction: props.failureAlarmAction,
+      wildcardResourceReason: `cloudwatch:PutMetricData has no resource-level permissions; it is limited to the ${EXPERIMENTS_METRICS_NAMESPACE} namespace by a condition.`,
+    });
+    grantPublishTo(props.notificationTopic, this.workflow.role);
+    grantPutExperimentMetrics(this.workflow.role);
+    props.predictionLog.grantWorkflowState(this.workflow.role);
+  }
+
+  private validate(props: AbTestAnalysisProps): void {
+    const where = `${this.node.path} (AbTestAnalysis)`;
+    const problems: string[] = [];
+    if (!(props.minimumDetectableEffect > 0) || (props.outcomeType === 'binary' && props.minimumDetectableEffect >= 1)) {
+      problems.push(`minimumDetectableEffect: must be > 0${props.outcomeType === 'binary' ? ' and < 1 (a difference in rates)' : ''}; got ${props.minimumDetectableEffect}`);
+    }
+    for (const [name, value] of [
+      ['alpha', props.alpha],
+      ['power', props.power],
+    ] as const) {
+      if (value !== undefined && !(value > 0 && value < 1)) problems.push(`${name}: must be between 0 and 1; got ${value}`);
+    }
+    if ((props.variantA ?? 'champion') === (props.variantB ?? 'challenger')) problems.push(`variantB: must differ from variantA ('${props.variantA}')`);
+    if (problems.length > 0) throw new Error(`${where}: invalid props:\n  - ${problems.join('\n  - ')}`);
+  }
+}
