@@ -6,16 +6,30 @@
 //   MODEL_ROUTES                       JSON routing table (see RoutingTableSchema), read lazily once
 //   POWERTOOLS_METRICS_NAMESPACE       EMF namespace; POWERTOOLS_SERVICE_NAME names the service
 //   SAGEMAKER_TIMEOUT_MS               optional per-attempt timeout for InvokeEndpoint (504 when exceeded)
-//   AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REGION: read by the SDK itself
+//   PREDICTION_LOG_TABLE               optional DynamoDB table; when set every served prediction is logged there
+//   PREDICTION_LOG_TTL_DAYS            optional, days a logged prediction is kept (default 90)
+//   PREDICTION_LOG_TIMEOUT_MS          optional per-attempt timeout for the PutItem (default 1000)
+//   AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME / AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REGION: read by the SDK itself
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   InvokeEndpointCommand,
   SageMakerRuntimeClient,
   type SageMakerRuntimeClientConfig,
 } from '@aws-sdk/client-sagemaker-runtime';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import {
+  assignRoute,
+  DEFAULT_PREDICTION_LOG_TTL_DAYS,
+  isConditionalCheckFailed,
+  parsePredictionLogTtlDays,
+  predictionLogPut,
+  predictionLogRecord,
+  type PredictionLogInput,
+  type PredictionLogRecord,
+} from '../shared/experiments';
 import {
   ConfigError,
   errorResponse,
@@ -35,6 +49,10 @@ const client = new SageMakerRuntimeClient(clientOptions());
 
 const backend: InferenceBackend = sageMakerBackend((input) => client.send(new InvokeEndpointCommand(input)));
 
+const predictionLogTable = nonEmpty(process.env.PREDICTION_LOG_TABLE);
+const predictionLogClient = predictionLogTable === undefined ? undefined : new DynamoDBClient(predictionLogClientOptions());
+let predictionLogTtlDays: number | undefined;
+
 /** Model dimension value when the request never resolved to a configured model (keeps cardinality bounded). */
 const UNRESOLVED_MODEL = 'unresolved';
 
@@ -48,6 +66,65 @@ function clientOptions(): SageMakerRuntimeClientConfig {
   }
   // Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout elapses.
   return { requestHandler: { requestTimeout: timeoutMs, throwOnRequestTimeout: true } };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim().length === 0 ? undefined : value.trim();
+}
+
+function predictionLogClientOptions(): { requestHandler: { requestTimeout: number; throwOnRequestTimeout: boolean } } {
+  // A slow log write delays the prediction it logs: keep each attempt short.
+  const timeoutMs = Number(process.env.PREDICTION_LOG_TIMEOUT_MS);
+  return { requestHandler: { requestTimeout: Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : 1_000, throwOnRequestTimeout: true } };
+}
+
+/** PREDICTION_LOG_TTL_DAYS, read once; an unusable value is logged and the default is used (never lose predictions over it). */
+function ttlDays(): number {
+  if (predictionLogTtlDays === undefined) {
+    try {
+      predictionLogTtlDays = parsePredictionLogTtlDays(process.env.PREDICTION_LOG_TTL_DAYS);
+    } catch (error) {
+      logger.error('invalid function configuration; using the default prediction log TTL', {
+        error: (error as Error).message,
+        defaultDays: DEFAULT_PREDICTION_LOG_TTL_DAYS,
+      });
+      predictionLogTtlDays = DEFAULT_PREDICTION_LOG_TTL_DAYS;
+    }
+  }
+  return predictionLogTtlDays;
+}
+
+/**
+ * Writes the prediction-log record. Never throws: the caller already has a prediction and must get
+ * it. A failed write is logged with the whole record (so it can be replayed into the table) and
+ * counted as PredictionLogWriteErrors.
+ */
+async function logPrediction(table: string, dynamodb: DynamoDBClient, input: PredictionLogInput, countError: () => void): Promise<void> {
+  let record: PredictionLogRecord | undefined;
+  try {
+    record = predictionLogRecord(input);
+    await dynamodb.send(new PutItemCommand(predictionLogPut(table, record)));
+  } catch (error) {
+    if (isConditionalCheckFailed(error)) {
+      // The caller reused an inference id: the first record (and any outcome on it) is kept.
+      logger.warn('prediction id already logged; kept the first record', { record });
+      return;
+    }
+    const { name, message } = (error ?? {}) as { name?: unknown; message?: unknown };
+    logger.error('prediction log write failed', {
+      table,
+      // Without a record (it could not be built) log what identifies the prediction; never the model output.
+      record: record ?? {
+        predictionId: input.result.predictionId,
+        model: input.result.model,
+        variant: input.result.variant,
+        modelVersion: input.result.modelVersion,
+        assignment: input.assignment,
+      },
+      error: { name, message },
+    });
+    countError();
+  }
 }
 
 /** Reads MODEL_ROUTES on first use; the result (or the error) is kept for the life of the environment. */
@@ -66,7 +143,7 @@ function getRoutes(): Routes {
 
 export async function handler(event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> {
   let metricsAdded = false;
-  const count = (model: string, metric: 'Predictions' | 'PredictionErrors', latencyMs?: number): void => {
+  const count = (model: string, metric: 'Predictions' | 'PredictionErrors' | 'PredictionLogWriteErrors', latencyMs?: number): void => {
     metrics.addDimension('Model', model);
     metrics.addMetric(metric, MetricUnit.Count, 1);
     if (latencyMs !== undefined) {
@@ -91,15 +168,25 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
         body: event.body,
         isBase64Encoded: event.isBase64Encoded,
       },
-      { routes: current.table, backend, ids: randomUUID },
+      { routes: current.table, backend, ids: randomUUID, assign: assignRoute },
     );
 
     switch (outcome.kind) {
       case 'success': {
         const { predictionId, model, variant, modelVersion } = outcome.result;
         const latencyMs = Math.round(outcome.latencyMs);
-        logger.info('prediction served', { predictionId, model, variant, modelVersion, latencyMs });
+        logger.info('prediction served', { predictionId, model, variant, modelVersion, assignment: outcome.assignment, latencyMs });
         count(model, 'Predictions', outcome.latencyMs);
+        if (predictionLogTable !== undefined && predictionLogClient !== undefined) {
+          const input: PredictionLogInput = {
+            result: outcome.result,
+            servedAt: new Date(),
+            ttlDays: ttlDays(),
+            assignment: outcome.assignment,
+            ...(outcome.callerId === undefined ? {} : { callerId: outcome.callerId }),
+          };
+          await logPrediction(predictionLogTable, predictionLogClient, input, () => count(model, 'PredictionLogWriteErrors'));
+        }
         break;
       }
       case 'rejected':

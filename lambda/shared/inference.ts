@@ -22,6 +22,9 @@ export const SAGEMAKER_NAME_PATTERN = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
 /** Characters allowed in a caller-supplied inference id (SageMaker allows 1..64 of these). */
 export const INFERENCE_ID_PATTERN = /^[A-Za-z0-9\-_.]{1,64}$/;
 
+/** Longest caller id accepted for sticky variant assignment (it is hashed, never stored or forwarded). */
+export const MAX_CALLER_ID_LENGTH = 256;
+
 export const CONTENT_TYPES = ['application/json', 'text/csv'] as const;
 export type InferenceContentType = (typeof CONTENT_TYPES)[number];
 
@@ -46,12 +49,13 @@ export abstract class InferenceError extends Error {
   }
 }
 
-export type RequestErrorStatus = 400 | 404 | 405 | 413 | 415;
+export type RequestErrorStatus = 400 | 404 | 405 | 409 | 413 | 415;
 
 const REQUEST_ERROR_CODES: Record<RequestErrorStatus, string> = {
   400: 'BadRequest',
   404: 'NotFound',
   405: 'MethodNotAllowed',
+  409: 'Conflict',
   413: 'PayloadTooLarge',
   415: 'UnsupportedMediaType',
 };
@@ -130,6 +134,15 @@ export const PredictRequestSchema = z
       .string({ error: 'Invalid inference id: expected a string' })
       .regex(INFERENCE_ID_PATTERN, 'Invalid inference id: expected 1-64 characters from A-Z a-z 0-9 - _ .')
       .optional(),
+    /**
+     * Stable id of the caller (user, account, session...) for sticky A/B assignment. Only its
+     * SHA-256 is logged; it is never sent to the model.
+     */
+    callerId: z
+      .string({ error: 'Invalid caller id: expected a string' })
+      .min(1, 'Invalid caller id: expected 1-256 characters')
+      .max(MAX_CALLER_ID_LENGTH, 'Invalid caller id: expected 1-256 characters')
+      .optional(),
   })
   .superRefine((request, ctx) => {
     if (request.contentType === 'text/csv' && typeof request.payload !== 'string') {
@@ -166,15 +179,16 @@ function formatPath(path: readonly PropertyKey[], root: string): string {
   return path.map((segment) => (typeof segment === 'number' ? `[${segment}]` : String(segment))).join('.');
 }
 
-function firstField(issues: readonly z.core.$ZodIssue[]): string {
+/** Dotted path of the field the first issue is about (`body` for the whole object). */
+export function firstIssueField(issues: readonly z.core.$ZodIssue[], root = 'body'): string {
   const issue = issues[0];
   if (issue === undefined) {
-    return 'body';
+    return root;
   }
   if (issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined) {
-    return issue.keys[0];
+    return issue.path.length > 0 ? `${formatPath(issue.path, root)}.${issue.keys[0]}` : issue.keys[0];
   }
-  return formatPath(issue.path, 'body');
+  return formatPath(issue.path, root);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -184,18 +198,45 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * larger than {@link MAX_REQUEST_BODY_BYTES}) whose message starts with the offending field.
  */
 export function parseRequest(rawBody: string | null | undefined, isBase64Encoded = false): PredictRequest {
-  if (rawBody === null || rawBody === undefined || rawBody.length === 0) {
-    throw new RequestError(400, 'body: is required (a JSON object with a "payload" field)', 'body');
+  const json = decodeJsonBody(rawBody, isBase64Encoded, {
+    maxBytes: MAX_REQUEST_BODY_BYTES,
+    missing: 'body: is required (a JSON object with a "payload" field)',
+    tooLarge: `body: exceeds the ${MAX_REQUEST_BODY_BYTES / (1024 * 1024)} MB limit for real-time inference; use batch transform or asynchronous inference for larger payloads`,
+  });
+  const result = PredictRequestSchema.safeParse(json);
+  if (!result.success) {
+    throw new RequestError(400, formatIssues(result.error.issues), firstIssueField(result.error.issues));
   }
+  return result.data;
+}
+
+export interface JsonBodyLimits {
+  /** Largest accepted body in bytes (after base64 decoding). */
+  readonly maxBytes: number;
+  /** Message of the 400 for a missing or empty body; should start with `body: `. */
+  readonly missing: string;
+  /** Message of the 413 for an oversized body; should start with `body: `. */
+  readonly tooLarge: string;
+}
+
+/**
+ * Decodes an API Gateway body (optionally base64) as UTF-8 JSON. Throws {@link RequestError} naming
+ * `body`: 400 when it is missing, not UTF-8 or not JSON, 413 when it exceeds `limits.maxBytes`.
+ */
+export function decodeJsonBody(rawBody: string | null | undefined, isBase64Encoded: boolean, limits: JsonBodyLimits): unknown {
+  if (rawBody === null || rawBody === undefined || rawBody.length === 0) {
+    throw new RequestError(400, limits.missing, 'body');
+  }
+  const tooLarge = (): RequestError => new RequestError(413, limits.tooLarge, 'body');
 
   let text: string;
   if (isBase64Encoded) {
     // Four base64 characters encode three bytes; reject before decoding anything huge.
-    if (Math.floor((rawBody.length * 3) / 4) > MAX_REQUEST_BODY_BYTES + 2) {
+    if (Math.floor((rawBody.length * 3) / 4) > limits.maxBytes + 2) {
       throw tooLarge();
     }
     const bytes = Buffer.from(rawBody, 'base64');
-    if (bytes.byteLength > MAX_REQUEST_BODY_BYTES) {
+    if (bytes.byteLength > limits.maxBytes) {
       throw tooLarge();
     }
     try {
@@ -205,32 +246,17 @@ export function parseRequest(rawBody: string | null | undefined, isBase64Encoded
     }
   } else {
     // A string's UTF-8 size is at least its length, so a long string is rejected without measuring.
-    if (rawBody.length > MAX_REQUEST_BODY_BYTES || Buffer.byteLength(rawBody, 'utf8') > MAX_REQUEST_BODY_BYTES) {
+    if (rawBody.length > limits.maxBytes || Buffer.byteLength(rawBody, 'utf8') > limits.maxBytes) {
       throw tooLarge();
     }
     text = rawBody;
   }
 
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch {
     throw new RequestError(400, 'body: must be valid JSON', 'body');
   }
-
-  const result = PredictRequestSchema.safeParse(json);
-  if (!result.success) {
-    throw new RequestError(400, formatIssues(result.error.issues), firstField(result.error.issues));
-  }
-  return result.data;
-}
-
-function tooLarge(): RequestError {
-  return new RequestError(
-    413,
-    `body: exceeds the ${MAX_REQUEST_BODY_BYTES / (1024 * 1024)} MB limit for real-time inference; use batch transform or asynchronous inference for larger payloads`,
-    'body',
-  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,16 +266,51 @@ function tooLarge(): RequestError {
 export const VariantRouteSchema = z.object({
   /** Version label reported to callers, e.g. a model package version or a git sha. */
   modelVersion: z.string().min(1, 'must be a non-empty string'),
+  /**
+   * Relative share of sticky-assigned callers sent to this variant (normalised over the model's
+   * variants). Required on every variant of a sticky route; ignored otherwise (SageMaker then
+   * splits traffic by the endpoint's own variant weights).
+   */
+  weight: z
+    .number({ error: 'must be a number' })
+    .positive('must be greater than 0')
+    .max(1e9, 'must be at most 1000000000')
+    .optional(),
 });
 
-export const ModelRouteSchema = z.object({
-  endpointName: z
-    .string()
-    .regex(SAGEMAKER_NAME_PATTERN, 'Invalid endpoint name: expected 1-63 letters, digits or hyphens'),
-  variants: z
-    .record(VariantNameSchema, VariantRouteSchema)
-    .refine((variants) => Object.keys(variants).length > 0, { message: 'must define at least one variant' }),
+export const StickyRoutingSchema = z.strictObject({
+  /**
+   * Mixed into the caller-id hash. Changing it re-shuffles every caller, so use a new salt per
+   * experiment and keep it for the experiment's lifetime.
+   */
+  salt: z.string({ error: 'must be a string' }).min(1, 'must be a non-empty string').max(256, 'must be at most 256 characters'),
 });
+
+export const ModelRouteSchema = z
+  .object({
+    endpointName: z
+      .string()
+      .regex(SAGEMAKER_NAME_PATTERN, 'Invalid endpoint name: expected 1-63 letters, digits or hyphens'),
+    variants: z
+      .record(VariantNameSchema, VariantRouteSchema)
+      .refine((variants) => Object.keys(variants).length > 0, { message: 'must define at least one variant' }),
+    /** Present when callers that send a callerId are pinned to a variant by a salted hash of it. */
+    sticky: StickyRoutingSchema.optional(),
+  })
+  .superRefine((route, ctx) => {
+    if (route.sticky === undefined) {
+      return;
+    }
+    for (const [name, variant] of Object.entries(route.variants)) {
+      if (variant.weight === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['variants', name, 'weight'],
+          message: 'is required on every variant when sticky routing is on',
+        });
+      }
+    }
+  });
 
 /** Value of the MODEL_ROUTES env var: model name (the `{model}` path parameter) -> endpoint and its variants. */
 export const RoutingTableSchema = z
@@ -282,7 +343,9 @@ export interface ResolvedRoute {
   readonly model: string;
   readonly endpointName: string;
   readonly targetVariant?: string;
-  readonly variants: Readonly<Record<string, { readonly modelVersion: string }>>;
+  readonly variants: Readonly<Record<string, { readonly modelVersion: string; readonly weight?: number }>>;
+  /** Set when the model pins callers to variants (see {@link StickyRoutingSchema}). */
+  readonly sticky?: { readonly salt: string };
 }
 
 /**
@@ -310,6 +373,7 @@ export function resolveRoute(table: RoutingTable, modelName: string, targetVaria
     endpointName: route.endpointName,
     variants: route.variants,
     ...(targetVariant === undefined ? {} : { targetVariant }),
+    ...(route.sticky === undefined ? {} : { sticky: route.sticky }),
   };
 }
 
@@ -693,12 +757,39 @@ export interface PredictionInput {
   readonly isBase64Encoded?: boolean;
 }
 
+/**
+ * How the serving variant was chosen: `targeted` (the caller named it), `sticky` (derived from a
+ * salted hash of the caller id, see lambda/shared/experiments.ts) or `weighted` (SageMaker split
+ * the traffic by the endpoint's variant weights).
+ */
+export type AssignmentKind = 'sticky' | 'weighted' | 'targeted';
+
+export interface VariantAssignment {
+  readonly assignment: AssignmentKind;
+  /** Variant to send as TargetVariant; must be one of the route's variants. */
+  readonly targetVariant?: string;
+}
+
+/** Chooses the variant for a request that resolved to `route` (which already validated targetVariant). */
+export type VariantAssigner = (request: PredictRequest, route: ResolvedRoute) => VariantAssignment;
+
+/** Assignment without sticky routing: the caller's targetVariant, or SageMaker's weighted split. */
+export function defaultAssignment(request: PredictRequest, route: ResolvedRoute): VariantAssignment {
+  const targetVariant = request.targetVariant ?? route.targetVariant;
+  return targetVariant === undefined ? { assignment: 'weighted' } : { assignment: 'targeted', targetVariant };
+}
+
 export interface PredictionDeps {
   readonly routes: RoutingTable;
   readonly backend: InferenceBackend;
   readonly ids: IdGenerator;
   /** Milliseconds clock for latency; defaults to performance.now. */
   readonly now?: () => number;
+  /**
+   * Chooses the variant; defaults to {@link defaultAssignment}. The invoke handler passes
+   * `assignRoute` from lambda/shared/experiments.ts, which adds sticky assignment.
+   */
+  readonly assign?: VariantAssigner;
 }
 
 /** What happened to one request: the response plus what the handler needs for logs and metrics. */
@@ -708,6 +799,10 @@ export type PredictionOutcome =
       readonly response: HttpResponse;
       readonly result: PredictionResult;
       readonly latencyMs: number;
+      /** How the variant was chosen. */
+      readonly assignment: AssignmentKind;
+      /** The request's callerId, for the prediction log (which stores only its hash). */
+      readonly callerId?: string;
     }
   | {
       readonly kind: 'rejected';
@@ -736,12 +831,25 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
       throw new RequestError(400, 'model: path parameter is required (POST /models/{model}/predict)', 'model');
     }
     const request = parseRequest(input.body, input.isBase64Encoded ?? false);
-    const route = resolveRoute(deps.routes, input.modelName, request.targetVariant);
-    model = route.model;
+    const resolved = resolveRoute(deps.routes, input.modelName, request.targetVariant);
+    model = resolved.model;
+    const chosen = (deps.assign ?? defaultAssignment)(request, resolved);
+    if (chosen.targetVariant !== undefined && !Object.hasOwn(resolved.variants, chosen.targetVariant)) {
+      // The assigner only picks among the route's variants; anything else is a bug (500).
+      throw new Error(`variant assigner chose ${JSON.stringify(chosen.targetVariant)}, which model ${JSON.stringify(model)} does not have`);
+    }
+    const route = chosen.targetVariant === undefined ? resolved : { ...resolved, targetVariant: chosen.targetVariant };
     const started = now();
     try {
       const result = await predict(request, route, deps.backend, deps.ids);
-      return { kind: 'success', response: toHttpResponse(200, result), result, latencyMs: now() - started };
+      return {
+        kind: 'success',
+        response: toHttpResponse(200, result),
+        result,
+        latencyMs: now() - started,
+        assignment: chosen.assignment,
+        ...(request.callerId === undefined ? {} : { callerId: request.callerId }),
+      };
     } catch (error) {
       if (error instanceof UpstreamError) {
         return { kind: 'failed', response: errorResponse(error), error, model: route.model, latencyMs: now() - started };
