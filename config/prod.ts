@@ -2,7 +2,8 @@ import type { PlatformConfigInput } from './schema';
 
 /**
  * prod: resilience first. Multi-instance variants spread across Availability Zones with
- * autoscaling, a VPC with network isolation, data capture for Model Monitor, WAF, long log
+ * autoscaling, canary deployment guardrails, a shadow candidate judged by the shadow comparison
+ * workflow, a VPC with network isolation, data capture for Model Monitor, WAF, long log
  * retention, and every stateful resource retained.
  */
 export const prod: PlatformConfigInput = {
@@ -12,7 +13,7 @@ export const prod: PlatformConfigInput = {
   logRetentionDays: 365,
   alarmEmails: [],
   network: { vpc: true, availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'] },
-  api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true },
+  api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true, predictionLog: true, predictionLogRetentionDays: 180 },
   models: [
     {
       name: 'churn',
@@ -47,6 +48,11 @@ export const prod: PlatformConfigInput = {
         },
       ],
       alarms: { error5xxRatePercent: 0.5, modelLatencyP99Ms: 300 },
+      // A new model version reaches 10% of capacity first and bakes for 10 minutes under the alarms.
+      deploymentGuardrails: { mode: 'canary', percent: 10, waitMinutes: 10 },
+      experiments: {
+        shadowComparison: { observationMinutes: 120, maxErrorRate: 0.005, maxLatencyMs: 300 },
+      },
     },
   ],
 };

@@ -79,6 +79,54 @@ const alarmThresholdsSchema = z.strictObject({
   error4xxRatePercent: z.number().positive().max(100).default(5),
 });
 
+const deploymentGuardrailsSchema = z.strictObject({
+  /** How SageMaker moves traffic to a new model version: canary or linear with bakes, or all at once. */
+  mode: z.enum(['all-at-once', 'canary', 'linear']),
+  /** canary: share of capacity that takes traffic first; linear: share moved per step (1-99). */
+  percent: z.number().int().min(1).max(99).optional(),
+  /** Bake between steps, watching the endpoint's alarms (0-60). */
+  waitMinutes: z.number().int().min(0).max(60).default(10),
+  /** How long the old fleet stays up after the shift, for a fast manual rollback. */
+  terminationWaitMinutes: z.number().int().min(0).max(60).default(10),
+});
+
+const experimentsSchema = z.strictObject({
+  /** Keep each caller (callerId) on one variant: a salted hash of the id over the variants' weights. */
+  stickyRouting: z.boolean().default(false),
+  /** A/B analysis workflow over the prediction log (needs api.predictionLog). */
+  abTest: z
+    .strictObject({
+      variantA: z.string().default('champion'),
+      variantB: z.string().default('challenger'),
+      outcomeType: z.enum(['binary', 'continuous']),
+      minimumDetectableEffect: z.number().positive(),
+      alpha: z.number().gt(0).lt(1).default(0.05),
+      power: z.number().gt(0).lt(1).default(0.8),
+    })
+    .optional(),
+  /** Champion-challenger promotion workflow. */
+  promotion: z
+    .strictObject({
+      championVariant: z.string().default('champion'),
+      challengerVariant: z.string().default('challenger'),
+      trafficSteps: z.array(z.number()).min(1).default([10, 25, 50, 100]),
+      bakeMinutes: z.number().int().min(1).max(1440).default(15),
+      maxErrorRate: z.number().min(0).max(1).default(0.01),
+      maxLatencyMs: z.number().positive().default(1000),
+      minInvocations: z.number().int().min(1).default(100),
+    })
+    .optional(),
+  /** Shadow comparison workflow (needs a shadow variant). */
+  shadowComparison: z
+    .strictObject({
+      observationMinutes: z.number().int().min(1).max(1440).default(60),
+      maxErrorRate: z.number().min(0).max(1).default(0.01),
+      maxLatencyMs: z.number().positive().default(1000),
+      minInvocations: z.number().int().min(1).default(100),
+    })
+    .optional(),
+});
+
 const modelSchema = z.strictObject({
   /** Model family name, e.g. `churn`; used in construct ids, API routes and tags. */
   name: z.string().regex(MODEL_NAME_PATTERN, MODEL_NAME_RULE),
@@ -95,6 +143,8 @@ const modelSchema = z.strictObject({
   /** Blocks all network calls from the model container. Not available for serverless variants. */
   networkIsolation: z.boolean().default(true),
   alarms: alarmThresholdsSchema.optional(),
+  deploymentGuardrails: deploymentGuardrailsSchema.optional(),
+  experiments: experimentsSchema.default({ stickyRouting: false }),
 });
 
 export const platformConfigSchema = z
@@ -131,6 +181,10 @@ export const platformConfigSchema = z
       reservedConcurrency: z.number().int().min(1).max(1000).default(10),
       /** Attach an AWS WAF web ACL with AWS managed rule groups to the inference API. */
       waf: z.boolean(),
+      /** Log every prediction to DynamoDB and serve the outcomes route (A/B tests, champion-challenger). */
+      predictionLog: z.boolean().default(false),
+      /** Days a logged prediction and its outcome are kept. */
+      predictionLogRetentionDays: z.number().int().min(1).max(3650).default(90),
     }),
     models: z.array(modelSchema).min(1),
   })
@@ -153,6 +207,7 @@ export const platformConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['models', index, 'name'], message: `'${model.name}' is already used by another model` });
       }
       names.add(model.name);
+      checkExperiments(config, model, index, ctx);
       const issues = checkEndpointSpec({
         variants: model.variants,
         shadowVariants: model.shadowVariants,
@@ -168,6 +223,53 @@ export const platformConfigSchema = z
       }
     });
   });
+
+type RawConfig = z.output<typeof platformConfigSchema>;
+
+/** Cross-field rules of a model's experiments: each one must fit the model's variants. */
+function checkExperiments(config: RawConfig, model: RawConfig['models'][number], index: number, ctx: z.RefinementCtx): void {
+  const at = (...path: Array<string | number>) => ['models', index, 'experiments', ...path];
+  const production = model.variants.map((variant) => variant.name);
+  const requireVariant = (path: Array<string | number>, name: string) => {
+    if (!production.includes(name)) {
+      ctx.addIssue({ code: 'custom', path: at(...path), message: `'${name}' is not a production variant of ${model.name} (${production.join(', ')})` });
+    }
+  };
+  const { experiments } = model;
+  if (experiments.stickyRouting && production.length < 2) {
+    ctx.addIssue({ code: 'custom', path: at('stickyRouting'), message: `needs at least two production variants; ${model.name} has ${production.length}` });
+  }
+  if (experiments.abTest) {
+    requireVariant(['abTest', 'variantA'], experiments.abTest.variantA);
+    requireVariant(['abTest', 'variantB'], experiments.abTest.variantB);
+    if (!config.api.predictionLog) {
+      ctx.addIssue({ code: 'custom', path: at('abTest'), message: 'needs api.predictionLog: true (the analysis reads the logged predictions and outcomes)' });
+    }
+    if (experiments.abTest.outcomeType === 'binary' && experiments.abTest.minimumDetectableEffect >= 1) {
+      ctx.addIssue({ code: 'custom', path: at('abTest', 'minimumDetectableEffect'), message: 'must be below 1 for binary outcomes (it is a difference in rates)' });
+    }
+  }
+  if (experiments.promotion) {
+    requireVariant(['promotion', 'championVariant'], experiments.promotion.championVariant);
+    requireVariant(['promotion', 'challengerVariant'], experiments.promotion.challengerVariant);
+    const steps = experiments.promotion.trafficSteps;
+    steps.forEach((step, stepIndex) => {
+      if (!(step > 0 && step <= 100) || (stepIndex > 0 && step <= steps[stepIndex - 1])) {
+        ctx.addIssue({ code: 'custom', path: at('promotion', 'trafficSteps', stepIndex), message: `must be above the previous step and at most 100; got ${step}` });
+      }
+    });
+    if (steps[steps.length - 1] !== 100) {
+      ctx.addIssue({ code: 'custom', path: at('promotion', 'trafficSteps'), message: `must end at 100 (all traffic on the challenger); got [${steps.join(', ')}]` });
+    }
+  }
+  if (experiments.shadowComparison && model.shadowVariants.length !== 1) {
+    ctx.addIssue({ code: 'custom', path: at('shadowComparison'), message: `needs a shadow variant; ${model.name} has none` });
+  }
+  const guardrails = model.deploymentGuardrails;
+  if (guardrails && guardrails.mode !== 'all-at-once' && guardrails.percent === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['models', index, 'deploymentGuardrails', 'percent'], message: `is required for ${guardrails.mode} traffic shifting` });
+  }
+}
 
 export type PlatformConfigInput = z.input<typeof platformConfigSchema>;
 export type PlatformConfig = z.output<typeof platformConfigSchema>;

@@ -2,7 +2,8 @@ import type { PlatformConfigInput } from './schema';
 
 /**
  * staging: production-shaped at a smaller size. Instance-based variants in a VPC with network
- * isolation, a champion/challenger split, data capture for monitoring, and WAF on the API.
+ * isolation, a sticky 90/10 champion/challenger A/B test with its analysis and promotion workflows,
+ * data capture for monitoring, and WAF on the API.
  */
 export const staging: PlatformConfigInput = {
   envName: 'staging',
@@ -11,7 +12,7 @@ export const staging: PlatformConfigInput = {
   logRetentionDays: 90,
   alarmEmails: [],
   network: { vpc: true, maxAzs: 2 },
-  api: { throttlingRateLimit: 50, throttlingBurstLimit: 100, reservedConcurrency: 10, waf: true },
+  api: { throttlingRateLimit: 50, throttlingBurstLimit: 100, reservedConcurrency: 10, waf: true, predictionLog: true, predictionLogRetentionDays: 30 },
   models: [
     {
       name: 'churn',
@@ -40,6 +41,12 @@ export const staging: PlatformConfigInput = {
         },
       ],
       alarms: { error5xxRatePercent: 2, modelLatencyP99Ms: 800 },
+      experiments: {
+        // One customer sees one model for the whole test.
+        stickyRouting: true,
+        abTest: { outcomeType: 'binary', minimumDetectableEffect: 0.02 },
+        promotion: { trafficSteps: [25, 50, 100], bakeMinutes: 15, maxErrorRate: 0.01, maxLatencyMs: 800 },
+      },
     },
   ],
 };

@@ -12,6 +12,7 @@ import { grantPublishTo } from '../core/alarm-topic';
 import { validateExecutionInput, type InputField } from '../core/input-validation';
 import { MlFunction } from '../core/ml-function';
 import { MlWorkflow } from '../core/ml-workflow';
+import { acknowledgeWildcardResource } from '../core/private/nag';
 import { THROTTLING_ERRORS } from './champion-challenger-promotion';
 import type { PredictionLog } from './prediction-log';
 import { EXPERIMENTS_METRICS_NAMESPACE, grantPutExperimentMetrics, putExperimentMetrics } from './private/experiment-metrics';
@@ -227,6 +228,11 @@ export class AbTestAnalysis extends Construct {
     });
     grantPublishTo(props.notificationTopic, this.workflow.role);
     grantPutExperimentMetrics(this.workflow.role);
+    acknowledgeWildcardResource(
+      this.workflow.role.grantsPolicy,
+      `${this.analyzer.functionArn}:*`,
+      'The Lambda task may invoke the analysis function by version or alias (<function ARN>:*); the grant names that one function only.',
+    );
     props.predictionLog.grantWorkflowState(this.workflow.role);
   }
 

@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { RealTimeInferenceApi } from '../serving/real-time-inference-api';
 import { endpointWidgets, inferenceApiWidgets } from './endpoint-widgets';
+import { experimentWidgets, type ExperimentWorkflows } from './experiment-widgets';
 
 export interface PlatformDashboardProps {
   /**
@@ -34,6 +35,12 @@ export class PlatformDashboard extends Construct {
   /** Adds a model endpoint's traffic, latency, error and utilisation widgets. */
   public addEndpoint(endpoint: ModelEndpoint): void {
     this.addSection(...endpointWidgets(endpoint));
+  }
+
+  /** Adds a model's experiment verdicts, A/B results and workflow runs (nothing when it has none). */
+  public addExperiments(experiments: ExperimentWorkflows): void {
+    const widgets = experimentWidgets(experiments);
+    if (widgets.length > 0) this.addSection(...widgets);
   }
 
   /** Adds the inference API's widgets for the given models. */

@@ -1,4 +1,4 @@
-import { Duration, Tags, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Names, Tags, Token, Validations } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -112,6 +112,40 @@ export interface DataCaptureOptions {
   readonly captureResponses?: boolean;
 }
 
+/** How SageMaker shifts traffic from the old fleet to the new one when the endpoint is updated. */
+export type TrafficShifting =
+  | { readonly mode: 'all-at-once' }
+  | { readonly mode: 'canary'; /** Share of capacity that takes traffic first, 1-99. */ readonly canaryPercent: number; /** Bake before the rest. */ readonly wait: Duration }
+  | { readonly mode: 'linear'; /** Share of capacity moved per step, 1-99. */ readonly stepPercent: number; /** Bake between steps. */ readonly wait: Duration };
+
+/**
+ * SageMaker's own deployment guardrails for new model versions: a blue/green update with canary or
+ * linear traffic shifting, baked while alarms are watched, rolled back automatically if one fires.
+ */
+export interface DeploymentGuardrails {
+  readonly trafficShifting: TrafficShifting;
+  /**
+   * How long the old fleet stays up after all traffic has moved, for a fast manual rollback.
+   * @default Duration.minutes(10)
+   */
+  readonly terminationWait?: Duration;
+  /**
+   * Longest the whole deployment may take before SageMaker rolls it back.
+   * @default - SageMaker's default
+   */
+  readonly maximumExecutionTimeout?: Duration;
+  /**
+   * Roll back when any of the endpoint's own alarms fires (needs `alarms`); more can be named here.
+   * @default true
+   */
+  readonly rollbackOnEndpointAlarms?: boolean;
+  /**
+   * Further alarms, by name, that roll the deployment back.
+   * @default - none
+   */
+  readonly rollbackAlarmNames?: string[];
+}
+
 export interface ModelEndpointProps {
   /** Model family name, e.g. `churn`; recorded in tags and used by the inference API's routes. */
   readonly modelName: string;
@@ -162,6 +196,11 @@ export interface ModelEndpointProps {
    * @default - no alarms
    */
   readonly alarms?: EndpointAlarmOptions;
+  /**
+   * Blue/green updates with canary or linear traffic shifting and automatic rollback on alarms.
+   * @default - SageMaker's default blue/green update, all at once, without alarms
+   */
+  readonly deploymentGuardrails?: DeploymentGuardrails;
 }
 
 /** A variant as deployed, with the model version it serves. */
@@ -349,6 +388,10 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
       );
     }
 
+    // Rollback alarms are named in the endpoint, and the alarms name the endpoint: give them names
+    // generated from their construct paths so neither waits on the other.
+    const guardrails = props.deploymentGuardrails;
+    const alarmNamePrefix = guardrails && props.alarms && (guardrails.rollbackOnEndpointAlarms ?? true) ? Names.uniqueResourceName(this, { maxLength: 160 }) : undefined;
     const autoscaled = allVariants.some((variant) => variant.capacity.kind === 'instance' && variant.capacity.autoscaling);
     this.endpoint = new sagemaker.CfnEndpoint(this, 'Resource', {
       endpointConfigName: this.endpointConfig.attrEndpointConfigName,
@@ -359,6 +402,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
       excludeRetainedVariantProperties: autoscaled
         ? [{ variantPropertyType: 'DesiredWeight' }, { variantPropertyType: 'DataCaptureConfig' }]
         : undefined,
+      deploymentConfig: guardrails && this.renderDeploymentConfig(guardrails, alarmNamePrefix, props),
     });
     Tags.of(this.endpoint).add('ml:model-family', props.modelName);
     // The models only start when the endpoint does: make sure the role can pull and read by then.
@@ -386,8 +430,40 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     }
 
     if (props.alarms) {
-      this.alarms = new EndpointAlarms(this, 'Alarms', { endpoint: this, ...props.alarms });
+      this.alarms = new EndpointAlarms(this, 'Alarms', { endpoint: this, ...props.alarms, alarmNamePrefix });
     }
+  }
+
+  private renderDeploymentConfig(
+    guardrails: DeploymentGuardrails,
+    alarmNamePrefix: string | undefined,
+    props: ModelEndpointProps,
+  ): sagemaker.CfnEndpoint.DeploymentConfigProperty {
+    const shifting = guardrails.trafficShifting;
+    const routing: sagemaker.CfnEndpoint.TrafficRoutingConfigProperty =
+      shifting.mode === 'all-at-once'
+        ? { type: 'ALL_AT_ONCE' }
+        : shifting.mode === 'canary'
+          ? { type: 'CANARY', canarySize: { type: 'CAPACITY_PERCENT', value: shifting.canaryPercent }, waitIntervalInSeconds: shifting.wait.toSeconds() }
+          : { type: 'LINEAR', linearStepSize: { type: 'CAPACITY_PERCENT', value: shifting.stepPercent }, waitIntervalInSeconds: shifting.wait.toSeconds() };
+    const endpointAlarmNames = alarmNamePrefix
+      ? EndpointAlarms.alarmNames(alarmNamePrefix, this.variants.map((variant) => variant.name))
+      : [];
+    const alarmNames = [...endpointAlarmNames, ...(guardrails.rollbackAlarmNames ?? [])];
+    if (alarmNames.length > 10) {
+      throw new Error(`${this.node.path} (ModelEndpoint): deploymentGuardrails: SageMaker watches at most 10 rollback alarms; these settings name ${alarmNames.length}`);
+    }
+    if ((guardrails.rollbackOnEndpointAlarms ?? true) && !props.alarms) {
+      throw new Error(`${this.node.path} (ModelEndpoint): deploymentGuardrails.rollbackOnEndpointAlarms: the endpoint has no alarms; set alarms, or rollbackOnEndpointAlarms: false with rollbackAlarmNames`);
+    }
+    return {
+      blueGreenUpdatePolicy: {
+        trafficRoutingConfiguration: routing,
+        terminationWaitInSeconds: (guardrails.terminationWait ?? Duration.minutes(10)).toSeconds(),
+        maximumExecutionTimeoutInSeconds: guardrails.maximumExecutionTimeout?.toSeconds(),
+      },
+      autoRollbackConfiguration: alarmNames.length > 0 ? { alarms: alarmNames.map((alarmName) => ({ alarmName })) } : undefined,
+    };
   }
 
   /** Lets the grantee call InvokeEndpoint (any variant) on this endpoint only. */
@@ -475,9 +551,25 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     if (props.endpointName !== undefined && resolved(props.endpointName) && !VARIANT_NAME_PATTERN.test(props.endpointName)) {
       problems.push(`endpointName: must be 1-63 letters, digits or hyphens; got '${props.endpointName}'`);
     }
+    const shifting = props.deploymentGuardrails?.trafficShifting;
+    if (shifting && shifting.mode !== 'all-at-once') {
+      const [name, value] = shifting.mode === 'canary' ? ['canaryPercent', shifting.canaryPercent] : ['stepPercent', shifting.stepPercent];
+      if (!(Number.isInteger(value) && value >= 1 && value <= 99)) {
+        problems.push(`deploymentGuardrails.trafficShifting.${name}: must be a whole percentage from 1 to 99; got ${value}`);
+      }
+      const wait = shifting.wait.toSeconds();
+      if (wait < 0 || wait > 3600) problems.push(`deploymentGuardrails.trafficShifting.wait: must be at most 1 hour; got ${wait} s`);
+    }
+    if (props.deploymentGuardrails && allInstanceTypes(props).some((type) => type.startsWith('ml.inf1.'))) {
+      problems.push('deploymentGuardrails: SageMaker does not apply deployment guardrails to Inf1 instances (it would silently shift all traffic at once)');
+    }
     if (problems.length > 0) {
       throw new Error(`${where}: invalid props:\n  - ${problems.join('\n  - ')}`);
     }
   }
+}
+
+function allInstanceTypes(props: ModelEndpointProps): string[] {
+  return [...props.variants, ...(props.shadowVariants ?? [])].flatMap((variant) => (variant.capacity.kind === 'instance' ? [variant.capacity.instanceType] : []));
 }
 

@@ -1,10 +1,12 @@
 import { Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { PlatformDashboard } from '../monitoring/platform-dashboard';
+import type { ExperimentsStack } from './experiments-stack';
 import type { ServingStack } from './serving-stack';
 
 export interface ObservabilityStackProps extends StackProps {
   readonly serving: ServingStack;
+  readonly experiments?: ExperimentsStack;
 }
 
 /** The environment's dashboard: endpoints first, then the inference API; later patterns add sections. */
@@ -21,5 +23,8 @@ export class ObservabilityStack extends Stack {
       props.serving.inferenceApi,
       props.serving.endpoints.map((endpoint) => endpoint.modelName),
     );
+    for (const experiment of props.experiments?.experiments ?? []) {
+      this.dashboard.addExperiments(experiment);
+    }
   }
 }

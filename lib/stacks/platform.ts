@@ -1,6 +1,7 @@
 import { Tags } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { PlatformConfig } from '../../config/schema';
+import { ExperimentsStack } from './experiments-stack';
 import { FoundationStack } from './foundation-stack';
 import { ObservabilityStack } from './observability-stack';
 import { ServingStack } from './serving-stack';
@@ -8,6 +9,8 @@ import { ServingStack } from './serving-stack';
 export interface MlPlatformStacks {
   readonly foundation: FoundationStack;
   readonly serving: ServingStack;
+  /** Only when a model has an experiment workflow. */
+  readonly experiments?: ExperimentsStack;
   readonly observability: ObservabilityStack;
 }
 
@@ -17,12 +20,22 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
   const prefix = `MlPlatform-${config.envName}`;
   const foundation = new FoundationStack(scope, `${prefix}-Foundation`, { env, config, description: `cdk-ml-patterns ${config.envName}: keys, buckets, alarms, network` });
   const serving = new ServingStack(scope, `${prefix}-Serving`, { env, config, foundation, description: `cdk-ml-patterns ${config.envName}: model endpoints and inference API` });
-  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, description: `cdk-ml-patterns ${config.envName}: dashboard` });
+  const hasWorkflows = config.models.some(({ experiments: e }) => e.promotion || e.shadowComparison || e.abTest);
+  const experiments = hasWorkflows
+    ? new ExperimentsStack(scope, `${prefix}-Experiments`, {
+        env,
+        config,
+        foundation,
+        serving,
+        description: `cdk-ml-patterns ${config.envName}: champion-challenger, shadow and A/B workflows`,
+      })
+    : undefined;
+  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, description: `cdk-ml-patterns ${config.envName}: dashboard` });
   // cfn-lint's resource schemas do not accept Tags on these types yet; tagging them fails E3002.
   const excludeResourceTypes = ['AWS::CloudWatch::Dashboard', 'AWS::ApplicationAutoScaling::ScalableTarget'];
-  for (const stack of [foundation, serving, observability]) {
+  for (const stack of [foundation, serving, experiments, observability].filter((stack) => stack !== undefined)) {
     Tags.of(stack).add('project', 'cdk-ml-patterns', { excludeResourceTypes });
     Tags.of(stack).add('environment', config.envName, { excludeResourceTypes });
   }
-  return { foundation, serving, observability };
+  return { foundation, serving, experiments, observability };
 }

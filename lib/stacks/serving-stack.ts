@@ -1,7 +1,8 @@
-import { RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { ModelConfig, PlatformConfig } from '../../config/schema';
+import { PredictionLog } from '../experiments/prediction-log';
 import { AlarmSeverity } from '../serving/endpoint-alarms';
 import { ModelData } from '../serving/model-data';
 import { ModelEndpoint, type ModelVersionProps } from '../serving/model-endpoint';
@@ -17,6 +18,8 @@ export interface ServingStackProps extends StackProps {
 export class ServingStack extends Stack {
   public readonly endpoints: ModelEndpoint[];
   public readonly inferenceApi: RealTimeInferenceApi;
+  /** Every prediction served and its outcome, when `api.predictionLog` is on. */
+  public readonly predictionLog?: PredictionLog;
 
   constructor(scope: Construct, id: string, props: ServingStackProps) {
     super(scope, id, props);
@@ -52,11 +55,25 @@ export class ServingStack extends Stack {
             captureResponses: model.dataCapture.captureResponses,
           },
           alarms: { actions, ...model.alarms },
+          deploymentGuardrails: model.deploymentGuardrails && {
+            trafficShifting:
+              model.deploymentGuardrails.mode === 'all-at-once'
+                ? { mode: 'all-at-once' }
+                : model.deploymentGuardrails.mode === 'canary'
+                  ? { mode: 'canary', canaryPercent: model.deploymentGuardrails.percent!, wait: Duration.minutes(model.deploymentGuardrails.waitMinutes) }
+                  : { mode: 'linear', stepPercent: model.deploymentGuardrails.percent!, wait: Duration.minutes(model.deploymentGuardrails.waitMinutes) },
+            terminationWait: Duration.minutes(model.deploymentGuardrails.terminationWaitMinutes),
+          },
         }),
     );
 
+    if (config.api.predictionLog) {
+      this.predictionLog = new PredictionLog(this, 'PredictionLog', { encryptionKey: foundation.dataKey, retain: config.retainData });
+    }
+
     this.inferenceApi = new RealTimeInferenceApi(this, 'InferenceApi', {
-      endpoints: this.endpoints,
+      predictionLog: this.predictionLog,
+      predictionLogRetentionDays: config.api.predictionLogRetentionDays,
       encryptionKey: foundation.dataKey,
       logRetention: config.logRetentionDays as logs.RetentionDays,
       logRemovalPolicy: config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
@@ -67,5 +84,6 @@ export class ServingStack extends Stack {
       waf: config.api.waf,
       alarmActions: actions,
     });
+    config.models.forEach((model, index) => this.inferenceApi.addEndpoint(this.endpoints[index], { stickyRouting: model.experiments.stickyRouting }));
   }
 }

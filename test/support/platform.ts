@@ -22,7 +22,7 @@ export function synthesizePlatform(envName: EnvironmentName, config: PlatformCon
   const stacks = buildPlatform(app, config);
   const assembly = app.synth();
   const templates: Record<string, Template> = {};
-  for (const stack of Object.values(stacks) as Stack[]) {
+  for (const stack of Object.values(stacks).filter((stack) => stack !== undefined) as Stack[]) {
     templates[stack.stackName] = Template.fromJSON(assembly.getStackByName(stack.stackName).template);
   }
   return { app, config, stacks, templates, outdir: assembly.directory };

@@ -23,7 +23,7 @@ function templates(config: PlatformConfig): Record<string, any> {
   const app = new App({ context: require('../../../cdk.json').context });
   const stacks = buildPlatform(app, config);
   const out: Record<string, any> = {};
-  for (const stack of Object.values(stacks) as Stack[]) out[stack.stackName] = Template.fromStack(stack).toJSON();
+  for (const stack of Object.values(stacks).filter((stack) => stack !== undefined) as Stack[]) out[stack.stackName] = Template.fromStack(stack).toJSON();
   return out;
 }
 
