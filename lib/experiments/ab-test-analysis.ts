@@ -122,12 +122,14 @@ export class AbTestAnalysis extends Construct {
     props.predictionLog.grantQueryByModel(this.analyzer);
 
     const failed = new sfn.Fail(this, 'Analysis failed', { errorPath: '$.error.Error', causePath: '$.error.Cause' });
-    const notifyFailure = new tasks.SnsPublish(this, 'Notify failure', {
+    const failureNotice = new tasks.SnsPublish(this, 'Notify failure', {
       topic: props.notificationTopic,
       subject: `A/B analysis of ${props.modelName} failed`,
       message: sfn.TaskInput.fromJsonPathAt('$.error'),
       resultPath: sfn.JsonPath.DISCARD,
-    }).next(failed);
+    });
+    failureNotice.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6 });
+    const notifyFailure = failureNotice.next(failed);
     const invalid = new sfn.Fail(this, 'Invalid analysis input', { error: 'InvalidInput', causePath: '$.error.Cause' });
 
     const analyze = new tasks.LambdaInvoke(this, 'Analyze experiment', {

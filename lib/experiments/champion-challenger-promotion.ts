@@ -148,14 +148,17 @@ export class ChampionChallengerPromotion extends Construct {
     };
 
     const endpointName = endpoint.endpointName;
-    const notify = (stateId: string, subject: string, messagePath: string) =>
-      new tasks.SnsPublish(this, stateId, {
+    const retry = (task: sfn.TaskStateBase) => task.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
+    const notify = (stateId: string, subject: string, messagePath: string) => {
+      const task = new tasks.SnsPublish(this, stateId, {
         topic: props.notificationTopic,
         subject,
         message: sfn.TaskInput.fromJsonPathAt(messagePath),
         resultPath: sfn.JsonPath.DISCARD,
       });
-    const retry = (task: sfn.TaskStateBase) => task.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
+      retry(task);
+      return task;
+    };
 
     // Failure of the workflow itself: tell the topic, then fail with the error.
     const failed = new sfn.Fail(this, 'Promotion failed', { errorPath: '$.error.Error', causePath: '$.error.Cause' });
@@ -169,11 +172,15 @@ export class ChampionChallengerPromotion extends Construct {
     const rolledBack = new sfn.Fail(this, 'Rolled back', { error: 'RolledBack', causePath: '$.verdict.reason' });
     const rollback = this.shiftTraffic('Roll back to champion', endpointName, { championWeight: 1, challengerWeight: 0 }, endpoint);
     configure(rollback);
-    rollback.next(notify('Notify rollback', 'Challenger rolled back', '$.verdict').next(rolledBack));
+    const notifyRollback = notify('Notify rollback', 'Challenger rolled back', '$.verdict');
+    notifyRollback.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    rollback.next(notifyRollback.next(rolledBack));
 
     // Rejection before any traffic moves.
     const rejected = new sfn.Fail(this, 'Promotion rejected', { error: 'PromotionRejected', causePath: '$.verdict.reason' });
-    const reject = notify('Notify rejection', 'Challenger not promoted', '$.verdict').next(rejected);
+    const notifyRejection = notify('Notify rejection', 'Challenger not promoted', '$.verdict');
+    notifyRejection.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    const reject = notifyRejection.next(rejected);
 
     // Finish: record the new champion and notify.
     const promoted = new sfn.Succeed(this, 'Challenger promoted');
@@ -184,7 +191,9 @@ export class ChampionChallengerPromotion extends Construct {
       },
       resultPath: '$.verdict',
     });
-    let finish: sfn.IChainable = announce.next(notify('Notify promotion', 'Challenger promoted', '$.verdict')).next(promoted);
+    const notifyPromotion = notify('Notify promotion', 'Challenger promoted', '$.verdict');
+    notifyPromotion.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    let finish: sfn.IChainable = announce.next(notifyPromotion).next(promoted);
     if (props.predictionLog) {
       const record = tasks.CallAwsService.jsonPath(this, 'Record new champion', {
         service: 'dynamodb',

@@ -110,12 +110,14 @@ export class ShadowComparison extends Construct {
       task.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
     };
     const failed = new sfn.Fail(this, 'Comparison failed', { errorPath: '$.error.Error', causePath: '$.error.Cause' });
-    const notifyFailure = new tasks.SnsPublish(this, 'Notify failure', {
+    const failureNotice = new tasks.SnsPublish(this, 'Notify failure', {
       topic: props.notificationTopic,
       subject: 'Shadow comparison failed',
       message: sfn.TaskInput.fromJsonPathAt('$.error'),
       resultPath: sfn.JsonPath.DISCARD,
-    }).next(failed);
+    });
+    failureNotice.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6 });
+    const notifyFailure = failureNotice.next(failed);
 
     // Writing the verdict: S3 object, metric, notification.
     const key = `experiments/shadow/${endpoint.modelName}/`;

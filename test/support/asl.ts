@@ -11,6 +11,7 @@
 //   Ref X (any other resource or parameter)                -> placeholder-X
 //   Ref AWS::Partition / AWS::Region / AWS::AccountId ...  -> aws / us-east-1 / 123456789012 ...
 //   Fn::ImportValue name                                   -> placeholder-import-name
+//   Fn::GetStackOutput { OutputName }                      -> placeholder-output-OutputName (an ARN placeholder for ...Arn outputs)
 //
 // `Fn::Join`, `Fn::Select`, `Fn::Split`, `Fn::Sub`, `Fn::FindInMap` (against the template's Mappings),
 // `Fn::Base64` and `Fn::GetAZs` are evaluated. Anything else (`Fn::If`, `AWS::NoValue`, ...) throws an
@@ -253,6 +254,12 @@ function resolveString(ctx: Ctx, node: unknown, path: string[]): string {
       return resolveSub(ctx, here, arg);
     case 'Fn::ImportValue':
       return `placeholder-import-${sanitize(resolveString(ctx, arg, here))}`;
+    case 'Fn::GetStackOutput': {
+      // aws-cdk-lib's cross-stack reference: { StackName, Region?, OutputName }. Output names that end
+      // in "Arn" become ARN placeholders so that Task Resource fields stay valid ARNs.
+      const outputName = resolveString(ctx, (arg as { OutputName?: unknown })?.OutputName, [...here, 'OutputName']);
+      return /Arn[0-9A-F]{8}$/.test(outputName) ? placeholderArn(`output-${outputName}`) : `placeholder-output-${sanitize(outputName)}`;
+    }
     case 'Fn::FindInMap':
       return resolveFindInMap(ctx, here, arg);
     case 'Fn::Base64':

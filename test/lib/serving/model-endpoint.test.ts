@@ -1,4 +1,4 @@
-import { App, Stack } from 'aws-cdk-lib';
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -203,6 +203,37 @@ describe('ModelEndpoint', () => {
       AlarmActions: [{ Ref: Match.stringLikeRegexp('Pager') }],
     });
     expect(stack).toBeDefined();
+  });
+
+  test('deploys new versions as canaries that roll back on the endpoint alarms, without a dependency cycle', () => {
+    const { template, app } = build({}, (s) => ({
+      alarms: { actions: { [AlarmSeverity.CRITICAL]: new actions.SnsAction(new sns.Topic(s, 'Pager')) } },
+      deploymentGuardrails: { trafficShifting: { mode: 'canary', canaryPercent: 10, wait: Duration.minutes(10) } },
+    }));
+    const endpoint = Object.values(template.findResources('AWS::SageMaker::Endpoint'))[0];
+    expect(endpoint.Properties.DeploymentConfig).toMatchObject({
+      BlueGreenUpdatePolicy: {
+        TrafficRoutingConfiguration: { Type: 'CANARY', CanarySize: { Type: 'CAPACITY_PERCENT', Value: 10 }, WaitIntervalInSeconds: 600 },
+        TerminationWaitInSeconds: 600,
+      },
+    });
+    const rollbackNames = endpoint.Properties.DeploymentConfig.AutoRollbackConfiguration.Alarms.map((alarm: any) => alarm.AlarmName);
+    const alarmNames = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((alarm: any) => alarm.Properties.AlarmName);
+    expect(rollbackNames).toHaveLength(6);
+    expect([...rollbackNames].sort()).toEqual([...alarmNames].sort());
+    expect(() => app.synth()).not.toThrow();
+  });
+
+  test('refuses guardrails it cannot honour, naming the prop', () => {
+    expect(() => build({ deploymentGuardrails: { trafficShifting: { mode: 'linear', stepPercent: 0, wait: Duration.minutes(1) } }, alarms: undefined })).toThrow(
+      'deploymentGuardrails.trafficShifting.stepPercent: must be a whole percentage from 1 to 99; got 0',
+    );
+    expect(() => build({ deploymentGuardrails: { trafficShifting: { mode: 'all-at-once' } } })).toThrow(
+      'deploymentGuardrails.rollbackOnEndpointAlarms: the endpoint has no alarms; set alarms, or rollbackOnEndpointAlarms: false with rollbackAlarmNames',
+    );
+    expect(() => build({ variants: [variant('a', 1, '1', instance('ml.inf1.xlarge'))], deploymentGuardrails: { trafficShifting: { mode: 'all-at-once' }, rollbackOnEndpointAlarms: false } })).toThrow(
+      'deploymentGuardrails: SageMaker does not apply deployment guardrails to Inf1 instances',
+    );
   });
 
   test('without alarms props it creates no alarm', () => {

@@ -5,6 +5,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AlarmSeverity, AlarmTopic, DataKey, ModelEndpoint, RealTimeInferenceApi, type RealTimeInferenceApiProps } from '../../../lib';
 import { lambdaBundleDir } from '../../../lib/core/private/lambda-asset';
+import { PredictionLog } from '../../../lib/experiments/prediction-log';
 import { nagFindings } from '../../support/platform';
 
 const IMAGE = '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1';
@@ -122,6 +123,42 @@ describe('RealTimeInferenceApi', () => {
   test('rejects out-of-range limits with the prop and the construct path', () => {
     expect(() => build({ reservedConcurrency: 0 })).toThrow('Api/Inference (RealTimeInferenceApi): reservedConcurrency: must be from 1 to 1000; got 0');
     expect(() => build({ throttlingRateLimit: -5 })).toThrow('throttlingRateLimit: must be from 1 to 10000; got -5');
+  });
+
+  test('with a prediction log, logs predictions and serves the outcomes route with its own function', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Log', { env: { account: '111111111111', region: 'us-east-1' } });
+    const key = new DataKey(stack, 'Key').key;
+    const log = new PredictionLog(stack, 'Predictions', { encryptionKey: key });
+    const variant = (name: string, weight: number) => ({ name, weight, model: { version: '1', image: IMAGE }, capacity: { kind: 'instance' as const, instanceType: 'ml.m5.large', initialInstanceCount: 1 } });
+    const endpoint = new ModelEndpoint(stack, 'Churn', { modelName: 'churn', encryptionKey: key, variants: [variant('champion', 9), variant('challenger', 1)] });
+    const api = new RealTimeInferenceApi(stack, 'Inference', { encryptionKey: key, predictionLog: log, predictionLogRetentionDays: 30 });
+    api.addEndpoint(endpoint, { stickyRouting: true, stickySalt: 'spring-test' });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::ApiGateway::Resource', { PathPart: 'outcomes' });
+    template.resourceCountIs('AWS::Lambda::Function', 2);
+    const invoke = template.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('invokes SageMaker') } });
+    const env = Object.values(invoke)[0].Properties.Environment.Variables;
+    expect(env).toMatchObject({ PREDICTION_LOG_TABLE: { Ref: stack.getLogicalId(log.table.node.defaultChild as any) }, PREDICTION_LOG_TTL_DAYS: '30' });
+    expect(JSON.stringify(stack.resolve(env.MODEL_ROUTES))).toContain('\\"sticky\\":{\\"salt\\":\\"spring-test\\"}');
+    template.hasResourceProperties('AWS::ApiGateway::Model', { Schema: Match.objectLike({ required: ['predictionId', 'outcome'] }) });
+    template.hasResourceProperties('AWS::ApiGateway::Model', { Schema: Match.objectLike({ properties: Match.objectLike({ callerId: Match.objectLike({ maxLength: 256 }) }) }) });
+    // The inference function may only add predictions; the outcome function may only update them.
+    template.hasResourceProperties('AWS::IAM::ManagedPolicy', { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: 'dynamodb:PutItem' })]) } });
+    template.hasResourceProperties('AWS::IAM::ManagedPolicy', { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: 'dynamodb:UpdateItem' })]) } });
+    app.synth();
+    expect(nagFindings(app).map((f) => `${f.rule} ${f.resource}`)).toEqual([]);
+  });
+
+  test('refuses sticky routing for an endpoint with one production variant', () => {
+    const app = new App();
+    const stack = new Stack(app, 'One');
+    const endpoint = new ModelEndpoint(stack, 'Churn', {
+      modelName: 'churn',
+      variants: [{ name: 'only', model: { version: '1', image: IMAGE }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } }],
+    });
+    const api = new RealTimeInferenceApi(stack, 'Inference');
+    expect(() => api.addEndpoint(endpoint, { stickyRouting: true })).toThrow("One/Inference (RealTimeInferenceApi): addEndpoint: stickyRouting needs at least two production variants; 'churn' has one");
   });
 
   test('creates critical and warning alarms when given actions', () => {
