@@ -134,9 +134,10 @@ export class AbTestAnalysis extends Construct {
 
     const analyze = new tasks.LambdaInvoke(this, 'Analyze experiment', {
       lambdaFunction: this.analyzer,
+      // The function receives the merged, validated input; its answer lands beside it in $.analysis.
       payload: sfn.TaskInput.fromJsonPathAt('$.config'),
-      payloadResponseOnly: true,
-      resultPath: '$.analysis',
+      resultSelector: { 'result.$': '$.Payload' },
+      resultPath: '$.invocation',
       retryOnServiceExceptions: true,
     });
     analyze.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
@@ -185,7 +186,8 @@ export class AbTestAnalysis extends Construct {
     record.next(notify).next(new sfn.Succeed(this, 'Analysis recorded', { outputPath: '$.analysis' }));
     withTest.next(record);
     armsOnly.next(record);
-    analyze.next(new sfn.Choice(this, 'Test computed?').when(sfn.Condition.isNotNull('$.analysis.test'), withTest).otherwise(armsOnly));
+    const keep = new sfn.Pass(this, 'Keep analysis', { parameters: { 'config.$': '$.config', 'analysis.$': '$.invocation.result' } });
+    analyze.next(keep).next(new sfn.Choice(this, 'Test computed?').when(sfn.Condition.isNotNull('$.analysis.test'), withTest).otherwise(armsOnly));
 
     const validated = validateExecutionInput(
       this,

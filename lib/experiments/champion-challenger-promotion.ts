@@ -258,7 +258,7 @@ export class ChampionChallengerPromotion extends Construct {
     });
     let gate: sfn.IChainable = observeStart.next(observe).next(initialVerdict);
     if (props.predictionLog) {
-      const readAnalysis = tasks.CallAwsService.jsonPath(this, 'Read latest A/B analysis', {
+      const readAnalysis = tasks.CallAwsService.jsonPath(this, 'Read latest AB test decision', {
         service: 'dynamodb',
         action: 'getItem',
         iamResources: [props.predictionLog.table.tableArn],
@@ -267,12 +267,12 @@ export class ChampionChallengerPromotion extends Construct {
         resultPath: '$.abTest',
       });
       configure(readAnalysis);
-      const abRejected = new sfn.Pass(this, 'A/B test favours champion', {
+      const abRejected = new sfn.Pass(this, 'AB test favours champion', {
         parameters: { result: 'fail', 'reason.$': "States.Format('the latest A/B analysis ({}) found the champion significantly better', $.abTest.Item.analyzedAt.S)" },
         resultPath: '$.verdict',
       }).next(reject);
       gate = readAnalysis.next(
-        new sfn.Choice(this, 'A/B decision?')
+        new sfn.Choice(this, 'AB test verdict?')
           .when(sfn.Condition.and(sfn.Condition.isPresent('$.abTest.Item.decision.S'), sfn.Condition.stringEquals('$.abTest.Item.decision.S', 'a-wins')), abRejected)
           .otherwise(gate),
       );

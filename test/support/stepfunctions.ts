@@ -1,4 +1,4 @@
-import { CreateStateMachineCommand, DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { CreateStateMachineCommand, DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import type { MotoServer } from './moto';
 import { sdkTestConfig } from './moto';
 import { renderStateMachineDefinitions } from './asl';
@@ -35,8 +35,8 @@ export async function enableStepFunctionsExecution(moto: MotoServer): Promise<vo
   await moto.post('/moto-api/config', { stepfunctions: { execute_state_machine: true } });
 }
 
-/** Creates the state machine in moto, starts one execution and waits for it to end. */
-export async function runExecution(moto: MotoServer, definition: string, input: unknown, timeoutMs = 60_000): Promise<ExecutionResult> {
+/** Creates the state machine in moto, starts one execution and waits for it to end (or to enter `stopAt`, then stops it). */
+export async function runExecution(moto: MotoServer, definition: string, input: unknown, timeoutMs = 60_000, stopAt?: string): Promise<ExecutionResult> {
   const sfn = new SFNClient(sdkTestConfig(moto.endpoint));
   const { stateMachineArn } = await sfn.send(
     new CreateStateMachineCommand({
@@ -48,6 +48,12 @@ export async function runExecution(moto: MotoServer, definition: string, input: 
   const { executionArn } = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (stopAt) {
+      const history = await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000 }));
+      if ((history.events ?? []).some((event) => event.stateEnteredEventDetails?.name === stopAt)) {
+        await sfn.send(new StopExecutionCommand({ executionArn, cause: `test reached ${stopAt}` }));
+      }
+    }
     const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
     if (execution.status !== 'RUNNING') {
       const history = await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000 }));

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { buildExample } from '../examples/consumer-stack';
+import { buildExample } from '../../examples/consumer-stack';
 
-const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
 
 test('the consumer example in the README synthesizes a champion/challenger endpoint behind the inference API', () => {
   const template = Template.fromStack(buildExample(new App()));
@@ -13,7 +13,7 @@ test('the consumer example in the README synthesizes a champion/challenger endpo
 });
 
 test('the README shows the consumer example exactly as the tests compile it', () => {
-  const source = readFileSync(join(__dirname, '..', 'examples', 'consumer-stack.ts'), 'utf8');
+  const source = readFileSync(join(__dirname, '..', '..', 'examples', 'consumer-stack.ts'), 'utf8');
   const body = source.slice(source.indexOf('export function buildExample'), source.indexOf('if (require.main'));
   expect(readme).toContain(body.trim());
 });

@@ -1,0 +1,57 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { renderStateMachineDefinitions } from '../support/asl';
+import { sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
+import { synthesizePlatform } from '../support/platform';
+import { enableStepFunctionsExecution, renderForMoto, runExecution } from '../support/stepfunctions';
+
+/**
+ * The sample inputs operators paste into the Step Functions console, run against the workflows
+ * of the real blueprint in moto: each must pass input validation and reach the first real step.
+ */
+const sample = (name: string) => JSON.parse(readFileSync(join(__dirname, '..', '..', 'examples', 'inputs', name), 'utf8'));
+const staging = synthesizePlatform('staging');
+const prod = synthesizePlatform('prod');
+const experiments = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.experiments!.stackName].toJSON();
+
+let moto: MotoServer;
+beforeAll(async () => {
+  moto = await startMoto();
+}, 30_000);
+afterAll(async () => moto?.stop());
+
+test.each([
+  ['promote-challenger.json', staging, /^Promotionchurn/, 'Read latest AB test decision'],
+  ['promote-challenger-two-steps.json', staging, /^Promotionchurn/, 'Read latest AB test decision'],
+  ['analyze-ab-test.json', staging, /^AbTestchurn/, 'Analyze experiment'],
+  ['compare-shadow.json', prod, /^ShadowComparisonchurn/, 'Observe both variants'],
+])('the sample input %s passes validation and starts the work', async (file, platform, machine, firstStep) => {
+  await moto.reset();
+  await enableStepFunctionsExecution(moto);
+  const definition = renderForMoto(experiments(platform), machine, {});
+  const result = await runExecution(moto, definition, sample(file), 30_000, firstStep);
+  expect(result.states).toContain(firstStep);
+  expect(result.states.filter((state) => /^Invalid |^Missing |^No traffic steps/.test(state))).toEqual([]);
+});
+
+test('a sample with a mistake is stopped at validation with the field named', async () => {
+  await moto.reset();
+  await enableStepFunctionsExecution(moto);
+  const definition = renderForMoto(experiments(staging), /^AbTestchurn/, {});
+  const result = await runExecution(moto, definition, { ...sample('analyze-ab-test.json'), windowEnd: 'next week' });
+  expect(result).toMatchObject({ status: 'FAILED', error: 'InvalidInput', cause: 'config.windowEnd: must be a timestamp' });
+});
+
+test("moto's Amazon States Language parser accepts every state machine of the blueprint", async () => {
+  await moto.reset();
+  const sfn = new SFNClient(sdkTestConfig(moto.endpoint));
+  const machines = [staging, prod].flatMap((platform) => renderStateMachineDefinitions(experiments(platform)));
+  expect(machines.length).toBe(3);
+  for (const machine of machines) {
+    const created = await sfn.send(
+      new CreateStateMachineCommand({ name: machine.logicalId, definition: JSON.stringify(machine.definition), roleArn: 'arn:aws:iam::123456789012:role/sfn' }),
+    );
+    expect(created.stateMachineArn).toContain(machine.logicalId);
+  }
+});
