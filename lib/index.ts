@@ -3,7 +3,10 @@
 // core: security and operations building blocks
 export * from './core/alarm-topic';
 export * from './core/data-key';
+export * from './core/input-validation';
 export * from './core/managed-policy-role';
+export * from './core/ml-function';
+export * from './core/ml-workflow';
 export * from './core/sagemaker-execution-role';
 export * from './core/secure-bucket';
 
@@ -13,6 +16,14 @@ export * from './serving/model-data';
 export * from './serving/model-endpoint';
 export * from './serving/real-time-inference-api';
 
+// experiments: shadow mode, A/B testing, champion-challenger (seed patterns 3, 4 and 5)
+export * from './experiments/ab-test-analysis';
+export * from './experiments/champion-challenger-promotion';
+export * from './experiments/prediction-log';
+export * from './experiments/shadow-comparison';
+export { EXPERIMENTS_METRICS_NAMESPACE } from './experiments/private/experiment-metrics';
+
 // monitoring: dashboards
 export * from './monitoring/endpoint-widgets';
+export * from './monitoring/experiment-widgets';
 export * from './monitoring/platform-dashboard';
