@@ -1,10 +1,6 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -13,14 +9,15 @@ import { validateExecutionInput, type InputField } from '../core/input-validatio
 import { MlFunction } from '../core/ml-function';
 import { MlWorkflow } from '../core/ml-workflow';
 import { acknowledgeWildcardResource } from '../core/private/nag';
-import { THROTTLING_ERRORS } from './champion-challenger-promotion';
+import type { ExperimentWorkflowOptions } from './experiment-options';
+import { FailureNotice } from './private/failure-notice';
 import type { PredictionLog } from './prediction-log';
 import { EXPERIMENTS_METRICS_NAMESPACE, grantPutExperimentMetrics, putExperimentMetrics } from './private/experiment-metrics';
 
 /** How the outcome of each prediction is measured. */
 export type OutcomeType = 'binary' | 'continuous';
 
-export interface AbTestAnalysisProps {
+export interface AbTestAnalysisProps extends ExperimentWorkflowOptions {
   /** Model family whose experiment is analysed (the `model` of the logged predictions). */
   readonly modelName: string;
   /** The prediction log the inference API writes and the outcome API updates. */
@@ -49,30 +46,11 @@ export interface AbTestAnalysisProps {
    * @default 0.8
    */
   readonly power?: number;
-  /** Topic told about every analysis. */
-  readonly notificationTopic: sns.ITopic;
-  /** Key that encrypts the workflow's and the function's logs and state. */
-  readonly encryptionKey: kms.IKey;
   /**
    * Run the analysis function in this VPC.
    * @default - outside any VPC
    */
   readonly vpc?: ec2.IVpc;
-  /**
-   * Retention of the logs.
-   * @default logs.RetentionDays.ONE_YEAR
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * Removal policy of the logs.
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly logRemovalPolicy?: RemovalPolicy;
-  /**
-   * Notified when an execution fails.
-   * @default - no alarm
-   */
-  readonly failureAlarmAction?: cloudwatch.IAlarmAction;
 }
 
 /**
@@ -121,15 +99,7 @@ export class AbTestAnalysis extends Construct {
     }).function;
     props.predictionLog.grantQueryByModel(this.analyzer);
 
-    const failed = new sfn.Fail(this, 'Analysis failed', { errorPath: '$.error.Error', causePath: '$.error.Cause' });
-    const failureNotice = new tasks.SnsPublish(this, 'Notify failure', {
-      topic: props.notificationTopic,
-      subject: `A/B analysis of ${props.modelName} failed`,
-      message: sfn.TaskInput.fromJsonPathAt('$.error'),
-      resultPath: sfn.JsonPath.DISCARD,
-    });
-    failureNotice.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6 });
-    const notifyFailure = failureNotice.next(failed);
+    const errors = new FailureNotice(this, props.notificationTopic, `A/B analysis of ${props.modelName} failed`, 'Analysis failed');
     const invalid = new sfn.Fail(this, 'Invalid analysis input', { error: 'InvalidInput', causePath: '$.error.Cause' });
 
     const analyze = new tasks.LambdaInvoke(this, 'Analyze experiment', {
@@ -140,9 +110,9 @@ export class AbTestAnalysis extends Construct {
       resultPath: '$.invocation',
       retryOnServiceExceptions: true,
     });
-    analyze.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
+    errors.retry(analyze);
     analyze.addCatch(invalid, { errors: ['AnalysisInputError'], resultPath: '$.error' });
-    analyze.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    analyze.addCatch(errors.entry, { errors: ['States.ALL'], resultPath: '$.error' });
 
     const armMetrics = [0, 1].flatMap((arm) => [
       { name: 'ArmMean', valuePath: `$.analysis.arms[${arm}].mean`, dimensionPaths: { Variant: `$.analysis.arms[${arm}].variant` } },
@@ -173,16 +143,8 @@ export class AbTestAnalysis extends Construct {
       },
       resultPath: sfn.JsonPath.DISCARD,
     });
-    const notify = new tasks.SnsPublish(this, 'Notify decision', {
-      topic: props.notificationTopic,
-      subject: `A/B analysis of ${props.modelName}`,
-      message: sfn.TaskInput.fromJsonPathAt('$.analysis'),
-      resultPath: sfn.JsonPath.DISCARD,
-    });
-    for (const task of [withTest, armsOnly, record, notify]) {
-      task.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6 });
-      task.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
-    }
+    const notify = errors.notify('Notify decision', `A/B analysis of ${props.modelName}`, '$.analysis');
+    for (const task of [withTest, armsOnly, record]) errors.protect(task);
     record.next(notify).next(new sfn.Succeed(this, 'Analysis recorded', { outputPath: '$.analysis' }));
     withTest.next(record);
     armsOnly.next(record);

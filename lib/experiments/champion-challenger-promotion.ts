@@ -1,8 +1,5 @@
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as kms from 'aws-cdk-lib/aws-kms';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -12,18 +9,10 @@ import { acknowledgeWildcardResource } from '../core/private/nag';
 import { MlWorkflow } from '../core/ml-workflow';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { PredictionLog } from './prediction-log';
+import { guardrailDefaults, guardrailProblems, type ExperimentWorkflowOptions, type VariantGuardrailOptions } from './experiment-options';
+import { FailureNotice } from './private/failure-notice';
 import { guardrailCheck } from './private/variant-guardrails';
 
-/** Errors worth retrying with backoff: throttling by the services the workflow calls. */
-export const THROTTLING_ERRORS = [
-  'SageMaker.ThrottlingException',
-  'CloudWatch.ThrottlingException',
-  'CloudWatch.LimitExceededException',
-  'DynamoDb.ThrottlingException',
-  'DynamoDb.ProvisionedThroughputExceededException',
-  'Sns.ThrottledException',
-  'Lambda.TooManyRequestsException',
-];
 
 /** One traffic step: the weights the champion and the challenger get. */
 export interface TrafficStep {
@@ -31,7 +20,7 @@ export interface TrafficStep {
   readonly challengerWeight: number;
 }
 
-export interface ChampionChallengerPromotionProps {
+export interface ChampionChallengerPromotionProps extends ExperimentWorkflowOptions, VariantGuardrailOptions {
   /** The endpoint whose champion and challenger variants are compared and shifted. */
   readonly endpoint: ModelEndpoint;
   /**
@@ -55,26 +44,6 @@ export interface ChampionChallengerPromotionProps {
    */
   readonly bakeTime?: Duration;
   /**
-   * Guardrail: the challenger's 5xx error rate (0-1) may not exceed this unless the champion's does too.
-   * @default 0.01
-   */
-  readonly maxErrorRate?: number;
-  /**
-   * Guardrail: the challenger's model latency (at `latencyStatistic`) may not exceed this unless the champion's does too.
-   * @default Duration.seconds(1)
-   */
-  readonly maxLatency?: Duration;
-  /**
-   * The CloudWatch statistic of ModelLatency that the latency guardrail compares.
-   * @default 'p99'
-   */
-  readonly latencyStatistic?: string;
-  /**
-   * Fewest requests the challenger must serve in a window for it to be judged.
-   * @default 100
-   */
-  readonly minInvocations?: number;
-  /**
    * Alarms watched while each step bakes; any of them in ALARM rolls traffic back.
    * @default - the endpoint's alarms, when it has them
    */
@@ -85,25 +54,6 @@ export interface ChampionChallengerPromotionProps {
    * @default - no A/B gate and no champion record
    */
   readonly predictionLog?: PredictionLog;
-  /** Topic told about every promotion, rejection and rollback. */
-  readonly notificationTopic: sns.ITopic;
-  /** Key that encrypts the workflow's logs and state. */
-  readonly encryptionKey: kms.IKey;
-  /**
-   * Retention of the execution logs.
-   * @default logs.RetentionDays.ONE_YEAR
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * Removal policy of the execution logs.
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly logRemovalPolicy?: RemovalPolicy;
-  /**
-   * Notified when an execution itself fails (not a rollback, which notifies the topic).
-   * @default - no alarm
-   */
-  readonly failureAlarmAction?: cloudwatch.IAlarmAction;
 }
 
 /**
@@ -140,47 +90,23 @@ export class ChampionChallengerPromotion extends Construct {
       bakeSeconds,
       // One datapoint per window: a period as long as the bake, in whole minutes.
       metricPeriodSeconds: Math.max(60, Math.ceil(bakeSeconds / 60) * 60),
-      maxErrorRate: props.maxErrorRate ?? 0.01,
-      maxLatencyMicros: (props.maxLatency ?? Duration.seconds(1)).toMilliseconds() * 1000,
-      latencyStatistic: props.latencyStatistic ?? 'p99',
-      minInvocations: props.minInvocations ?? 100,
+      ...guardrailDefaults(props),
       alarmNames: alarms.map((alarm) => alarm.alarmName),
     };
 
     const endpointName = endpoint.endpointName;
-    const retry = (task: sfn.TaskStateBase) => task.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
-    const notify = (stateId: string, subject: string, messagePath: string) => {
-      const task = new tasks.SnsPublish(this, stateId, {
-        topic: props.notificationTopic,
-        subject,
-        message: sfn.TaskInput.fromJsonPathAt(messagePath),
-        resultPath: sfn.JsonPath.DISCARD,
-      });
-      retry(task);
-      return task;
-    };
-
-    // Failure of the workflow itself: tell the topic, then fail with the error.
-    const failed = new sfn.Fail(this, 'Promotion failed', { errorPath: '$.error.Error', causePath: '$.error.Cause' });
-    const notifyFailure = notify('Notify failure', 'Champion-challenger promotion failed', '$.error').next(failed);
-    const configure = (task: sfn.TaskStateBase) => {
-      retry(task);
-      task.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
-    };
+    const errors = new FailureNotice(this, props.notificationTopic, 'Champion-challenger promotion failed', 'Promotion failed');
+    const configure = (task: sfn.TaskStateBase) => errors.protect(task);
 
     // Rollback: all traffic back to the champion, notify, fail with the reason.
     const rolledBack = new sfn.Fail(this, 'Rolled back', { error: 'RolledBack', causePath: '$.verdict.reason' });
     const rollback = this.shiftTraffic('Roll back to champion', endpointName, { championWeight: 1, challengerWeight: 0 }, endpoint);
     configure(rollback);
-    const notifyRollback = notify('Notify rollback', 'Challenger rolled back', '$.verdict');
-    notifyRollback.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
-    rollback.next(notifyRollback.next(rolledBack));
+    rollback.next(errors.notify('Notify rollback', 'Challenger rolled back', '$.verdict').next(rolledBack));
 
     // Rejection before any traffic moves.
     const rejected = new sfn.Fail(this, 'Promotion rejected', { error: 'PromotionRejected', causePath: '$.verdict.reason' });
-    const notifyRejection = notify('Notify rejection', 'Challenger not promoted', '$.verdict');
-    notifyRejection.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
-    const reject = notifyRejection.next(rejected);
+    const reject = errors.notify('Notify rejection', 'Challenger not promoted', '$.verdict').next(rejected);
 
     // Finish: record the new champion and notify.
     const promoted = new sfn.Succeed(this, 'Challenger promoted');
@@ -191,9 +117,7 @@ export class ChampionChallengerPromotion extends Construct {
       },
       resultPath: '$.verdict',
     });
-    const notifyPromotion = notify('Notify promotion', 'Challenger promoted', '$.verdict');
-    notifyPromotion.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
-    let finish: sfn.IChainable = announce.next(notifyPromotion).next(promoted);
+    let finish: sfn.IChainable = announce.next(errors.notify('Notify promotion', 'Challenger promoted', '$.verdict')).next(promoted);
     if (props.predictionLog) {
       const record = tasks.CallAwsService.jsonPath(this, 'Record new champion', {
         service: 'dynamodb',
@@ -439,15 +363,7 @@ export class ChampionChallengerPromotion extends Construct {
         problems.push(`trafficSteps[${index}]: must be above the previous step and at most 100; got ${step}`);
       }
     });
-    if (props.maxErrorRate !== undefined && !(props.maxErrorRate >= 0 && props.maxErrorRate <= 1)) {
-      problems.push(`maxErrorRate: must be a rate from 0 to 1; got ${props.maxErrorRate}`);
-    }
-    if (props.minInvocations !== undefined && !(Number.isInteger(props.minInvocations) && props.minInvocations >= 1)) {
-      problems.push(`minInvocations: must be a whole number >= 1; got ${props.minInvocations}`);
-    }
-    if (props.latencyStatistic !== undefined && !/^(Average|Maximum|Minimum|p\d{1,2}(\.\d+)?)$/.test(props.latencyStatistic)) {
-      problems.push(`latencyStatistic: must be Average, Minimum, Maximum or a percentile such as p99; got '${props.latencyStatistic}'`);
-    }
+    problems.push(...guardrailProblems(props));
     if (bakeSeconds < 60) problems.push(`bakeTime: must be at least 1 minute; got ${bakeSeconds} s`);
     const variants = props.endpoint.variants.filter((variant) => variant.kind === 'production').map((variant) => variant.name);
     for (const [name, value] of [

@@ -1,9 +1,5 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as kms from 'aws-cdk-lib/aws-kms';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import { Duration } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -12,12 +8,13 @@ import { validateExecutionInput, type InputField } from '../core/input-validatio
 import { MlWorkflow } from '../core/ml-workflow';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import type { ModelEndpoint } from '../serving/model-endpoint';
-import { THROTTLING_ERRORS } from './champion-challenger-promotion';
+import { guardrailDefaults, guardrailProblems, type ExperimentWorkflowOptions, type VariantGuardrailOptions } from './experiment-options';
+import { FailureNotice } from './private/failure-notice';
 import { grantPutExperimentMetrics, putExperimentMetrics } from './private/experiment-metrics';
 import { guardrailCheck } from './private/variant-guardrails';
 
 
-export interface ShadowComparisonProps {
+export interface ShadowComparisonProps extends ExperimentWorkflowOptions, VariantGuardrailOptions {
   /** An endpoint with exactly one production variant and one shadow variant. */
   readonly endpoint: ModelEndpoint;
   /**
@@ -25,47 +22,8 @@ export interface ShadowComparisonProps {
    * @default Duration.hours(1)
    */
   readonly observationTime?: Duration;
-  /**
-   * Guardrail: the shadow's 5xx error rate (0-1) may not exceed this unless production's does too.
-   * @default 0.01
-   */
-  readonly maxErrorRate?: number;
-  /**
-   * Guardrail: the shadow's model latency may not exceed this unless production's does too.
-   * @default Duration.seconds(1)
-   */
-  readonly maxLatency?: Duration;
-  /**
-   * The CloudWatch statistic of ModelLatency compared.
-   * @default 'p99'
-   */
-  readonly latencyStatistic?: string;
-  /**
-   * Fewest requests the shadow must receive in the window for a verdict.
-   * @default 100
-   */
-  readonly minInvocations?: number;
   /** Bucket that receives each verdict as JSON, under `experiments/shadow/<model>/`. */
   readonly verdictBucket: s3.IBucket;
-  /** Topic told about every verdict. */
-  readonly notificationTopic: sns.ITopic;
-  /** Key that encrypts the workflow's logs and state. */
-  readonly encryptionKey: kms.IKey;
-  /**
-   * Retention of the execution logs.
-   * @default logs.RetentionDays.ONE_YEAR
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * Removal policy of the execution logs.
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly logRemovalPolicy?: RemovalPolicy;
-  /**
-   * Notified when an execution itself fails.
-   * @default - no alarm
-   */
-  readonly failureAlarmAction?: cloudwatch.IAlarmAction;
 }
 
 /**
@@ -91,33 +49,19 @@ export class ShadowComparison extends Construct {
       );
     }
     const observationSeconds = (props.observationTime ?? Duration.hours(1)).toSeconds();
-    if (observationSeconds < 60) {
-      throw new Error(`${this.node.path} (ShadowComparison): observationTime: must be at least 1 minute; got ${observationSeconds} s`);
-    }
+    const problems = guardrailProblems(props);
+    if (observationSeconds < 60) problems.push(`observationTime: must be at least 1 minute; got ${observationSeconds} s`);
+    if (problems.length > 0) throw new Error(`${this.node.path} (ShadowComparison): invalid props:\n  - ${problems.join('\n  - ')}`);
     this.defaults = {
       productionVariant: production[0].name,
       shadowVariant: shadow[0].name,
       observationSeconds,
       metricPeriodSeconds: Math.ceil(observationSeconds / 60) * 60,
-      maxErrorRate: props.maxErrorRate ?? 0.01,
-      maxLatencyMicros: (props.maxLatency ?? Duration.seconds(1)).toMilliseconds() * 1000,
-      latencyStatistic: props.latencyStatistic ?? 'p99',
-      minInvocations: props.minInvocations ?? 100,
+      ...guardrailDefaults(props),
     };
 
-    const configure = (task: sfn.TaskStateBase) => {
-      task.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
-      task.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
-    };
-    const failed = new sfn.Fail(this, 'Comparison failed', { errorPath: '$.error.Error', causePath: '$.error.Cause' });
-    const failureNotice = new tasks.SnsPublish(this, 'Notify failure', {
-      topic: props.notificationTopic,
-      subject: 'Shadow comparison failed',
-      message: sfn.TaskInput.fromJsonPathAt('$.error'),
-      resultPath: sfn.JsonPath.DISCARD,
-    });
-    failureNotice.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6 });
-    const notifyFailure = failureNotice.next(failed);
+    const errors = new FailureNotice(this, props.notificationTopic, 'Shadow comparison failed', 'Comparison failed');
+    const configure = (task: sfn.TaskStateBase) => errors.protect(task);
 
     // Writing the verdict: S3 object, metric, notification.
     const key = `experiments/shadow/${endpoint.modelName}/`;
@@ -138,19 +82,13 @@ export class ShadowComparison extends Construct {
     const putMetric = putExperimentMetrics(this, 'Publish verdict metric', endpoint.modelName, [
       { name: 'ShadowPromoteReady', valuePath: '$.report.promoteReady', unit: 'Count' },
     ]);
-    putMetric.addRetry({ errors: THROTTLING_ERRORS, interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6 });
-    putMetric.addCatch(notifyFailure, { errors: ['States.ALL'], resultPath: '$.error' });
-    const notify = new tasks.SnsPublish(this, 'Notify verdict', {
-      topic: props.notificationTopic,
-      subject: `Shadow comparison verdict for ${endpoint.modelName}`,
-      message: sfn.TaskInput.fromJsonPathAt('$.report'),
-      resultPath: sfn.JsonPath.DISCARD,
-    });
-    configure(notify);
+    errors.protect(putMetric);
+    const notify = errors.notify('Notify verdict', `Shadow comparison verdict for ${endpoint.modelName}`, '$.report');
     const done = new sfn.Succeed(this, 'Verdict written', { outputPath: '$.report' });
     const publish = writeVerdict.next(putMetric).next(notify).next(done);
 
-    const report = (stateId: string, verdict: string, promoteReady: number) =>
+    // The report: the verdict, its reason, the variants and window, and the figures it rests on.
+    const report = (stateId: string, verdict: string, promoteReady: number, figures: Record<string, string>) =>
       new sfn.Pass(this, stateId, {
         parameters: {
           verdict,
@@ -161,33 +99,19 @@ export class ShadowComparison extends Construct {
           'shadowVariant.$': '$.config.shadowVariant',
           'windowStart.$': '$.window.start',
           'windowEnd.$': '$$.State.EnteredTime',
-          'metrics.$': '$.guardrails.metrics',
-          'limits.$': '$.config',
+          ...figures,
         },
         resultPath: '$.report',
       }).next(publish);
-    const insufficientReport = new sfn.Pass(this, 'Report insufficient data', {
-      parameters: {
-        verdict: 'insufficient-data',
-        promoteReady: 0,
-        'reason.$': '$.verdict.reason',
-        model: endpoint.modelName,
-        'productionVariant.$': '$.config.productionVariant',
-        'shadowVariant.$': '$.config.shadowVariant',
-        'windowStart.$': '$.window.start',
-        'windowEnd.$': '$$.State.EnteredTime',
-        'counts.$': '$.guardrails.counts',
-      },
-      resultPath: '$.report',
-    }).next(publish);
+    const compared = { 'metrics.$': '$.guardrails.metrics', 'limits.$': '$.config' };
 
     const check = guardrailCheck(this, 'Shadow guardrails', {
       endpointName: endpoint.endpointName,
       baselineVariantPath: '$.config.productionVariant',
       candidateVariantPath: '$.config.shadowVariant',
-      pass: report('Report promote-ready', 'promote-ready', 1),
-      fail: report('Report not ready', 'not-ready', 0),
-      insufficientData: insufficientReport,
+      pass: report('Report promote-ready', 'promote-ready', 1, compared),
+      fail: report('Report not ready', 'not-ready', 0, compared),
+      insufficientData: report('Report insufficient data', 'insufficient-data', 0, { 'counts.$': '$.guardrails.counts' }),
       configureTask: configure,
     });
 
