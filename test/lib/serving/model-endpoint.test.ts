@@ -243,6 +243,11 @@ describe('ModelEndpoint', () => {
   describe('rejects bad props with the prop and the construct path', () => {
     const cases: Array<[string, Partial<ModelEndpointProps>, string]> = [
       ['no variant', { variants: [] }, 'Test/Churn (ModelEndpoint): variants: must hold at least one production variant'],
+      [
+        'a shadow variant without a production variant',
+        { variants: [], shadowVariants: [{ name: 's', model: { version: '1', image: IMAGE }, capacity: instance() }] },
+        'Test/Churn (ModelEndpoint): variants: must hold at least one production variant',
+      ],
       ['a zero weight', { variants: [variant('a', 0)] }, 'variants[0].weight: must be > 0; got 0'],
       ['eleven variants', { variants: Array.from({ length: 11 }, (_, i) => variant(`v${i}`, 1)) }, 'variants: must hold 1 to 10 production variants; got 11'],
       ['a bad instance type', { variants: [variant('a', 1, '1', instance('m5.large'))] }, "variants[0].capacity.instanceType: must be a SageMaker hosting instance type"],
