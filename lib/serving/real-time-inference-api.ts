@@ -164,7 +164,9 @@ export class RealTimeInferenceApi extends Construct {
       description: 'Real-time model inference',
       endpointTypes: [apigateway.EndpointType.REGIONAL],
       cloudWatchRole: true,
-      cloudWatchRoleRemovalPolicy: RemovalPolicy.DESTROY,
+      // The role is account-wide (AWS::ApiGateway::Account): keep it when one environment's stack is
+      // deleted, or the other environments' APIs in the account would lose their execution logs.
+      cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN,
       deployOptions: {
         stageName: STAGE_NAME,
         accessLogDestination: new apigateway.LogGroupLogDestination(accessLogs),
