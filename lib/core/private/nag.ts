@@ -27,7 +27,7 @@ function flatten(node: unknown): string {
 }
 
 /** The cdk-nag finding id of a wildcard resource in an IAM policy, e.g. `AwsSolutions-IAM5[Resource::...]`. */
-export function wildcardResourceFinding(scope: IConstruct, resource: string): string {
+function wildcardResourceFinding(scope: IConstruct, resource: string): string {
   return `AwsSolutions-IAM5[Resource::${flatten(Stack.of(scope).resolve(resource))}]`;
 }
 

@@ -5,7 +5,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 
 /** Errors worth retrying with backoff: throttling by the services the workflows call. */
-export const THROTTLING_ERRORS = [
+const THROTTLING_ERRORS = [
   'SageMaker.ThrottlingException',
   'CloudWatch.ThrottlingException',
   'CloudWatch.LimitExceededException',
