@@ -1,75 +1,26 @@
+import { createPredictionLogTable } from '../support/prediction-log-table';
 // Runs the analyze-experiment handler (source via swc, and once the esbuild bundle) against moto's
 // DynamoDB holding a prediction log with the byModel GSI.
-import { join } from 'node:path';
-import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { BatchWriteItemCommand, DynamoDBClient, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { predictionLogItem, predictionLogRecord } from '../../lambda/shared/experiments';
+import { handlerModulePaths, loadFreshHandler, useHandlerEnv } from '../support/handler-harness';
 import { sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
 
 type Handler = (event: unknown, context?: Context) => Promise<Record<string, unknown>>;
 
-const ROOT = join(__dirname, '..', '..');
-const HANDLER_SOURCE = join(ROOT, 'lambda', 'analyze-experiment', 'index.ts');
-const HANDLER_BUNDLE = join(ROOT, 'assets', 'lambda', 'analyze-experiment', 'index.js');
+const { source: HANDLER_SOURCE, bundle: HANDLER_BUNDLE } = handlerModulePaths('analyze-experiment');
 const TABLE = 'prediction-log';
 
-const ENV_KEYS = [
-  'AWS_REGION',
-  'AWS_DEFAULT_REGION',
-  'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY',
-  'AWS_SESSION_TOKEN',
-  'AWS_PROFILE',
-  'AWS_ENDPOINT_URL',
-  'AWS_ENDPOINT_URL_DYNAMODB',
-  'AWS_MAX_ATTEMPTS',
-  'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
-  'PREDICTION_LOG_TABLE',
-  'PREDICTION_LOG_INDEX',
-  'ANALYSIS_QUERY_PAGE_SIZE',
-  'POWERTOOLS_SERVICE_NAME',
-  'POWERTOOLS_LOG_LEVEL',
-] as const;
-const savedEnv = Object.fromEntries(ENV_KEYS.map((key) => [key, process.env[key]]));
-
-afterAll(() => {
-  for (const key of ENV_KEYS) {
-    if (savedEnv[key] === undefined) {
-      delete process.env[key];
-    } else {
-      process.env[key] = savedEnv[key];
-    }
-  }
-});
-
-function setEnv(overrides: Partial<Record<(typeof ENV_KEYS)[number], string>>): void {
-  for (const key of ENV_KEYS) {
-    delete process.env[key];
-  }
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    AWS_MAX_ATTEMPTS: '1',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+const setEnv = useHandlerEnv(
+  ['AWS_ENDPOINT_URL_DYNAMODB', 'PREDICTION_LOG_TABLE', 'PREDICTION_LOG_INDEX', 'ANALYSIS_QUERY_PAGE_SIZE', 'POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_LOG_LEVEL'],
+  {
     PREDICTION_LOG_TABLE: TABLE,
     POWERTOOLS_SERVICE_NAME: 'analysis-test',
     // The handler's one INFO line per run is asserted nowhere; keep the test output clean.
     POWERTOOLS_LOG_LEVEL: 'WARN',
-    ...overrides,
-  });
-}
-
-function loadHandler(path: string): Handler {
-  let loaded: { handler: Handler } | undefined;
-  jest.isolateModules(() => {
-    loaded = require(path) as { handler: Handler };
-  });
-  if (loaded === undefined) {
-    throw new Error(`could not load ${path}`);
-  }
-  return loaded.handler;
-}
+  },
+);
 
 /** Every number reachable from value is finite; no NaN, no Infinity. */
 function expectAllFinite(value: unknown, path = '$'): void {
@@ -84,31 +35,6 @@ function expectAllFinite(value: unknown, path = '$'): void {
       expectAllFinite(item, `${path}.${key}`);
     }
   }
-}
-
-async function createPredictionLogTable(client: DynamoDBClient): Promise<void> {
-  await client.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: 'predictionId', AttributeType: 'S' },
-        { AttributeName: 'model', AttributeType: 'S' },
-        { AttributeName: 'servedAt', AttributeType: 'S' },
-      ],
-      KeySchema: [{ AttributeName: 'predictionId', KeyType: 'HASH' }],
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: 'byModel',
-          KeySchema: [
-            { AttributeName: 'model', KeyType: 'HASH' },
-            { AttributeName: 'servedAt', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
-    }),
-  );
 }
 
 interface Seed {
@@ -188,8 +114,8 @@ describe('analyze-experiment handler against moto DynamoDB', () => {
     moto = await startMoto();
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint });
     dynamodb = new DynamoDBClient(sdkTestConfig(moto.endpoint));
-    handler = loadHandler(HANDLER_SOURCE);
-    await createPredictionLogTable(dynamodb);
+    handler = loadFreshHandler<Handler>(HANDLER_SOURCE);
+    await createPredictionLogTable(dynamodb, TABLE);
     await seed(dynamodb, [
       // churn: 20% vs 40% with 300 outcomes per arm (the horizon for 20% -> 30% is 294 per arm), plus noise.
       ...binaryArm('churn', 'blue', 60, 240, 20),
@@ -267,7 +193,7 @@ describe('analyze-experiment handler against moto DynamoDB', () => {
 
   it('pages through the GSI when the query is limited, with the same result', async () => {
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint, ANALYSIS_QUERY_PAGE_SIZE: '50' });
-    const paged = loadHandler(HANDLER_SOURCE);
+    const paged = loadFreshHandler<Handler>(HANDLER_SOURCE);
 
     const single = await handler(binaryInput('churn'));
     const many = await paged(binaryInput('churn'));
@@ -361,20 +287,20 @@ describe('analyze-experiment handler against moto DynamoDB', () => {
 
   it('lets DynamoDB errors propagate with their SDK name for the state machine to retry or catch', async () => {
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint, PREDICTION_LOG_TABLE: 'no-such-table' });
-    const misconfigured = loadHandler(HANDLER_SOURCE);
+    const misconfigured = loadFreshHandler<Handler>(HANDLER_SOURCE);
     await expect(misconfigured(binaryInput('churn'))).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
 
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint, PREDICTION_LOG_TABLE: '' });
-    await expect(loadHandler(HANDLER_SOURCE)(binaryInput('churn'))).rejects.toThrow(/^PREDICTION_LOG_TABLE: is not set$/);
+    await expect(loadFreshHandler<Handler>(HANDLER_SOURCE)(binaryInput('churn'))).rejects.toThrow(/^PREDICTION_LOG_TABLE: is not set$/);
 
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint, ANALYSIS_QUERY_PAGE_SIZE: 'lots' });
-    await expect(loadHandler(HANDLER_SOURCE)(binaryInput('churn'))).rejects.toThrow(/^ANALYSIS_QUERY_PAGE_SIZE: /);
+    await expect(loadFreshHandler<Handler>(HANDLER_SOURCE)(binaryInput('churn'))).rejects.toThrow(/^ANALYSIS_QUERY_PAGE_SIZE: /);
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint });
   });
 
   it('stops with a clear error instead of running into the function timeout', async () => {
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint, ANALYSIS_QUERY_PAGE_SIZE: '50' });
-    const paged = loadHandler(HANDLER_SOURCE);
+    const paged = loadFreshHandler<Handler>(HANDLER_SOURCE);
     const context = { getRemainingTimeInMillis: () => 1_000 } as unknown as Context;
 
     await expect(paged(binaryInput('churn'), context)).rejects.toMatchObject({
@@ -386,7 +312,7 @@ describe('analyze-experiment handler against moto DynamoDB', () => {
 
   it('gives the same analysis through the esbuild bundle', async () => {
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint, ANALYSIS_QUERY_PAGE_SIZE: '100' });
-    const bundled = loadHandler(HANDLER_BUNDLE);
+    const bundled = loadFreshHandler<Handler>(HANDLER_BUNDLE);
 
     const fromBundle = await bundled(binaryInput('churn'));
     const fromSource = await handler(binaryInput('churn'));

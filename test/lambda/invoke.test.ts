@@ -1,19 +1,16 @@
+import { createPredictionLogTable } from '../support/prediction-log-table';
 // Runs the invoke handler (source via swc, and once the esbuild bundle) against moto's SageMaker
 // runtime, against a local server that answers with SageMaker's real error wire format, and
 // against a closed port.
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { assignVariant, hashCallerId } from '../../lambda/shared/experiments';
+import { apiGatewayEvent, emfDocuments, handlerModulePaths, invokeApi, loadFreshHandler, logEntries, POWERTOOLS_METRICS_ENV_KEYS, useHandlerEnv, type ApiHandler, type JsonBodyOptions } from '../support/handler-harness';
 import { freePort, queueSageMakerResults, sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
 
-type Handler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
-
-const ROOT = join(__dirname, '..', '..');
-const HANDLER_SOURCE = join(ROOT, 'lambda', 'invoke', 'index.ts');
-const HANDLER_BUNDLE = join(ROOT, 'assets', 'lambda', 'invoke', 'index.js');
+const { source: HANDLER_SOURCE, bundle: HANDLER_BUNDLE } = handlerModulePaths('invoke');
 const NAMESPACE = 'CdkMlPatterns/InvokeTest';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -25,136 +22,37 @@ const ROUTES = {
   fraud: { endpointName: 'fraud-endpoint', variants: { AllTraffic: { modelVersion: 'fraud-7' } } },
 };
 
-const ENV_KEYS = [
-  'AWS_REGION',
-  'AWS_DEFAULT_REGION',
-  'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY',
-  'AWS_SESSION_TOKEN',
-  'AWS_PROFILE',
-  'AWS_ENDPOINT_URL',
-  'AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME',
-  'AWS_ENDPOINT_URL_DYNAMODB',
-  'AWS_MAX_ATTEMPTS',
-  'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
-  'MODEL_ROUTES',
-  'POWERTOOLS_METRICS_NAMESPACE',
-  'POWERTOOLS_SERVICE_NAME',
-  'POWERTOOLS_DEV',
-  'POWERTOOLS_METRICS_DISABLED',
-  'SAGEMAKER_TIMEOUT_MS',
-  'PREDICTION_LOG_TABLE',
-  'PREDICTION_LOG_TTL_DAYS',
-  'PREDICTION_LOG_TIMEOUT_MS',
-] as const;
-const savedEnv = Object.fromEntries(ENV_KEYS.map((key) => [key, process.env[key]]));
+/** Sets the handler's environment (restored after the file). The SDK reads some of it lazily, so it stays set while a describe runs. */
+const setEnv = useHandlerEnv(
+  [
+    ...POWERTOOLS_METRICS_ENV_KEYS,
+    'AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME',
+    'AWS_ENDPOINT_URL_DYNAMODB',
+    'MODEL_ROUTES',
+    'SAGEMAKER_TIMEOUT_MS',
+    'PREDICTION_LOG_TABLE',
+    'PREDICTION_LOG_TTL_DAYS',
+    'PREDICTION_LOG_TIMEOUT_MS',
+  ],
+  { MODEL_ROUTES: JSON.stringify(ROUTES), POWERTOOLS_METRICS_NAMESPACE: NAMESPACE, POWERTOOLS_SERVICE_NAME: 'inference-test' },
+);
 
-afterAll(() => {
-  for (const key of ENV_KEYS) {
-    if (savedEnv[key] === undefined) {
-      delete process.env[key];
-    } else {
-      process.env[key] = savedEnv[key];
-    }
-  }
-});
-
-/** Sets the handler's environment. The SDK reads some of it lazily, so it stays set while a describe runs. */
-function setEnv(overrides: Partial<Record<(typeof ENV_KEYS)[number], string>>): void {
-  for (const key of ENV_KEYS) {
-    delete process.env[key];
-  }
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    AWS_MAX_ATTEMPTS: '1',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    MODEL_ROUTES: JSON.stringify(ROUTES),
-    POWERTOOLS_METRICS_NAMESPACE: NAMESPACE,
-    POWERTOOLS_SERVICE_NAME: 'inference-test',
-    ...overrides,
-  });
-}
-
-/** Loads a fresh copy of the handler module (new SDK client, logger, metrics and route cache). */
-function loadHandler(path: string): Handler {
-  let loaded: { handler: Handler } | undefined;
-  jest.isolateModules(() => {
-    loaded = require(path) as { handler: Handler };
-  });
-  if (loaded === undefined) {
-    throw new Error(`could not load ${path}`);
-  }
-  return loaded.handler;
-}
-
-function predictEvent(model: string | undefined, body: unknown, options: { raw?: boolean; base64?: boolean } = {}): APIGatewayProxyEvent {
-  const text = body === undefined ? null : options.raw === true ? (body as string) : JSON.stringify(body);
-  return {
-    resource: '/models/{model}/predict',
-    path: `/models/${model ?? ''}/predict`,
-    httpMethod: 'POST',
-    headers: { 'content-type': 'application/json' },
-    multiValueHeaders: { 'content-type': ['application/json'] },
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: model === undefined ? null : { model },
-    stageVariables: null,
-    requestContext: { requestId: 'test-request' } as APIGatewayProxyEvent['requestContext'],
-    body: text !== null && options.base64 === true ? Buffer.from(text).toString('base64') : text,
-    isBase64Encoded: options.base64 === true,
-  };
-}
-
-interface Invocation {
-  readonly response: APIGatewayProxyResult;
-  readonly body: Record<string, unknown>;
-  /** Every JSON line the handler printed (structured logs and EMF documents). */
-  readonly lines: Record<string, unknown>[];
-}
-
-/** Invokes the handler, capturing stdout/stderr so logs and EMF documents can be asserted. */
-async function invoke(handler: Handler, event: APIGatewayProxyEvent): Promise<Invocation> {
-  const printed: string[] = [];
-  const capture = ((chunk: string | Uint8Array) => {
-    printed.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-    return true;
-  }) as typeof process.stdout.write;
-  const stdout = jest.spyOn(process.stdout, 'write').mockImplementation(capture);
-  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(capture);
-  let response: APIGatewayProxyResult;
-  try {
-    response = await handler(event);
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-  }
-  const lines = printed
-    .join('')
-    .split('\n')
-    .filter((line) => line.trim().startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-  expect(response.headers).toMatchObject({ 'content-type': 'application/json' });
-  return { response, body: JSON.parse(response.body) as Record<string, unknown>, lines };
-}
-
-function emfDocuments(lines: readonly Record<string, unknown>[]): Record<string, unknown>[] {
-  return lines.filter((line) => typeof line._aws === 'object' && line._aws !== null);
-}
-
-function logEntries(lines: readonly Record<string, unknown>[], level?: string): Record<string, unknown>[] {
-  return lines.filter((line) => typeof line.message === 'string' && (level === undefined || line.level === level));
+function predictEvent(model: string | undefined, body: unknown, options: JsonBodyOptions = {}): APIGatewayProxyEvent {
+  return apiGatewayEvent(
+    { httpMethod: 'POST', resource: '/models/{model}/predict', pathParameters: model === undefined ? null : { model } },
+    body,
+    options,
+  );
 }
 
 describe('invoke handler against moto SageMaker runtime', () => {
   let moto: MotoServer;
-  let handler: Handler;
+  let handler: ApiHandler;
 
   beforeAll(async () => {
     moto = await startMoto();
     setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: moto.endpoint });
-    handler = loadHandler(HANDLER_SOURCE);
+    handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
   });
 
   afterAll(async () => {
@@ -168,7 +66,7 @@ describe('invoke handler against moto SageMaker runtime', () => {
   it('serves a JSON prediction with the variant and model version of the invoked production variant', async () => {
     await queueSageMakerResults(moto, [{ Body: '{"churnProbability":0.87}', ContentType: 'application/json', InvokedProductionVariant: 'green' }]);
 
-    const { response, body } = await invoke(handler, predictEvent('churn', { payload: { tenureMonths: 3, plan: 'basic' } }));
+    const { response, body } = await invokeApi(handler, predictEvent('churn', { payload: { tenureMonths: 3, plan: 'basic' } }));
 
     expect(response.statusCode).toBe(200);
     expect(body).toEqual({
@@ -184,7 +82,7 @@ describe('invoke handler against moto SageMaker runtime', () => {
   it('prints an EMF document with Predictions and ModelLatency for the model, and a log line with the prediction id', async () => {
     await queueSageMakerResults(moto, [{ Body: '[0.1]', ContentType: 'application/json', InvokedProductionVariant: 'AllTraffic' }]);
 
-    const { body, lines } = await invoke(handler, predictEvent('fraud', { payload: [[1, 2, 3]] }));
+    const { body, lines } = await invokeApi(handler, predictEvent('fraud', { payload: [[1, 2, 3]] }));
 
     const [emf, ...others] = emfDocuments(lines);
     expect(others).toHaveLength(0);
@@ -220,7 +118,7 @@ describe('invoke handler against moto SageMaker runtime', () => {
   it('serves a CSV prediction as text', async () => {
     await queueSageMakerResults(moto, [{ Body: '0.12\n0.88', ContentType: 'text/csv', InvokedProductionVariant: 'blue' }]);
 
-    const { response, body } = await invoke(
+    const { response, body } = await invokeApi(
       handler,
       predictEvent('churn', { payload: '3,basic\n48,premium', contentType: 'text/csv', accept: 'text/csv' }),
     );
@@ -232,7 +130,7 @@ describe('invoke handler against moto SageMaker runtime', () => {
   it('honours a target variant and echoes the caller inference id as prediction id', async () => {
     await queueSageMakerResults(moto, [{ Body: '{"ok":true}', ContentType: 'application/json', InvokedProductionVariant: 'blue' }]);
 
-    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 1, targetVariant: 'blue', inferenceId: 'order-42' }));
+    const { response, body } = await invokeApi(handler, predictEvent('churn', { payload: 1, targetVariant: 'blue', inferenceId: 'order-42' }));
 
     expect(response.statusCode).toBe(200);
     expect(body).toMatchObject({ predictionId: 'order-42', variant: 'blue', modelVersion: 'churn-v1', prediction: { ok: true } });
@@ -240,7 +138,7 @@ describe('invoke handler against moto SageMaker runtime', () => {
 
   it("reports modelVersion 'unknown' when the endpoint answers from a variant missing in MODEL_ROUTES", async () => {
     // With nothing queued moto answers with its static defaults.
-    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 1 }));
+    const { response, body } = await invokeApi(handler, predictEvent('churn', { payload: 1 }));
 
     expect(response.statusCode).toBe(200);
     expect(body).toMatchObject({ variant: 'invoked_production_variant', modelVersion: 'unknown', prediction: 'body', contentType: 'content_type' });
@@ -249,14 +147,14 @@ describe('invoke handler against moto SageMaker runtime', () => {
   it('accepts a base64-encoded body', async () => {
     await queueSageMakerResults(moto, [{ Body: '{"y":1}', ContentType: 'application/json', InvokedProductionVariant: 'AllTraffic' }]);
 
-    const { response, body } = await invoke(handler, predictEvent('fraud', { payload: { x: 'é' } }, { base64: true }));
+    const { response, body } = await invokeApi(handler, predictEvent('fraud', { payload: { x: 'é' } }, { base64: true }));
 
     expect(response.statusCode).toBe(200);
     expect(body.prediction).toEqual({ y: 1 });
   });
 
   it('answers 400 naming body for malformed JSON, logging a warning and emitting no metrics', async () => {
-    const { response, body, lines } = await invoke(handler, predictEvent('churn', '{"payload": [1,', { raw: true }));
+    const { response, body, lines } = await invokeApi(handler, predictEvent('churn', '{"payload": [1,', { raw: true }));
 
     expect(response.statusCode).toBe(400);
     expect(body).toEqual({ error: 'BadRequest', message: 'body: must be valid JSON' });
@@ -265,28 +163,28 @@ describe('invoke handler against moto SageMaker runtime', () => {
   });
 
   it('answers 400 naming payload when the payload is missing', async () => {
-    const { response, body } = await invoke(handler, predictEvent('churn', { contentType: 'application/json' }));
+    const { response, body } = await invokeApi(handler, predictEvent('churn', { contentType: 'application/json' }));
 
     expect(response.statusCode).toBe(400);
     expect(body).toEqual({ error: 'BadRequest', message: 'payload: is required' });
   });
 
   it('answers 400 naming body when there is no body at all', async () => {
-    const { response, body } = await invoke(handler, predictEvent('churn', undefined));
+    const { response, body } = await invokeApi(handler, predictEvent('churn', undefined));
 
     expect(response.statusCode).toBe(400);
     expect(body.message).toMatch(/^body: is required/);
   });
 
   it('answers 404 listing the known models for an unknown model', async () => {
-    const { response, body } = await invoke(handler, predictEvent('upsell', { payload: 1 }));
+    const { response, body } = await invokeApi(handler, predictEvent('upsell', { payload: 1 }));
 
     expect(response.statusCode).toBe(404);
     expect(body).toEqual({ error: 'NotFound', message: 'model: unknown model "upsell"; known models: churn, fraud' });
   });
 
   it('answers 400 naming the unknown target variant and listing the variants', async () => {
-    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 1, targetVariant: 'canary' }));
+    const { response, body } = await invokeApi(handler, predictEvent('churn', { payload: 1, targetVariant: 'canary' }));
 
     expect(response.statusCode).toBe(400);
     expect(body).toEqual({
@@ -296,28 +194,28 @@ describe('invoke handler against moto SageMaker runtime', () => {
   });
 
   it('answers 400 naming targetVariant when it is not a valid variant name', async () => {
-    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 1, targetVariant: 'not_valid' }));
+    const { response, body } = await invokeApi(handler, predictEvent('churn', { payload: 1, targetVariant: 'not_valid' }));
 
     expect(response.statusCode).toBe(400);
     expect(body.message).toMatch(/^targetVariant: Invalid variant name/);
   });
 
   it('answers 413 for a body over 5 MB', async () => {
-    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 'x'.repeat(5 * 1024 * 1024) }));
+    const { response, body } = await invokeApi(handler, predictEvent('churn', { payload: 'x'.repeat(5 * 1024 * 1024) }));
 
     expect(response.statusCode).toBe(413);
     expect(body).toMatchObject({ error: 'PayloadTooLarge', message: expect.stringMatching(/^body: exceeds the 5 MB limit/) });
   });
 
   it('answers 400 naming model when the path parameter is missing', async () => {
-    const { response, body } = await invoke(handler, predictEvent(undefined, { payload: 1 }));
+    const { response, body } = await invokeApi(handler, predictEvent(undefined, { payload: 1 }));
 
     expect(response.statusCode).toBe(400);
     expect(body.message).toMatch(/^model: /);
   });
 
   it('answers a generic 500 instead of throwing when the event is malformed, and logs the error', async () => {
-    const { response, body, lines } = await invoke(handler, null as unknown as APIGatewayProxyEvent);
+    const { response, body, lines } = await invokeApi(handler, null as unknown as APIGatewayProxyEvent);
 
     expect(response.statusCode).toBe(500);
     expect(body).toEqual({ error: 'InternalError', message: expect.any(String) });
@@ -326,10 +224,10 @@ describe('invoke handler against moto SageMaker runtime', () => {
   });
 
   it('serves a prediction through the esbuild bundle too', async () => {
-    const bundled = loadHandler(HANDLER_BUNDLE);
+    const bundled = loadFreshHandler<ApiHandler>(HANDLER_BUNDLE);
     await queueSageMakerResults(moto, [{ Body: '{"score":0.5}', ContentType: 'application/json', InvokedProductionVariant: 'blue' }]);
 
-    const { response, body, lines } = await invoke(bundled, predictEvent('churn', { payload: { a: 1 } }));
+    const { response, body, lines } = await invokeApi(bundled, predictEvent('churn', { payload: { a: 1 } }));
 
     expect(response.statusCode).toBe(200);
     expect(body).toMatchObject({ model: 'churn', variant: 'blue', modelVersion: 'churn-v1', prediction: { score: 0.5 } });
@@ -428,7 +326,7 @@ describe('invoke handler against SageMaker runtime failures', () => {
     ]),
   );
   let fake: Awaited<ReturnType<typeof startFakeSageMaker>>;
-  let handler: Handler;
+  let handler: ApiHandler;
 
   beforeAll(async () => {
     fake = await startFakeSageMaker();
@@ -437,7 +335,7 @@ describe('invoke handler against SageMaker runtime failures', () => {
       MODEL_ROUTES: JSON.stringify(failureRoutes),
       SAGEMAKER_TIMEOUT_MS: '400',
     });
-    handler = loadHandler(HANDLER_SOURCE);
+    handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
   });
 
   afterAll(async () => {
@@ -447,7 +345,7 @@ describe('invoke handler against SageMaker runtime failures', () => {
 
   it('sends the payload, content type, accept, target variant and inference id on the wire', async () => {
     fake.requests.length = 0;
-    const { response, body } = await invoke(
+    const { response, body } = await invokeApi(
       handler,
       predictEvent('echo', { payload: '1,2', contentType: 'text/csv', accept: 'application/json', targetVariant: 'green', inferenceId: 'wire-1' }),
     );
@@ -478,7 +376,7 @@ describe('invoke handler against SageMaker runtime failures', () => {
     ['internal', 502, 'InternalFailure', /^SageMaker failed to process the request$/],
     ['slow', 504, 'Timeout', /^the model endpoint did not answer in time$/],
   ])('maps the %s endpoint failure to %i %s with a clear message', async (model, status, code, message) => {
-    const { response, body, lines } = await invoke(handler, predictEvent(model, { payload: { x: 1 } }));
+    const { response, body, lines } = await invokeApi(handler, predictEvent(model, { payload: { x: 1 } }));
 
     expect(response.statusCode).toBe(status);
     expect(body).toEqual({ error: code, message: expect.stringMatching(message), predictionId: expect.stringMatching(UUID) });
@@ -491,16 +389,16 @@ describe('invoke handler against SageMaker runtime failures', () => {
 });
 
 describe('invoke handler when the endpoint is unreachable', () => {
-  let handler: Handler;
+  let handler: ApiHandler;
 
   beforeAll(async () => {
     const closedPort = await freePort();
     setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: `http://127.0.0.1:${closedPort}` });
-    handler = loadHandler(HANDLER_SOURCE);
+    handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
   });
 
   it('answers 503 for a refused connection instead of crashing', async () => {
-    const { response, body } = await invoke(handler, predictEvent('churn', { payload: 1 }));
+    const { response, body } = await invokeApi(handler, predictEvent('churn', { payload: 1 }));
 
     expect(response.statusCode).toBe(503);
     expect(body).toMatchObject({ error: 'EndpointUnreachable', message: 'could not reach the model endpoint (ECONNREFUSED)' });
@@ -508,15 +406,15 @@ describe('invoke handler when the endpoint is unreachable', () => {
 });
 
 describe('invoke handler with a bad MODEL_ROUTES', () => {
-  let handler: Handler;
+  let handler: ApiHandler;
 
   beforeAll(() => {
     setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: 'http://127.0.0.1:9', MODEL_ROUTES: '{"churn":{"variants":{}}}' });
-    handler = loadHandler(HANDLER_SOURCE);
+    handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
   });
 
   it('answers 500 naming MODEL_ROUTES and logs the configuration error, on every request', async () => {
-    const first = await invoke(handler, predictEvent('churn', { payload: 1 }));
+    const first = await invokeApi(handler, predictEvent('churn', { payload: 1 }));
 
     expect(first.response.statusCode).toBe(500);
     expect(first.body).toEqual({
@@ -528,7 +426,7 @@ describe('invoke handler with a bad MODEL_ROUTES', () => {
     );
     expect(emfDocuments(first.lines)).toContainEqual(expect.objectContaining({ Model: 'unresolved', PredictionErrors: 1 }));
 
-    const second = await invoke(handler, predictEvent('churn', { payload: 1 }));
+    const second = await invokeApi(handler, predictEvent('churn', { payload: 1 }));
     expect(second.response.statusCode).toBe(500);
     expect(second.body.message).toBe(first.body.message);
   });
@@ -536,9 +434,9 @@ describe('invoke handler with a bad MODEL_ROUTES', () => {
   it('answers 500 naming MODEL_ROUTES when it is not set at all', async () => {
     setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: 'http://127.0.0.1:9' });
     delete process.env.MODEL_ROUTES;
-    const unset = loadHandler(HANDLER_SOURCE);
+    const unset = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
-    const { response, body } = await invoke(unset, predictEvent('churn', { payload: 1 }));
+    const { response, body } = await invokeApi(unset, predictEvent('churn', { payload: 1 }));
 
     expect(response.statusCode).toBe(500);
     expect(body).toEqual({ error: 'ConfigurationError', message: 'MODEL_ROUTES: is not set' });
@@ -575,7 +473,7 @@ describe('invoke handler with sticky routing and a prediction log', () => {
   let fake: Awaited<ReturnType<typeof startFakeSageMaker>>;
   let moto: MotoServer;
   let dynamodb: DynamoDBClient;
-  let handler: Handler;
+  let handler: ApiHandler;
 
   const env = (overrides: Parameters<typeof setEnv>[0] = {}): void =>
     setEnv({
@@ -592,29 +490,8 @@ describe('invoke handler with sticky routing and a prediction log', () => {
     [fake, moto] = await Promise.all([startFakeSageMaker(), startMoto()]);
     env();
     dynamodb = new DynamoDBClient(sdkTestConfig(moto.endpoint));
-    await dynamodb.send(
-      new CreateTableCommand({
-        TableName: TABLE,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: 'predictionId', AttributeType: 'S' },
-          { AttributeName: 'model', AttributeType: 'S' },
-          { AttributeName: 'servedAt', AttributeType: 'S' },
-        ],
-        KeySchema: [{ AttributeName: 'predictionId', KeyType: 'HASH' }],
-        GlobalSecondaryIndexes: [
-          {
-            IndexName: 'byModel',
-            KeySchema: [
-              { AttributeName: 'model', KeyType: 'HASH' },
-              { AttributeName: 'servedAt', KeyType: 'RANGE' },
-            ],
-            Projection: { ProjectionType: 'ALL' },
-          },
-        ],
-      }),
-    );
-    handler = loadHandler(HANDLER_SOURCE);
+    await createPredictionLogTable(dynamodb, TABLE);
+    handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
   });
 
   afterAll(async () => {
@@ -636,7 +513,7 @@ describe('invoke handler with sticky routing and a prediction log', () => {
 
     for (const [index, callerId] of callers.entries()) {
       for (let repeat = 0; repeat < 2; repeat += 1) {
-        const { response, body } = await invoke(handler, predictEvent('ranker', { payload: { q: index }, callerId }));
+        const { response, body } = await invokeApi(handler, predictEvent('ranker', { payload: { q: index }, callerId }));
         expect(response.statusCode).toBe(200);
         expect(body).toMatchObject({ model: 'ranker', variant: expected[index], prediction: { servedBy: expected[index] } });
       }
@@ -646,7 +523,7 @@ describe('invoke handler with sticky routing and a prediction log', () => {
 
   it('writes the prediction log record: served variant, version, ISO time, 90-day TTL, the caller hash (never the id) and how it was assigned', async () => {
     const before = Math.floor(Date.now() / 1000);
-    const { body, lines } = await invoke(handler, predictEvent('ranker', { payload: 1, callerId: 'alice@example.com' }));
+    const { body, lines } = await invokeApi(handler, predictEvent('ranker', { payload: 1, callerId: 'alice@example.com' }));
     const after = Math.ceil(Date.now() / 1000);
     const variant = assignVariant('alice@example.com', WEIGHTS, SALT);
 
@@ -670,9 +547,9 @@ describe('invoke handler with sticky routing and a prediction log', () => {
   });
 
   it("logs 'targeted' when the caller names the variant and 'weighted' when SageMaker picks it", async () => {
-    const targeted = await invoke(handler, predictEvent('ranker', { payload: 1, callerId: 'bob', targetVariant: 'green', inferenceId: 'targeted-1' }));
-    const weighted = await invoke(handler, predictEvent('ranker', { payload: 1, inferenceId: 'weighted-1' }));
-    const notSticky = await invoke(handler, predictEvent('plain', { payload: 1, callerId: 'carol', inferenceId: 'plain-1' }));
+    const targeted = await invokeApi(handler, predictEvent('ranker', { payload: 1, callerId: 'bob', targetVariant: 'green', inferenceId: 'targeted-1' }));
+    const weighted = await invokeApi(handler, predictEvent('ranker', { payload: 1, inferenceId: 'weighted-1' }));
+    const notSticky = await invokeApi(handler, predictEvent('plain', { payload: 1, callerId: 'carol', inferenceId: 'plain-1' }));
 
     expect([targeted, weighted, notSticky].map((result) => result.response.statusCode)).toEqual([200, 200, 200]);
     expect(fake.requests.map((request) => request.headers['x-amzn-sagemaker-target-variant'])).toEqual(['green', undefined, undefined]);
@@ -683,7 +560,7 @@ describe('invoke handler with sticky routing and a prediction log', () => {
   });
 
   it('keeps the first record when a caller reuses an inference id, so a recorded outcome is never wiped', async () => {
-    await invoke(handler, predictEvent('ranker', { payload: 1, targetVariant: 'blue', inferenceId: 'reused-1' }));
+    await invokeApi(handler, predictEvent('ranker', { payload: 1, targetVariant: 'blue', inferenceId: 'reused-1' }));
     await dynamodb.send(
       new UpdateItemCommand({
         TableName: TABLE,
@@ -693,7 +570,7 @@ describe('invoke handler with sticky routing and a prediction log', () => {
       }),
     );
 
-    const { response, lines } = await invoke(handler, predictEvent('ranker', { payload: 2, targetVariant: 'green', inferenceId: 'reused-1' }));
+    const { response, lines } = await invokeApi(handler, predictEvent('ranker', { payload: 2, targetVariant: 'green', inferenceId: 'reused-1' }));
 
     expect(response.statusCode).toBe(200);
     expect(await logged('reused-1')).toMatchObject({ variant: { S: 'blue' }, outcomeType: { S: 'binary' } });
@@ -703,9 +580,9 @@ describe('invoke handler with sticky routing and a prediction log', () => {
 
   it('honours PREDICTION_LOG_TTL_DAYS', async () => {
     env({ PREDICTION_LOG_TTL_DAYS: '7' });
-    const shortLived = loadHandler(HANDLER_SOURCE);
+    const shortLived = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
-    const { body } = await invoke(shortLived, predictEvent('ranker', { payload: 1 }));
+    const { body } = await invokeApi(shortLived, predictEvent('ranker', { payload: 1 }));
 
     const item = await logged(body.predictionId as string);
     expect(Number(item?.expiresAt?.N) - Date.parse(item?.servedAt?.S as string) / 1000).toBeGreaterThan(7 * 86_400 - 2);
@@ -715,9 +592,9 @@ describe('invoke handler with sticky routing and a prediction log', () => {
 
   it('still answers 200 with the prediction when the log write fails, logging the whole record and counting PredictionLogWriteErrors', async () => {
     env({ PREDICTION_LOG_TABLE: 'no-such-table' });
-    const failing = loadHandler(HANDLER_SOURCE);
+    const failing = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
-    const { response, body, lines } = await invoke(failing, predictEvent('ranker', { payload: 1, callerId: 'dave', inferenceId: 'lost-1' }));
+    const { response, body, lines } = await invokeApi(failing, predictEvent('ranker', { payload: 1, callerId: 'dave', inferenceId: 'lost-1' }));
 
     expect(response.statusCode).toBe(200);
     expect(body).toMatchObject({ predictionId: 'lost-1', model: 'ranker', prediction: { servedBy: assignVariant('dave', WEIGHTS, SALT) } });
@@ -753,9 +630,9 @@ describe('invoke handler with sticky routing and a prediction log', () => {
 
   it('still answers 200 when DynamoDB cannot be reached at all', async () => {
     env({ AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${await freePort()}` });
-    const unreachable = loadHandler(HANDLER_SOURCE);
+    const unreachable = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
-    const { response, lines } = await invoke(unreachable, predictEvent('ranker', { payload: 1 }));
+    const { response, lines } = await invokeApi(unreachable, predictEvent('ranker', { payload: 1 }));
 
     expect(response.statusCode).toBe(200);
     expect(emfDocuments(lines)).toContainEqual(expect.objectContaining({ PredictionLogWriteErrors: 1 }));
@@ -764,7 +641,7 @@ describe('invoke handler with sticky routing and a prediction log', () => {
 
   it('answers 400 naming callerId when it is too long or not a string', async () => {
     for (const callerId of ['x'.repeat(257), '', 42]) {
-      const { response, body } = await invoke(handler, predictEvent('ranker', { payload: 1, callerId }));
+      const { response, body } = await invokeApi(handler, predictEvent('ranker', { payload: 1, callerId }));
       expect(response.statusCode).toBe(400);
       expect(body.message).toMatch(/^callerId: Invalid caller id/);
     }
@@ -773,9 +650,9 @@ describe('invoke handler with sticky routing and a prediction log', () => {
 
   it('answers 500 naming the weight when a sticky route lacks weights', async () => {
     env({ MODEL_ROUTES: JSON.stringify({ ranker: { ...stickyRoutes.ranker, variants: { blue: { modelVersion: '1' } } } }) });
-    const misconfigured = loadHandler(HANDLER_SOURCE);
+    const misconfigured = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
-    const { response, body } = await invoke(misconfigured, predictEvent('ranker', { payload: 1, callerId: 'erin' }));
+    const { response, body } = await invokeApi(misconfigured, predictEvent('ranker', { payload: 1, callerId: 'erin' }));
 
     expect(response.statusCode).toBe(500);
     expect(body.message).toBe('MODEL_ROUTES: ranker.variants.blue.weight: is required on every variant when sticky routing is on');
@@ -783,10 +660,10 @@ describe('invoke handler with sticky routing and a prediction log', () => {
   });
 
   it('routes stickily and logs the prediction through the esbuild bundle too', async () => {
-    const bundled = loadHandler(HANDLER_BUNDLE);
+    const bundled = loadFreshHandler<ApiHandler>(HANDLER_BUNDLE);
     const variant = assignVariant('frank', WEIGHTS, SALT);
 
-    const { response, body } = await invoke(bundled, predictEvent('ranker', { payload: 1, callerId: 'frank', inferenceId: 'bundle-1' }));
+    const { response, body } = await invokeApi(bundled, predictEvent('ranker', { payload: 1, callerId: 'frank', inferenceId: 'bundle-1' }));
 
     expect(response.statusCode).toBe(200);
     expect(body).toMatchObject({ predictionId: 'bundle-1', variant });
@@ -796,9 +673,9 @@ describe('invoke handler with sticky routing and a prediction log', () => {
 
   it('writes nothing and needs no table when PREDICTION_LOG_TABLE is not set', async () => {
     env({ PREDICTION_LOG_TABLE: '' });
-    const withoutLog = loadHandler(HANDLER_SOURCE);
+    const withoutLog = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
-    const { response, lines } = await invoke(withoutLog, predictEvent('ranker', { payload: 1, inferenceId: 'unlogged-1' }));
+    const { response, lines } = await invokeApi(withoutLog, predictEvent('ranker', { payload: 1, inferenceId: 'unlogged-1' }));
 
     expect(response.statusCode).toBe(200);
     expect(await logged('unlogged-1')).toBeUndefined();

@@ -1,19 +1,16 @@
+import { createPredictionLogTable } from '../support/prediction-log-table';
 // Runs the record-outcome handler (source via swc, and once the esbuild bundle) against moto's
 // DynamoDB, against a local server that answers with DynamoDB's throttling error, and against a
 // closed port.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { predictionLogItem, predictionLogRecord } from '../../lambda/shared/experiments';
+import { apiGatewayEvent, emfDocuments, handlerModulePaths, invokeApi, loadFreshHandler, logEntries, POWERTOOLS_METRICS_ENV_KEYS, quietly, useHandlerEnv, type ApiHandler } from '../support/handler-harness';
 import { freePort, sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
 
-type Handler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
-
-const ROOT = join(__dirname, '..', '..');
-const HANDLER_SOURCE = join(ROOT, 'lambda', 'record-outcome', 'index.ts');
-const HANDLER_BUNDLE = join(ROOT, 'assets', 'lambda', 'record-outcome', 'index.js');
+const { source: HANDLER_SOURCE, bundle: HANDLER_BUNDLE } = handlerModulePaths('record-outcome');
 const NAMESPACE = 'CdkMlPatterns/OutcomeTest';
 const TABLE = 'prediction-log';
 
@@ -22,162 +19,26 @@ const ROUTES = {
   fraud: { endpointName: 'fraud-endpoint', variants: { AllTraffic: { modelVersion: 'fraud-7' } } },
 };
 
-const ENV_KEYS = [
-  'AWS_REGION',
-  'AWS_DEFAULT_REGION',
-  'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY',
-  'AWS_SESSION_TOKEN',
-  'AWS_PROFILE',
-  'AWS_ENDPOINT_URL',
-  'AWS_ENDPOINT_URL_DYNAMODB',
-  'AWS_MAX_ATTEMPTS',
-  'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
-  'MODEL_ROUTES',
-  'PREDICTION_LOG_TABLE',
-  'POWERTOOLS_METRICS_NAMESPACE',
-  'POWERTOOLS_SERVICE_NAME',
-  'POWERTOOLS_DEV',
-  'POWERTOOLS_METRICS_DISABLED',
-] as const;
-const savedEnv = Object.fromEntries(ENV_KEYS.map((key) => [key, process.env[key]]));
-
-afterAll(() => {
-  for (const key of ENV_KEYS) {
-    if (savedEnv[key] === undefined) {
-      delete process.env[key];
-    } else {
-      process.env[key] = savedEnv[key];
-    }
-  }
+const setEnv = useHandlerEnv([...POWERTOOLS_METRICS_ENV_KEYS, 'AWS_ENDPOINT_URL_DYNAMODB', 'MODEL_ROUTES', 'PREDICTION_LOG_TABLE'], {
+  MODEL_ROUTES: JSON.stringify(ROUTES),
+  PREDICTION_LOG_TABLE: TABLE,
+  POWERTOOLS_METRICS_NAMESPACE: NAMESPACE,
+  POWERTOOLS_SERVICE_NAME: 'outcome-test',
 });
 
-function setEnv(overrides: Partial<Record<(typeof ENV_KEYS)[number], string>>): void {
-  for (const key of ENV_KEYS) {
-    delete process.env[key];
-  }
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    AWS_MAX_ATTEMPTS: '1',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    MODEL_ROUTES: JSON.stringify(ROUTES),
-    PREDICTION_LOG_TABLE: TABLE,
-    POWERTOOLS_METRICS_NAMESPACE: NAMESPACE,
-    POWERTOOLS_SERVICE_NAME: 'outcome-test',
-    ...overrides,
-  });
-}
-
-function loadHandler(path: string): Handler {
-  let loaded: { handler: Handler } | undefined;
-  jest.isolateModules(() => {
-    loaded = require(path) as { handler: Handler };
-  });
-  if (loaded === undefined) {
-    throw new Error(`could not load ${path}`);
-  }
-  return loaded.handler;
-}
-
 function outcomeEvent(model: string | undefined, body: unknown, options: { raw?: boolean } = {}): APIGatewayProxyEvent {
-  return {
-    resource: '/models/{model}/outcomes',
-    path: `/models/${model ?? ''}/outcomes`,
-    httpMethod: 'POST',
-    headers: { 'content-type': 'application/json' },
-    multiValueHeaders: { 'content-type': ['application/json'] },
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: model === undefined ? null : { model },
-    stageVariables: null,
-    requestContext: { requestId: 'test-request' } as APIGatewayProxyEvent['requestContext'],
-    body: body === undefined ? null : options.raw === true ? (body as string) : JSON.stringify(body),
-    isBase64Encoded: false,
-  };
-}
-
-interface Invocation {
-  readonly response: APIGatewayProxyResult;
-  readonly body: Record<string, unknown>;
-  readonly lines: Record<string, unknown>[];
-}
-
-/** Runs fn with stdout/stderr silenced: for concurrent calls, whose per-call captures in invoke would interleave. */
-async function quietly<T>(fn: () => Promise<T>): Promise<T> {
-  const stdout = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    return await fn();
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-  }
-}
-
-async function invoke(handler: Handler, event: APIGatewayProxyEvent): Promise<Invocation> {
-  const printed: string[] = [];
-  const capture = ((chunk: string | Uint8Array) => {
-    printed.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-    return true;
-  }) as typeof process.stdout.write;
-  const stdout = jest.spyOn(process.stdout, 'write').mockImplementation(capture);
-  const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(capture);
-  let response: APIGatewayProxyResult;
-  try {
-    response = await handler(event);
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-  }
-  const lines = printed
-    .join('')
-    .split('\n')
-    .filter((line) => line.trim().startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-  expect(response.headers).toMatchObject({ 'content-type': 'application/json' });
-  return { response, body: JSON.parse(response.body) as Record<string, unknown>, lines };
-}
-
-function emfDocuments(lines: readonly Record<string, unknown>[]): Record<string, unknown>[] {
-  return lines.filter((line) => typeof line._aws === 'object' && line._aws !== null);
-}
-
-function logEntries(lines: readonly Record<string, unknown>[], level?: string): Record<string, unknown>[] {
-  return lines.filter((line) => typeof line.message === 'string' && (level === undefined || line.level === level));
-}
-
-/** The prediction-log table as the CDK construct defines it (partition key predictionId, GSI byModel). */
-async function createPredictionLogTable(client: DynamoDBClient, name = TABLE): Promise<void> {
-  await client.send(
-    new CreateTableCommand({
-      TableName: name,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: 'predictionId', AttributeType: 'S' },
-        { AttributeName: 'model', AttributeType: 'S' },
-        { AttributeName: 'servedAt', AttributeType: 'S' },
-      ],
-      KeySchema: [{ AttributeName: 'predictionId', KeyType: 'HASH' }],
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: 'byModel',
-          KeySchema: [
-            { AttributeName: 'model', KeyType: 'HASH' },
-            { AttributeName: 'servedAt', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
-    }),
+  return apiGatewayEvent(
+    { httpMethod: 'POST', resource: '/models/{model}/outcomes', pathParameters: model === undefined ? null : { model } },
+    body,
+    options,
   );
 }
+
 
 describe('record-outcome handler against moto DynamoDB', () => {
   let moto: MotoServer;
   let dynamodb: DynamoDBClient;
-  let handler: Handler;
+  let handler: ApiHandler;
 
   const logPrediction = async (predictionId: string, model: string, variant: string): Promise<void> => {
     const record = predictionLogRecord({
@@ -196,7 +57,7 @@ describe('record-outcome handler against moto DynamoDB', () => {
     moto = await startMoto();
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint });
     dynamodb = new DynamoDBClient(sdkTestConfig(moto.endpoint));
-    handler = loadHandler(HANDLER_SOURCE);
+    handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
   });
 
   afterAll(async () => {
@@ -206,13 +67,13 @@ describe('record-outcome handler against moto DynamoDB', () => {
 
   beforeEach(async () => {
     await moto.reset();
-    await createPredictionLogTable(dynamodb);
+    await createPredictionLogTable(dynamodb, TABLE);
   });
 
   it('records a binary outcome once: 201 with the prediction and its variant, stored with a timestamp, counted as OutcomesRecorded', async () => {
     await logPrediction('p-1', 'churn', 'green');
 
-    const { response, body, lines } = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: true } }));
+    const { response, body, lines } = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: true } }));
 
     expect(response.statusCode).toBe(201);
     expect(body).toEqual({ predictionId: 'p-1', model: 'churn', variant: 'green', outcome: { type: 'binary', value: 1 } });
@@ -240,7 +101,7 @@ describe('record-outcome handler against moto DynamoDB', () => {
   it('records a continuous outcome', async () => {
     await logPrediction('p-2', 'fraud', 'AllTraffic');
 
-    const { response, body } = await invoke(handler, outcomeEvent('fraud', { predictionId: 'p-2', outcome: { type: 'continuous', value: 42.5 } }));
+    const { response, body } = await invokeApi(handler, outcomeEvent('fraud', { predictionId: 'p-2', outcome: { type: 'continuous', value: 42.5 } }));
 
     expect(response.statusCode).toBe(201);
     expect(body).toEqual({ predictionId: 'p-2', model: 'fraud', variant: 'AllTraffic', outcome: { type: 'continuous', value: 42.5 } });
@@ -249,11 +110,11 @@ describe('record-outcome handler against moto DynamoDB', () => {
 
   it('answers an identical repeat with 200 and the same body, without rewriting the outcome or counting it again', async () => {
     await logPrediction('p-3', 'churn', 'blue');
-    const first = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-3', outcome: { type: 'binary', value: 1 } }));
+    const first = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-3', outcome: { type: 'binary', value: 1 } }));
     const recordedAt = (await stored('p-3'))?.outcomeAt?.S;
 
     // true is the same binary outcome as 1.
-    const repeat = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-3', outcome: { type: 'binary', value: true } }));
+    const repeat = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-3', outcome: { type: 'binary', value: true } }));
 
     expect(first.response.statusCode).toBe(201);
     expect(repeat.response.statusCode).toBe(200);
@@ -265,10 +126,10 @@ describe('record-outcome handler against moto DynamoDB', () => {
 
   it('answers 409 when a different outcome is already recorded, and keeps the first one', async () => {
     await logPrediction('p-4', 'churn', 'blue');
-    await invoke(handler, outcomeEvent('churn', { predictionId: 'p-4', outcome: { type: 'binary', value: 0 } }));
+    await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-4', outcome: { type: 'binary', value: 0 } }));
 
-    const changed = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-4', outcome: { type: 'binary', value: 1 } }));
-    const otherType = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-4', outcome: { type: 'continuous', value: 0 } }));
+    const changed = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-4', outcome: { type: 'binary', value: 1 } }));
+    const otherType = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-4', outcome: { type: 'continuous', value: 0 } }));
 
     for (const { response, body } of [changed, otherType]) {
       expect(response.statusCode).toBe(409);
@@ -294,7 +155,7 @@ describe('record-outcome handler against moto DynamoDB', () => {
   });
 
   it('answers 404 naming predictionId for an unknown prediction', async () => {
-    const { response, body } = await invoke(handler, outcomeEvent('churn', { predictionId: 'nope', outcome: { type: 'binary', value: 1 } }));
+    const { response, body } = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'nope', outcome: { type: 'binary', value: 1 } }));
 
     expect(response.statusCode).toBe(404);
     expect(body).toEqual({ error: 'NotFound', message: "predictionId: no prediction 'nope' for model 'churn'" });
@@ -304,7 +165,7 @@ describe('record-outcome handler against moto DynamoDB', () => {
   it('answers 404 for a prediction of another model, and leaves it untouched', async () => {
     await logPrediction('p-6', 'fraud', 'AllTraffic');
 
-    const { response, body } = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-6', outcome: { type: 'binary', value: 1 } }));
+    const { response, body } = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-6', outcome: { type: 'binary', value: 1 } }));
 
     expect(response.statusCode).toBe(404);
     expect(body).toEqual({ error: 'NotFound', message: "predictionId: no prediction 'p-6' for model 'churn'" });
@@ -312,7 +173,7 @@ describe('record-outcome handler against moto DynamoDB', () => {
   });
 
   it('answers 404 listing the known models for an unknown model', async () => {
-    const { response, body } = await invoke(handler, outcomeEvent('upsell', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
+    const { response, body } = await invokeApi(handler, outcomeEvent('upsell', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
 
     expect(response.statusCode).toBe(404);
     expect(body).toEqual({ error: 'NotFound', message: 'model: unknown model "upsell"; known models: churn, fraud' });
@@ -324,7 +185,7 @@ describe('record-outcome handler against moto DynamoDB', () => {
     ['predictionId', { predictionId: 'has space', outcome: { type: 'binary', value: 1 } }, /^predictionId: /],
     ['outcome', { predictionId: 'p-1' }, /^outcome: /],
   ])('answers 400 naming %s for a bad body, logging a warning', async (field, body, message) => {
-    const result = await invoke(handler, outcomeEvent('churn', body));
+    const result = await invokeApi(handler, outcomeEvent('churn', body));
 
     expect(result.response.statusCode).toBe(400);
     expect(result.body).toEqual({ error: 'BadRequest', message: expect.stringMatching(message) });
@@ -332,15 +193,15 @@ describe('record-outcome handler against moto DynamoDB', () => {
   });
 
   it('answers 400 naming body for malformed JSON or no body, and model without the path parameter', async () => {
-    const malformed = await invoke(handler, outcomeEvent('churn', '{"predictionId":', { raw: true }));
+    const malformed = await invokeApi(handler, outcomeEvent('churn', '{"predictionId":', { raw: true }));
     expect(malformed.response.statusCode).toBe(400);
     expect(malformed.body).toEqual({ error: 'BadRequest', message: 'body: must be valid JSON' });
 
-    const empty = await invoke(handler, outcomeEvent('churn', undefined));
+    const empty = await invokeApi(handler, outcomeEvent('churn', undefined));
     expect(empty.response.statusCode).toBe(400);
     expect(empty.body.message).toMatch(/^body: is required/);
 
-    const noModel = await invoke(handler, outcomeEvent(undefined, { predictionId: 'p', outcome: { type: 'binary', value: 1 } }));
+    const noModel = await invokeApi(handler, outcomeEvent(undefined, { predictionId: 'p', outcome: { type: 'binary', value: 1 } }));
     expect(noModel.response.statusCode).toBe(400);
     expect(noModel.body.message).toMatch(/^model: /);
   });
@@ -348,7 +209,7 @@ describe('record-outcome handler against moto DynamoDB', () => {
   it('answers a logged 500 (not a crash) when the table does not exist', async () => {
     await moto.reset(); // no table at all
 
-    const { response, body, lines } = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
+    const { response, body, lines } = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
 
     expect(response.statusCode).toBe(500);
     expect(body).toEqual({ error: 'InternalError', message: 'the outcome could not be recorded because of an internal error' });
@@ -359,18 +220,18 @@ describe('record-outcome handler against moto DynamoDB', () => {
   });
 
   it('answers a generic 500 for a malformed event instead of throwing', async () => {
-    const { response } = await invoke(handler, null as unknown as APIGatewayProxyEvent);
+    const { response } = await invokeApi(handler, null as unknown as APIGatewayProxyEvent);
     expect(response.statusCode).toBe(500);
   });
 
   it('records an outcome through the esbuild bundle too', async () => {
-    const bundled = loadHandler(HANDLER_BUNDLE);
+    const bundled = loadFreshHandler<ApiHandler>(HANDLER_BUNDLE);
     await logPrediction('p-7', 'churn', 'blue');
 
-    const first = await invoke(bundled, outcomeEvent('churn', { predictionId: 'p-7', outcome: { type: 'binary', value: false } }));
-    const repeat = await invoke(bundled, outcomeEvent('churn', { predictionId: 'p-7', outcome: { type: 'binary', value: 0 } }));
-    const conflict = await invoke(bundled, outcomeEvent('churn', { predictionId: 'p-7', outcome: { type: 'binary', value: 1 } }));
-    const unknown = await invoke(bundled, outcomeEvent('churn', { predictionId: 'p-8', outcome: { type: 'binary', value: 1 } }));
+    const first = await invokeApi(bundled, outcomeEvent('churn', { predictionId: 'p-7', outcome: { type: 'binary', value: false } }));
+    const repeat = await invokeApi(bundled, outcomeEvent('churn', { predictionId: 'p-7', outcome: { type: 'binary', value: 0 } }));
+    const conflict = await invokeApi(bundled, outcomeEvent('churn', { predictionId: 'p-7', outcome: { type: 'binary', value: 1 } }));
+    const unknown = await invokeApi(bundled, outcomeEvent('churn', { predictionId: 'p-8', outcome: { type: 'binary', value: 1 } }));
 
     expect([first, repeat, conflict, unknown].map((result) => result.response.statusCode)).toEqual([201, 200, 409, 404]);
     expect(first.body).toEqual({ predictionId: 'p-7', model: 'churn', variant: 'blue', outcome: { type: 'binary', value: 0 } });
@@ -409,9 +270,9 @@ describe('record-outcome handler when DynamoDB fails', () => {
     const fake = await startFakeDynamoDb(status, type);
     servers.push(fake.server);
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: fake.endpoint });
-    const handler = loadHandler(HANDLER_SOURCE);
+    const handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
-    const { response, body, lines } = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
+    const { response, body, lines } = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
 
     expect(response.statusCode).toBe(expectedStatus);
     expect(body).toEqual({ error: code, message: expect.stringMatching(/^the prediction log is /) });
@@ -420,9 +281,9 @@ describe('record-outcome handler when DynamoDB fails', () => {
 
   it('answers 503 when DynamoDB cannot be reached', async () => {
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${await freePort()}` });
-    const handler = loadHandler(HANDLER_SOURCE);
+    const handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
-    const { response, body } = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
+    const { response, body } = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
 
     expect(response.statusCode).toBe(503);
     expect(body).toEqual({ error: 'ServiceUnavailable', message: 'the prediction log is temporarily unavailable; retry later' });
@@ -433,9 +294,9 @@ describe('record-outcome handler configuration', () => {
   it('answers 500 naming PREDICTION_LOG_TABLE when it is not set', async () => {
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:9' });
     delete process.env.PREDICTION_LOG_TABLE;
-    const handler = loadHandler(HANDLER_SOURCE);
+    const handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
-    const { response, body } = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
+    const { response, body } = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
 
     expect(response.statusCode).toBe(500);
     expect(body).toEqual({ error: 'ConfigurationError', message: 'PREDICTION_LOG_TABLE: is not set' });
@@ -443,9 +304,9 @@ describe('record-outcome handler configuration', () => {
 
   it('answers 500 naming MODEL_ROUTES when it is invalid', async () => {
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:9', MODEL_ROUTES: '[]' });
-    const handler = loadHandler(HANDLER_SOURCE);
+    const handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
-    const { response, body } = await invoke(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
+    const { response, body } = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
 
     expect(response.statusCode).toBe(500);
     expect(body.message).toMatch(/^MODEL_ROUTES: /);

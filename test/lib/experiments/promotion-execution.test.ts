@@ -1,5 +1,6 @@
+import { createPredictionLogTable } from '../../support/prediction-log-table';
 import { CloudWatchClient, PutMetricAlarmCommand, SetAlarmStateCommand } from '@aws-sdk/client-cloudwatch';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { Template } from 'aws-cdk-lib/assertions';
 import { ChampionChallengerPromotion } from '../../../lib/experiments/champion-challenger-promotion';
 import { PredictionLog } from '../../../lib/experiments/prediction-log';
@@ -51,9 +52,7 @@ async function world(): Promise<World> {
     );
   }
   const dynamodb = new DynamoDBClient(config);
-  await dynamodb.send(
-    new CreateTableCommand({ TableName: tableName, KeySchema: [{ AttributeName: 'predictionId', KeyType: 'HASH' }], AttributeDefinitions: [{ AttributeName: 'predictionId', AttributeType: 'S' }], BillingMode: 'PAY_PER_REQUEST' }),
-  );
+  await createPredictionLogTable(dynamodb, tableName);
 
   const { topicArn, read } = await topicWithQueue(moto, 'promotions');
   const definition = renderForMoto(template, /^PromotionWorkflow/, { [placeholderArn(logicalId(topic.node.defaultChild))]: topicArn });
