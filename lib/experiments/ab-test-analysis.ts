@@ -124,24 +124,13 @@ export class AbTestAnalysis extends Construct {
       { name: 'Difference', valuePath: '$.analysis.test.difference' },
     ]);
     const armsOnly = putExperimentMetrics(this, 'Publish results', props.modelName, armMetrics);
-    const record = tasks.CallAwsService.jsonPath(this, 'Record decision', {
-      service: 'dynamodb',
-      action: 'putItem',
-      iamResources: [props.predictionLog.table.tableArn],
-      iamAction: 'dynamodb:PutItem',
-      parameters: {
-        TableName: props.predictionLog.table.tableName,
-        Item: {
-          predictionId: { S: `analysis#${props.modelName}` },
-          decision: { 'S.$': '$.analysis.decision' },
-          reason: { 'S.$': '$.analysis.reason' },
-          analyzedAt: { 'S.$': '$.analysis.analyzedAt' },
-          variantA: { 'S.$': '$.analysis.variantA' },
-          variantB: { 'S.$': '$.analysis.variantB' },
-          execution: { 'S.$': '$$.Execution.Id' },
-        },
-      },
-      resultPath: sfn.JsonPath.DISCARD,
+    const record = props.predictionLog.putWorkflowStateTask(this, 'Record decision', 'analysis', props.modelName, {
+      decision: '$.analysis.decision',
+      reason: '$.analysis.reason',
+      analyzedAt: '$.analysis.analyzedAt',
+      variantA: '$.analysis.variantA',
+      variantB: '$.analysis.variantB',
+      execution: '$$.Execution.Id',
     });
     const notify = errors.notify('Notify decision', `A/B analysis of ${props.modelName}`, '$.analysis');
     for (const task of [withTest, armsOnly, record]) errors.protect(task);

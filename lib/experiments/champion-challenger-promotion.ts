@@ -11,7 +11,7 @@ import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { PredictionLog } from './prediction-log';
 import { guardrailDefaults, guardrailProblems, type ExperimentWorkflowOptions, type VariantGuardrailOptions } from './experiment-options';
 import { FailureNotice } from './private/failure-notice';
-import { guardrailCheck } from './private/variant-guardrails';
+import { GUARDRAIL_INPUT_FIELDS, guardrailCheck } from './private/variant-guardrails';
 
 
 /** One traffic step: the weights the champion and the challenger get. */
@@ -119,22 +119,11 @@ export class ChampionChallengerPromotion extends Construct {
     });
     let finish: sfn.IChainable = announce.next(errors.notify('Notify promotion', 'Challenger promoted', '$.verdict')).next(promoted);
     if (props.predictionLog) {
-      const record = tasks.CallAwsService.jsonPath(this, 'Record new champion', {
-        service: 'dynamodb',
-        action: 'putItem',
-        iamResources: [props.predictionLog.table.tableArn],
-        iamAction: 'dynamodb:PutItem',
-        parameters: {
-          TableName: props.predictionLog.table.tableName,
-          Item: {
-            predictionId: { S: `champion#${endpoint.modelName}` },
-            variant: { 'S.$': '$.config.challengerVariant' },
-            previousChampion: { 'S.$': '$.config.championVariant' },
-            promotedAt: { 'S.$': '$$.State.EnteredTime' },
-            execution: { 'S.$': '$$.Execution.Id' },
-          },
-        },
-        resultPath: sfn.JsonPath.DISCARD,
+      const record = props.predictionLog.putWorkflowStateTask(this, 'Record new champion', 'champion', endpoint.modelName, {
+        variant: '$.config.challengerVariant',
+        previousChampion: '$.config.championVariant',
+        promotedAt: '$$.State.EnteredTime',
+        execution: '$$.Execution.Id',
       });
       configure(record);
       finish = record.next(finish);
@@ -182,14 +171,7 @@ export class ChampionChallengerPromotion extends Construct {
     });
     let gate: sfn.IChainable = observeStart.next(observe).next(initialVerdict);
     if (props.predictionLog) {
-      const readAnalysis = tasks.CallAwsService.jsonPath(this, 'Read latest AB test decision', {
-        service: 'dynamodb',
-        action: 'getItem',
-        iamResources: [props.predictionLog.table.tableArn],
-        iamAction: 'dynamodb:GetItem',
-        parameters: { TableName: props.predictionLog.table.tableName, Key: { predictionId: { S: `analysis#${endpoint.modelName}` } } },
-        resultPath: '$.abTest',
-      });
+      const readAnalysis = props.predictionLog.getWorkflowStateTask(this, 'Read latest AB test decision', 'analysis', endpoint.modelName, '$.abTest');
       configure(readAnalysis);
       const abRejected = new sfn.Pass(this, 'AB test favours champion', {
         parameters: { result: 'fail', 'reason.$': "States.Format('the latest A/B analysis ({}) found the champion significantly better', $.abTest.Item.analyzedAt.S)" },
@@ -219,15 +201,7 @@ export class ChampionChallengerPromotion extends Construct {
         { path: '$.config.championVariant', type: 'string' },
         { path: '$.config.challengerVariant', type: 'string' },
         { path: '$.config.bakeSeconds', type: 'number', check: { condition: sfn.Condition.numberGreaterThanEquals('$.config.bakeSeconds', 1), expectation: 'at least 1' } },
-        {
-          path: '$.config.metricPeriodSeconds',
-          type: 'number',
-          check: { condition: sfn.Condition.numberGreaterThanEquals('$.config.metricPeriodSeconds', 60), expectation: 'a multiple of 60, at least 60' },
-        },
-        { path: '$.config.maxErrorRate', type: 'number', check: { condition: sfn.Condition.numberLessThanEquals('$.config.maxErrorRate', 1), expectation: 'between 0 and 1' } },
-        { path: '$.config.maxLatencyMicros', type: 'number' },
-        { path: '$.config.latencyStatistic', type: 'string' },
-        { path: '$.config.minInvocations', type: 'number' },
+        ...GUARDRAIL_INPUT_FIELDS,
       ],
       initLoop.next(new sfn.Choice(this, 'Any steps?').when(sfn.Condition.numberGreaterThan('$.loop.count', 0), gate).otherwise(
         new sfn.Fail(this, 'No traffic steps', { error: 'InvalidInput', cause: 'trafficSteps: must be a non-empty array of { championWeight, challengerWeight }' }),

@@ -2,7 +2,12 @@ import { RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+
+/** Per-model state the experiment workflows keep in the log: the latest A/B decision and the current champion. */
+export type WorkflowStateKind = 'analysis' | 'champion';
 
 export interface PredictionLogProps {
   /** Customer-managed key that encrypts the table. */
@@ -87,6 +92,39 @@ export class PredictionLog extends Construct {
       grantee,
       actions: ['dynamodb:Query'],
       resourceArns: [`${this.table.tableArn}/index/${PredictionLog.MODEL_INDEX}`],
+    });
+  }
+
+  /**
+   * A workflow task that writes the state item `<kind>#<modelName>` with string attributes taken from
+   * JSONPaths of the execution state. Grant the workflow `grantWorkflowState`.
+   */
+  public putWorkflowStateTask(scope: Construct, id: string, kind: WorkflowStateKind, modelName: string, attributePaths: Record<string, string>): tasks.CallAwsService {
+    return tasks.CallAwsService.jsonPath(scope, id, {
+      service: 'dynamodb',
+      action: 'putItem',
+      iamResources: [this.table.tableArn],
+      iamAction: 'dynamodb:PutItem',
+      parameters: {
+        TableName: this.table.tableName,
+        Item: {
+          predictionId: { S: `${kind}#${modelName}` },
+          ...Object.fromEntries(Object.entries(attributePaths).map(([name, path]) => [name, { 'S.$': path }])),
+        },
+      },
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+  }
+
+  /** A workflow task that reads the state item `<kind>#<modelName>` into `resultPath` (no `Item` when there is none). */
+  public getWorkflowStateTask(scope: Construct, id: string, kind: WorkflowStateKind, modelName: string, resultPath: string): tasks.CallAwsService {
+    return tasks.CallAwsService.jsonPath(scope, id, {
+      service: 'dynamodb',
+      action: 'getItem',
+      iamResources: [this.table.tableArn],
+      iamAction: 'dynamodb:GetItem',
+      parameters: { TableName: this.table.tableName, Key: { predictionId: { S: `${kind}#${modelName}` } } },
+      resultPath,
     });
   }
 

@@ -11,7 +11,7 @@ import type { ModelEndpoint } from '../serving/model-endpoint';
 import { guardrailDefaults, guardrailProblems, type ExperimentWorkflowOptions, type VariantGuardrailOptions } from './experiment-options';
 import { FailureNotice } from './private/failure-notice';
 import { grantPutExperimentMetrics, putExperimentMetrics } from './private/experiment-metrics';
-import { guardrailCheck } from './private/variant-guardrails';
+import { GUARDRAIL_INPUT_FIELDS, guardrailCheck } from './private/variant-guardrails';
 
 
 export interface ShadowComparisonProps extends ExperimentWorkflowOptions, VariantGuardrailOptions {
@@ -125,15 +125,7 @@ export class ShadowComparison extends Construct {
         { path: '$.config.productionVariant', type: 'string' },
         { path: '$.config.shadowVariant', type: 'string' },
         { path: '$.config.observationSeconds', type: 'number', check: { condition: sfn.Condition.numberGreaterThanEquals('$.config.observationSeconds', 1), expectation: 'at least 1' } },
-        {
-          path: '$.config.metricPeriodSeconds',
-          type: 'number',
-          check: { condition: sfn.Condition.numberGreaterThanEquals('$.config.metricPeriodSeconds', 60), expectation: 'a multiple of 60, at least 60' },
-        },
-        { path: '$.config.maxErrorRate', type: 'number', check: { condition: sfn.Condition.numberLessThanEquals('$.config.maxErrorRate', 1), expectation: 'between 0 and 1' } },
-        { path: '$.config.maxLatencyMicros', type: 'number' },
-        { path: '$.config.latencyStatistic', type: 'string' },
-        { path: '$.config.minInvocations', type: 'number' },
+        ...GUARDRAIL_INPUT_FIELDS,
       ],
       observe,
     );

@@ -1,6 +1,20 @@
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import type { InputField } from '../../core/input-validation';
+
+/** Execution-input fields the guardrail check reads, validated by each workflow's first states. */
+export const GUARDRAIL_INPUT_FIELDS: readonly InputField[] = [
+  {
+    path: '$.config.metricPeriodSeconds',
+    type: 'number',
+    check: { condition: sfn.Condition.numberGreaterThanEquals('$.config.metricPeriodSeconds', 60), expectation: 'a multiple of 60, at least 60' },
+  },
+  { path: '$.config.maxErrorRate', type: 'number', check: { condition: sfn.Condition.numberLessThanEquals('$.config.maxErrorRate', 1), expectation: 'between 0 and 1' } },
+  { path: '$.config.maxLatencyMicros', type: 'number' },
+  { path: '$.config.latencyStatistic', type: 'string' },
+  { path: '$.config.minInvocations', type: 'number' },
+];
 
 /**
  * Execution-state layout shared by the experiment workflows:
