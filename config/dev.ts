@@ -1,3 +1,4 @@
+import { customerChurnFeatures } from './feature-groups';
 import type { PlatformConfigInput } from './schema';
 
 /**
@@ -30,4 +31,5 @@ export const dev: PlatformConfigInput = {
       ],
     },
   ],
+  featureStore: { groups: [{ ...customerChurnFeatures, onlineTtlHours: 24 * 30 }], batchConcurrency: 2 },
 };

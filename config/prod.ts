@@ -1,3 +1,4 @@
+import { customerChurnFeatures } from './feature-groups';
 import type { PlatformConfigInput } from './schema';
 
 /**
@@ -55,4 +56,5 @@ export const prod: PlatformConfigInput = {
       },
     },
   ],
+  featureStore: { groups: [customerChurnFeatures], batchConcurrency: 20 },
 };

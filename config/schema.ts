@@ -1,6 +1,7 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
 import { parseEcrImageUri } from '../lib/core/sagemaker-execution-role';
+import { checkFeatureGroupDefinition, type FeatureGroupDefinition } from '../lib/features/feature-definition';
 import { checkEndpointSpec, formatPath, MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '../lib/serving/private/variant-rules';
 
 /**
@@ -147,6 +148,22 @@ const modelSchema = z.strictObject({
   experiments: experimentsSchema.default({ stickyRouting: false }),
 });
 
+const featureGroupSchema = z.strictObject({
+  name: z.string(),
+  description: z.string().min(1),
+  owner: z.string(),
+  recordIdentifier: z.string(),
+  eventTime: z.string(),
+  onlineTtlHours: z.number().optional(),
+  features: z.array(
+    z.strictObject({
+      name: z.string(),
+      type: z.string(),
+      description: z.string(),
+    }),
+  ),
+});
+
 export const platformConfigSchema = z
   .strictObject({
     envName: z.enum(ENVIRONMENT_NAMES),
@@ -187,8 +204,26 @@ export const platformConfigSchema = z
       predictionLogRetentionDays: z.number().int().min(1).max(3650).default(90),
     }),
     models: z.array(modelSchema).min(1),
+    /** Feature Store: feature groups (definitions), their speed and batch ingestion, offline queries. */
+    featureStore: z
+      .strictObject({
+        groups: z.array(featureGroupSchema).min(1),
+        /** Chunk files the batch layer ingests at once. */
+        batchConcurrency: z.number().int().min(1).max(1000).default(10),
+      })
+      .optional(),
   })
   .superRefine((config, ctx) => {
+    const groupNames = new Set<string>();
+    config.featureStore?.groups.forEach((group, index) => {
+      for (const issue of checkFeatureGroupDefinition(group as FeatureGroupDefinition)) {
+        ctx.addIssue({ code: 'custom', path: ['featureStore', 'groups', index, ...issue.path], message: issue.message });
+      }
+      if (groupNames.has(group.name)) {
+        ctx.addIssue({ code: 'custom', path: ['featureStore', 'groups', index, 'name'], message: `'${group.name}' is already used by another feature group` });
+      }
+      groupNames.add(group.name);
+    });
     config.network.availabilityZones?.forEach((zone, index) => {
       if (!zone.startsWith(config.region)) {
         ctx.addIssue({ code: 'custom', path: ['network', 'availabilityZones', index], message: `'${zone}' is not in region ${config.region}` });

@@ -1,3 +1,4 @@
+import { customerChurnFeatures } from './feature-groups';
 import type { PlatformConfigInput } from './schema';
 
 /**
@@ -49,4 +50,5 @@ export const staging: PlatformConfigInput = {
       },
     },
   ],
+  featureStore: { groups: [customerChurnFeatures], batchConcurrency: 5 },
 };

@@ -23,7 +23,15 @@ export * from './experiments/prediction-log';
 export * from './experiments/shadow-comparison';
 export { EXPERIMENTS_METRICS_NAMESPACE } from './experiments/private/experiment-metrics';
 
+// features: Feature Store and its ingestion (seed pattern 6, Lambda architecture for ML)
+export * from './features/feature-catalogue';
+export * from './features/feature-definition';
+export * from './features/feature-group';
+export * from './features/feature-ingestion';
+export * from './features/offline-feature-queries';
+
 // monitoring: dashboards
 export * from './monitoring/endpoint-widgets';
 export * from './monitoring/experiment-widgets';
+export * from './monitoring/feature-store-widgets';
 export * from './monitoring/platform-dashboard';

@@ -19,7 +19,9 @@ import {
   SageMakerRuntimeClient,
   type SageMakerRuntimeClientConfig,
 } from '@aws-sdk/client-sagemaker-runtime';
+import { GetRecordCommand, type GetRecordCommandInput, SageMakerFeatureStoreRuntimeClient } from '@aws-sdk/client-sagemaker-featurestore-runtime';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { featureEnricher, loadFeatureGroups } from '../shared/features';
 import {
   assignRoute,
   DEFAULT_PREDICTION_LOG_TTL_DAYS,
@@ -37,6 +39,7 @@ import {
   loadRoutingTable,
   sageMakerBackend,
   type InferenceBackend,
+  type RequestEnricher,
   type RoutingTable,
 } from '../shared/inference';
 
@@ -52,6 +55,30 @@ const backend: InferenceBackend = sageMakerBackend((input) => client.send(new In
 const predictionLogTable = nonEmpty(process.env.PREDICTION_LOG_TABLE);
 const predictionLogClient = predictionLogTable === undefined ? undefined : new DynamoDBClient(predictionLogClientOptions());
 let predictionLogTtlDays: number | undefined;
+
+/** Enrichment by entity id, when the API serves a feature store (FEATURE_GROUPS); read once. */
+const featureGroupsConfig = nonEmpty(process.env.FEATURE_GROUPS);
+const featureStoreClient = featureGroupsConfig === undefined ? undefined : new SageMakerFeatureStoreRuntimeClient({});
+let enricher: { readonly ok: true; readonly enrich?: RequestEnricher } | { readonly ok: false; readonly error: ConfigError } | undefined;
+
+function getEnricher(): NonNullable<typeof enricher> {
+  if (enricher === undefined) {
+    if (featureGroupsConfig === undefined || featureStoreClient === undefined) {
+      enricher = { ok: true };
+    } else {
+      try {
+        const groups = loadFeatureGroups(featureGroupsConfig);
+        const reader = { getRecord: (input: GetRecordCommandInput) => featureStoreClient.send(new GetRecordCommand(input)) };
+        enricher = { ok: true, enrich: featureEnricher(groups, reader) };
+      } catch (error) {
+        const configError = error instanceof ConfigError ? error : new ConfigError('FEATURE_GROUPS: could not be loaded');
+        logger.error('invalid function configuration', { error: configError.message });
+        enricher = { ok: false, error: configError };
+      }
+    }
+  }
+  return enricher;
+}
 
 /** Model dimension value when the request never resolved to a configured model (keeps cardinality bounded). */
 const UNRESOLVED_MODEL = 'unresolved';
@@ -161,6 +188,11 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
       count(UNRESOLVED_MODEL, 'PredictionErrors');
       return errorResponse(current.error);
     }
+    const features = getEnricher();
+    if (!features.ok) {
+      count(UNRESOLVED_MODEL, 'PredictionErrors');
+      return errorResponse(features.error);
+    }
 
     const outcome = await handlePrediction(
       {
@@ -168,7 +200,7 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
         body: event.body,
         isBase64Encoded: event.isBase64Encoded,
       },
-      { routes: current.table, backend, ids: randomUUID, assign: assignRoute },
+      { routes: current.table, backend, ids: randomUUID, assign: assignRoute, enrich: features.enrich },
     );
 
     switch (outcome.kind) {

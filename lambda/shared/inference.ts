@@ -143,6 +143,16 @@ export const PredictRequestSchema = z
       .min(1, 'Invalid caller id: expected 1-256 characters')
       .max(MAX_CALLER_ID_LENGTH, 'Invalid caller id: expected 1-256 characters')
       .optional(),
+    /**
+     * Enrich the payload with the entity's online features before the model sees it: they are added
+     * to the (JSON object) payload as `features`.
+     */
+    entity: z
+      .strictObject({
+        featureGroup: z.string({ error: 'Invalid feature group: expected a string' }).min(1, 'Invalid feature group: expected a name'),
+        recordId: z.string({ error: 'Invalid record id: expected a string' }).min(1, 'Invalid record id: expected a non-empty string'),
+      })
+      .optional(),
   })
   .superRefine((request, ctx) => {
     if (request.contentType === 'text/csv' && typeof request.payload !== 'string') {
@@ -151,6 +161,10 @@ export const PredictRequestSchema = z
         path: ['payload'],
         message: 'must be a string when contentType is text/csv',
       });
+    }
+    const isObject = typeof request.payload === 'object' && request.payload !== null && !Array.isArray(request.payload);
+    if (request.entity !== undefined && (request.contentType !== 'application/json' || !isObject)) {
+      ctx.addIssue({ code: 'custom', path: ['entity'], message: 'enrichment adds `features` to the payload, so the payload must be a JSON object' });
     }
   });
 
@@ -790,7 +804,16 @@ export interface PredictionDeps {
    * `assignRoute` from lambda/shared/experiments.ts, which adds sticky assignment.
    */
   readonly assign?: VariantAssigner;
+  /**
+   * Adds the entity's online features to the request (`entity` in the body). Runs after routing and
+   * before the model call; a lookup failure is an upstream failure of the request.
+   * @default - requests with `entity` are refused: the API serves no feature store
+   */
+  readonly enrich?: RequestEnricher;
 }
+
+/** Turns a request that names an entity into one whose payload carries the entity's features. */
+export type RequestEnricher = (request: PredictRequest) => Promise<PredictRequest>;
 
 /** What happened to one request: the response plus what the handler needs for logs and metrics. */
 export type PredictionOutcome =
@@ -839,9 +862,13 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
       throw new Error(`variant assigner chose ${JSON.stringify(chosen.targetVariant)}, which model ${JSON.stringify(model)} does not have`);
     }
     const route = chosen.targetVariant === undefined ? resolved : { ...resolved, targetVariant: chosen.targetVariant };
+    if (request.entity !== undefined && deps.enrich === undefined) {
+      throw new RequestError(400, 'entity: this API serves no feature store to enrich requests from', 'entity');
+    }
     const started = now();
     try {
-      const result = await predict(request, route, deps.backend, deps.ids);
+      const enriched = request.entity !== undefined && deps.enrich ? await deps.enrich(request) : request;
+      const result = await predict(enriched, route, deps.backend, deps.ids);
       return {
         kind: 'success',
         response: toHttpResponse(200, result),

@@ -4,6 +4,9 @@ import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { RealTimeInferenceApi } from '../serving/real-time-inference-api';
 import { endpointWidgets, inferenceApiWidgets } from './endpoint-widgets';
 import { experimentWidgets, type ExperimentWorkflows } from './experiment-widgets';
+import { featureStoreWidgets } from './feature-store-widgets';
+import type { FeatureGroup } from '../features/feature-group';
+import type { FeatureIngestion } from '../features/feature-ingestion';
 
 export interface PlatformDashboardProps {
   /**
@@ -41,6 +44,11 @@ export class PlatformDashboard extends Construct {
   public addExperiments(experiments: ExperimentWorkflows): void {
     const widgets = experimentWidgets(experiments);
     if (widgets.length > 0) this.addSection(...widgets);
+  }
+
+  /** Adds Feature Store's read, write and ingestion health. */
+  public addFeatureStore(groups: readonly FeatureGroup[], ingestion: FeatureIngestion): void {
+    this.addSection(...featureStoreWidgets(groups, ingestion));
   }
 
   /** Adds the inference API's widgets for the given models. */

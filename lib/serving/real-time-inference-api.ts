@@ -12,6 +12,7 @@ import { DataKey } from '../core/data-key';
 import { MlFunction } from '../core/ml-function';
 import { AlarmSeverity } from './endpoint-alarms';
 import type { PredictionLog } from '../experiments/prediction-log';
+import type { FeatureGroup } from '../features/feature-group';
 import type { ModelEndpoint } from './model-endpoint';
 
 export interface RealTimeInferenceApiProps {
@@ -130,7 +131,11 @@ export class RealTimeInferenceApi extends Construct {
   public readonly alarms: cloudwatch.Alarm[] = [];
   /** Records outcomes against logged predictions, when the API has a prediction log. */
   public readonly outcomeHandler?: lambda.Function;
+  /** Serves online feature lookups, once `addFeatureLookup` has been called. */
+  public featureLookupHandler?: lambda.Function;
   private readonly routes = new Map<string, { endpoint: ModelEndpoint; options: AddEndpointOptions }>();
+  private validator!: apigateway.RequestValidator;
+  private handlerReservedConcurrency = 10;
   private handlerSettings!: { retention: logs.RetentionDays; removalPolicy: RemovalPolicy; vpc?: ec2.IVpc; vpcSubnets?: ec2.SubnetSelection };
 
   constructor(scope: Construct, id: string, props: RealTimeInferenceApiProps = {}) {
@@ -141,6 +146,7 @@ export class RealTimeInferenceApi extends Construct {
     this.validate(props);
 
     this.handlerSettings = { retention, removalPolicy, vpc: props.vpc, vpcSubnets: props.vpcSubnets };
+    this.handlerReservedConcurrency = props.reservedConcurrency ?? 10;
     this.handler = this.createHandler('Handler', 'invoke', 'Validates prediction requests and invokes SageMaker endpoints', {
       // API Gateway gives up after 29 s; stop just before it so the caller gets our error, not a gateway timeout.
       timeout: Duration.seconds(28),
@@ -198,11 +204,17 @@ export class RealTimeInferenceApi extends Construct {
           targetVariant: { type: apigateway.JsonSchemaType.STRING, maxLength: 63 },
           inferenceId: { type: apigateway.JsonSchemaType.STRING, maxLength: 64 },
           callerId: { type: apigateway.JsonSchemaType.STRING, minLength: 1, maxLength: 256 },
+          entity: {
+            type: apigateway.JsonSchemaType.OBJECT,
+            required: ['featureGroup', 'recordId'],
+            properties: { featureGroup: { type: apigateway.JsonSchemaType.STRING }, recordId: { type: apigateway.JsonSchemaType.STRING } },
+          },
         },
         additionalProperties: false,
       },
     });
     const validator = this.api.addRequestValidator('BodyValidator', { validateRequestBody: true, validateRequestParameters: true });
+    this.validator = validator;
     this.api.addGatewayResponse('BadRequestBody', {
       type: apigateway.ResponseType.BAD_REQUEST_BODY,
       statusCode: '400',
@@ -296,6 +308,41 @@ export class RealTimeInferenceApi extends Construct {
     }
     this.routes.set(endpoint.modelName, { endpoint, options });
     endpoint.grantInvoke(this.handler);
+  }
+
+  /**
+   * Serves the online store of these feature groups: `GET /features/{featureGroup}/{recordId}` and
+   * `POST /features/{featureGroup}/batch` (up to 100 ids), for callers that enrich their own
+   * requests, and lets the prediction handler enrich a request by entity id (`entity` in the body).
+   */
+  public addFeatureLookup(groups: FeatureGroup[]): void {
+    if (this.featureLookupHandler) {
+      throw new Error(`${this.node.path} (RealTimeInferenceApi): addFeatureLookup: feature lookup is already served; pass every group in one call`);
+    }
+    if (groups.length === 0) {
+      throw new Error(`${this.node.path} (RealTimeInferenceApi): addFeatureLookup: groups: must hold at least one feature group`);
+    }
+    const definitions = Stack.of(this).toJsonString(groups.map((group) => group.definition));
+    this.featureLookupHandler = this.createHandler('FeatureLookupHandler', 'get-features', 'Serves online feature lookups from Feature Store', {
+      timeout: Duration.seconds(10),
+      reservedConcurrency: this.handlerReservedConcurrency,
+      environment: { AWS_MAX_ATTEMPTS: '3', FEATURE_GROUPS: definitions, POWERTOOLS_METRICS_NAMESPACE: 'MlPlatform/Features' },
+    });
+    this.handler.addEnvironment('FEATURE_GROUPS', definitions);
+    for (const group of groups) {
+      group.grantRead(this.featureLookupHandler);
+      group.grantRead(this.handler);
+    }
+    const integration = new apigateway.LambdaIntegration(this.featureLookupHandler);
+    const group = this.api.root.addResource('features').addResource('{featureGroup}');
+    group.addResource('{recordId}').addMethod('GET', integration, {
+      requestParameters: { 'method.request.path.featureGroup': true, 'method.request.path.recordId': true },
+      requestValidator: this.validator,
+    });
+    group.addResource('batch').addMethod('POST', integration, {
+      requestParameters: { 'method.request.path.featureGroup': true },
+      requestValidator: this.validator,
+    });
   }
 
   /** Lets the grantee call the predict route of every model (SigV4-signed requests). */

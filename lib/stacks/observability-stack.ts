@@ -2,11 +2,13 @@ import { Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { PlatformDashboard } from '../monitoring/platform-dashboard';
 import type { ExperimentsStack } from './experiments-stack';
+import type { FeaturesStack } from './features-stack';
 import type { ServingStack } from './serving-stack';
 
 export interface ObservabilityStackProps extends StackProps {
   readonly serving: ServingStack;
   readonly experiments?: ExperimentsStack;
+  readonly features?: FeaturesStack;
 }
 
 /** The environment's dashboard: endpoints first, then the inference API; later patterns add sections. */
@@ -25,6 +27,9 @@ export class ObservabilityStack extends Stack {
     );
     for (const experiment of props.experiments?.experiments ?? []) {
       this.dashboard.addExperiments(experiment);
+    }
+    if (props.features) {
+      this.dashboard.addFeatureStore(props.features.featureGroups, props.features.ingestion);
     }
   }
 }

@@ -2,6 +2,7 @@ import { Tags } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { PlatformConfig } from '../../config/schema';
 import { ExperimentsStack } from './experiments-stack';
+import { FeaturesStack } from './features-stack';
 import { FoundationStack } from './foundation-stack';
 import { ObservabilityStack } from './observability-stack';
 import { ServingStack } from './serving-stack';
@@ -11,6 +12,8 @@ export interface MlPlatformStacks {
   readonly serving: ServingStack;
   /** Only when a model has an experiment workflow. */
   readonly experiments?: ExperimentsStack;
+  /** Only when the config has a feature store. */
+  readonly features?: FeaturesStack;
   readonly observability: ObservabilityStack;
 }
 
@@ -19,7 +22,10 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
   const env = { account: config.account, region: config.region };
   const prefix = `MlPlatform-${config.envName}`;
   const foundation = new FoundationStack(scope, `${prefix}-Foundation`, { env, config, description: `cdk-ml-patterns ${config.envName}: keys, buckets, alarms, network` });
-  const serving = new ServingStack(scope, `${prefix}-Serving`, { env, config, foundation, description: `cdk-ml-patterns ${config.envName}: model endpoints and inference API` });
+  const features = config.featureStore
+    ? new FeaturesStack(scope, `${prefix}-Features`, { env, config, foundation, description: `cdk-ml-patterns ${config.envName}: feature store and ingestion` })
+    : undefined;
+  const serving = new ServingStack(scope, `${prefix}-Serving`, { env, config, foundation, features, description: `cdk-ml-patterns ${config.envName}: model endpoints and inference API` });
   const hasWorkflows = config.models.some(({ experiments: e }) => e.promotion || e.shadowComparison || e.abTest);
   const experiments = hasWorkflows
     ? new ExperimentsStack(scope, `${prefix}-Experiments`, {
@@ -30,12 +36,12 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
         description: `cdk-ml-patterns ${config.envName}: champion-challenger, shadow and A/B workflows`,
       })
     : undefined;
-  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, description: `cdk-ml-patterns ${config.envName}: dashboard` });
+  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, features, description: `cdk-ml-patterns ${config.envName}: dashboard` });
   // cfn-lint's resource schemas do not accept Tags on these types yet; tagging them fails E3002.
   const excludeResourceTypes = ['AWS::CloudWatch::Dashboard', 'AWS::ApplicationAutoScaling::ScalableTarget'];
-  for (const stack of [foundation, serving, experiments, observability].filter((stack) => stack !== undefined)) {
+  for (const stack of [foundation, serving, experiments, features, observability].filter((stack) => stack !== undefined)) {
     Tags.of(stack).add('project', 'cdk-ml-patterns', { excludeResourceTypes });
     Tags.of(stack).add('environment', config.envName, { excludeResourceTypes });
   }
-  return { foundation, serving, experiments, observability };
+  return { foundation, serving, experiments, features, observability };
 }

@@ -7,11 +7,14 @@ import { AlarmSeverity } from '../serving/endpoint-alarms';
 import { ModelData } from '../serving/model-data';
 import { ModelEndpoint, type ModelVersionProps } from '../serving/model-endpoint';
 import { RealTimeInferenceApi } from '../serving/real-time-inference-api';
+import type { FeaturesStack } from './features-stack';
 import type { FoundationStack } from './foundation-stack';
 
 export interface ServingStackProps extends StackProps {
   readonly config: PlatformConfig;
   readonly foundation: FoundationStack;
+  /** Feature Store, whose online store the API serves and enriches predictions from. */
+  readonly features?: FeaturesStack;
 }
 
 /** Model serving and real-time inference: one endpoint per model family, one API in front of them all. */
@@ -85,5 +88,8 @@ export class ServingStack extends Stack {
       alarmActions: actions,
     });
     config.models.forEach((model, index) => this.inferenceApi.addEndpoint(this.endpoints[index], { stickyRouting: model.experiments.stickyRouting }));
+    if (props.features) {
+      this.inferenceApi.addFeatureLookup(props.features.featureGroups);
+    }
   }
 }

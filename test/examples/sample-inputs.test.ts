@@ -14,6 +14,7 @@ const sample = (name: string) => JSON.parse(readFileSync(join(__dirname, '..', '
 const staging = synthesizePlatform('staging');
 const prod = synthesizePlatform('prod');
 const experiments = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.experiments!.stackName].toJSON();
+const features = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.features!.stackName].toJSON();
 
 let moto: MotoServer;
 beforeAll(async () => {
@@ -26,10 +27,12 @@ test.each([
   ['promote-challenger-two-steps.json', staging, /^Promotionchurn/, 'Read latest AB test decision'],
   ['analyze-ab-test.json', staging, /^AbTestchurn/, 'Analyze experiment'],
   ['compare-shadow.json', prod, /^ShadowComparisonchurn/, 'Observe both variants'],
+  ['ingest-features.json', staging, /^IngestionBatchWorkflow/, 'Ingest chunks'],
 ])('the sample input %s passes validation and starts the work', async (file, platform, machine, firstStep) => {
   await moto.reset();
   await enableStepFunctionsExecution(moto);
-  const definition = renderForMoto(experiments(platform), machine, {});
+  const template = file.startsWith('ingest-') ? features(platform) : experiments(platform);
+  const definition = renderForMoto(template, machine, {});
   const result = await runExecution(moto, definition, sample(file), 30_000, firstStep);
   expect(result.states).toContain(firstStep);
   expect(result.states.filter((state) => /^Invalid |^Missing |^No traffic steps/.test(state))).toEqual([]);
@@ -46,11 +49,11 @@ test('a sample with a mistake is stopped at validation with the field named', as
 test("moto's Amazon States Language parser accepts every state machine of the blueprint", async () => {
   await moto.reset();
   const sfn = new SFNClient(sdkTestConfig(moto.endpoint));
-  const machines = [staging, prod].flatMap((platform) => renderStateMachineDefinitions(experiments(platform)));
-  expect(machines.length).toBe(3);
+  const machines = [staging, prod].flatMap((platform) => [...renderStateMachineDefinitions(experiments(platform)), ...renderStateMachineDefinitions(features(platform))]);
+  expect(machines.length).toBe(5);
   for (const machine of machines) {
     const created = await sfn.send(
-      new CreateStateMachineCommand({ name: machine.logicalId, definition: JSON.stringify(machine.definition), roleArn: 'arn:aws:iam::123456789012:role/sfn' }),
+      new CreateStateMachineCommand({ name: `${machine.logicalId}-${machines.indexOf(machine)}`, definition: JSON.stringify(machine.definition), roleArn: 'arn:aws:iam::123456789012:role/sfn' }),
     );
     expect(created.stateMachineArn).toContain(machine.logicalId);
   }

@@ -33,6 +33,8 @@ const setEnv = useHandlerEnv(
     'PREDICTION_LOG_TABLE',
     'PREDICTION_LOG_TTL_DAYS',
     'PREDICTION_LOG_TIMEOUT_MS',
+    'FEATURE_GROUPS',
+    'AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME',
   ],
   { MODEL_ROUTES: JSON.stringify(ROUTES), POWERTOOLS_METRICS_NAMESPACE: NAMESPACE, POWERTOOLS_SERVICE_NAME: 'inference-test' },
 );
@@ -681,5 +683,90 @@ describe('invoke handler with sticky routing and a prediction log', () => {
     expect(await logged('unlogged-1')).toBeUndefined();
     expect(logEntries(lines, 'ERROR')).toHaveLength(0);
     env();
+  });
+});
+
+describe('invoke handler enriching a request with online features', () => {
+  const group = {
+    name: 'customer-features',
+    description: 'Customer signals.',
+    owner: 'analytics',
+    recordIdentifier: 'customer_id',
+    eventTime: 'event_time',
+    features: [
+      { name: 'customer_id', type: 'string', description: 'id' },
+      { name: 'event_time', type: 'string', description: 'time' },
+      { name: 'tenure_months', type: 'integral', description: 'tenure' },
+      { name: 'monthly_charges', type: 'fractional', description: 'bill' },
+    ],
+  };
+  let sagemaker: Awaited<ReturnType<typeof startFakeSageMaker>>;
+  let featureStore: Server;
+  const lookups: string[] = [];
+  let handler: ApiHandler;
+
+  beforeAll(async () => {
+    sagemaker = await startFakeSageMaker();
+    // Feature Store's GetRecord wire format: GET /FeatureGroup/<name>?RecordIdentifierValueAsString=<id>.
+    featureStore = createServer((req, res) => {
+      lookups.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': 'fake' });
+      if ((req.url ?? '').includes('RecordIdentifierValueAsString=c-1')) {
+        res.end(
+          JSON.stringify({
+            Record: [
+              { FeatureName: 'customer_id', ValueAsString: 'c-1' },
+              { FeatureName: 'event_time', ValueAsString: '2026-11-20T10:00:00Z' },
+              { FeatureName: 'tenure_months', ValueAsString: '14' },
+              { FeatureName: 'monthly_charges', ValueAsString: '70.5' },
+            ],
+          }),
+        );
+      } else {
+        res.end('{}');
+      }
+    });
+    await new Promise<void>((resolve) => featureStore.listen(0, '127.0.0.1', resolve));
+    setEnv({
+      AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: sagemaker.endpoint,
+      AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME: `http://127.0.0.1:${(featureStore.address() as AddressInfo).port}`,
+      MODEL_ROUTES: JSON.stringify({ echo: { endpointName: 'echo', variants: { green: { modelVersion: 'echo-1' } } } }),
+      FEATURE_GROUPS: JSON.stringify([group]),
+    });
+    handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
+  });
+
+  afterAll(async () => {
+    for (const server of [sagemaker.server, featureStore]) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it("adds the entity's typed features to the payload the model receives", async () => {
+    sagemaker.requests.length = 0;
+    const { response } = await invokeApi(handler, predictEvent('echo', { payload: { amount: 3 }, entity: { featureGroup: 'customer-features', recordId: 'c-1' } }));
+    expect(response.statusCode).toBe(200);
+    expect(JSON.parse(sagemaker.requests[0].body)).toEqual({
+      amount: 3,
+      features: { customer_id: 'c-1', event_time: '2026-11-20T10:00:00Z', tenure_months: 14, monthly_charges: 70.5 },
+    });
+  });
+
+  it('answers 404 naming the record id when the entity has no features, without calling the model', async () => {
+    sagemaker.requests.length = 0;
+    const { response, body } = await invokeApi(handler, predictEvent('echo', { payload: {}, entity: { featureGroup: 'customer-features', recordId: 'c-9' } }));
+    expect(response.statusCode).toBe(404);
+    expect(body).toEqual({ error: 'NotFound', message: "entity.recordId: no features for 'c-9' in customer-features" });
+    expect(sagemaker.requests).toHaveLength(0);
+  });
+
+  it('answers 404 naming an unknown feature group, and 400 for enrichment of a CSV payload', async () => {
+    const unknown = await invokeApi(handler, predictEvent('echo', { payload: {}, entity: { featureGroup: 'orders', recordId: 'c-1' } }));
+    expect(unknown.response.statusCode).toBe(404);
+    expect(unknown.body.message).toMatch(/^entity\.featureGroup: unknown feature group 'orders'; feature groups: customer-features/);
+    const csv = await invokeApi(handler, predictEvent('echo', { payload: '1,2', contentType: 'text/csv', entity: { featureGroup: 'customer-features', recordId: 'c-1' } }));
+    expect(csv.response.statusCode).toBe(400);
+    expect(csv.body.message).toContain('entity: enrichment adds `features` to the payload, so the payload must be a JSON object');
   });
 });

@@ -27,7 +27,7 @@ function packageRoot(): string {
 export function lambdaBundleDir(handler: string): string {
   const dir = join(packageRoot(), 'assets', 'lambda', handler);
   if (!existsSync(join(dir, 'index.js'))) {
-    throw new Error(`cdk-ml-patterns: the bundle of Lambda handler '${handler}' is missing at ${dir}. Run \`npm run build:lambda\` (npm ci runs it for you).`);
+    throw new Error(`cdk-ml-patterns: the bundle of Lambda handler '${handler}' is missing at ${dir}. Run \`npm run build:lambda\` (\`cdk synth\` and \`npm test\` run it for you).`);
   }
   return dir;
 }

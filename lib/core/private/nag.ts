@@ -35,3 +35,17 @@ function wildcardResourceFinding(scope: IConstruct, resource: string): string {
 export function acknowledgeWildcardResource(policy: IConstruct, resource: string, reason: string): void {
   Validations.of(policy).acknowledge({ id: wildcardResourceFinding(policy, resource), reason });
 }
+
+/**
+ * Acknowledges every wildcard resource of a policy that aws-cdk-lib writes itself (for example the
+ * Distributed Map's child-execution policy), where the wildcard is the only way to name what it grants.
+ */
+export function acknowledgeWildcardResourcesOf(policy: IConstruct & { document: { toJSON(): any } }, reason: string): void {
+  const statements = (Stack.of(policy).resolve(policy.document.toJSON())?.Statement ?? []) as Array<{ Resource?: unknown }>;
+  for (const statement of statements) {
+    for (const resource of [statement.Resource ?? []].flat()) {
+      const finding = `AwsSolutions-IAM5[Resource::${flatten(resource)}]`;
+      if (finding.includes('*')) Validations.of(policy).acknowledge({ id: finding, reason });
+    }
+  }
+}

@@ -693,6 +693,20 @@ describe('handlePrediction', () => {
     expect(outcome).toMatchObject({ latencyMs: 10 });
   });
 
+  it('enriches the request before the model call, and refuses enrichment when the API has no feature store', async () => {
+    const { backend, calls } = recordingBackend();
+    const body = JSON.stringify({ payload: { x: 1 }, entity: { featureGroup: 'g', recordId: 'r' } });
+    const enrich = async (request: any) => ({ ...request, payload: { ...request.payload, features: { f: 2 } } });
+    const enriched = await handlePrediction({ modelName: 'churn', body }, { routes: table, backend, ids: () => 'p', enrich });
+    expect(enriched.kind).toBe('success');
+    expect(JSON.parse(String(calls[0].body))).toEqual({ x: 1, features: { f: 2 } });
+
+    const refused = await handlePrediction({ modelName: 'churn', body }, { routes: table, backend, ids: () => 'p' });
+    expect(refused).toMatchObject({ kind: 'rejected', response: { statusCode: 400 } });
+    expect(JSON.parse(refused.response.body).message).toBe('entity: this API serves no feature store to enrich requests from');
+    expect(calls).toHaveLength(1);
+  });
+
   it('rejects a missing model path parameter naming model', async () => {
     const { backend } = recordingBackend();
     const outcome = await handlePrediction({ modelName: undefined, body: '{"payload":1}' }, { routes: table, backend, ids: () => 'p' });

@@ -6,6 +6,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { AlarmSeverity, AlarmTopic, DataKey, ModelEndpoint, RealTimeInferenceApi, type RealTimeInferenceApiProps } from '../../../lib';
 import { lambdaBundleDir } from '../../../lib/core/private/lambda-asset';
 import { PredictionLog } from '../../../lib/experiments/prediction-log';
+import { FeatureGroup } from '../../../lib/features/feature-group';
+import type { FeatureGroupDefinition } from '../../../lib/features/feature-definition';
+import { customerChurnFeatures } from '../../../config/feature-groups';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { nagFindings } from '../../support/platform';
 
 const IMAGE = '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1';
@@ -148,6 +152,28 @@ describe('RealTimeInferenceApi', () => {
     template.hasResourceProperties('AWS::IAM::ManagedPolicy', { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: 'dynamodb:UpdateItem' })]) } });
     app.synth();
     expect(nagFindings(app).map((f) => `${f.rule} ${f.resource}`)).toEqual([]);
+  });
+
+  test('serves online feature lookups and lets the prediction handler enrich requests from them', () => {
+    const stack = new Stack(new App(), 'Api', { env: { account: '111111111111', region: 'us-east-1' } });
+    const api = new RealTimeInferenceApi(stack, 'Inference');
+    const key = new DataKey(stack, 'FeatureKey').key;
+    const group = new FeatureGroup(stack, 'Customers', {
+      definition: customerChurnFeatures as FeatureGroupDefinition,
+      encryptionKey: key,
+      offlineStoreBucket: new s3.Bucket(stack, 'Offline', { encryptionKey: key }),
+    });
+    api.addFeatureLookup([group]);
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::ApiGateway::Resource', { PathPart: '{recordId}' });
+    template.hasResourceProperties('AWS::ApiGateway::Method', { HttpMethod: 'GET', AuthorizationType: 'AWS_IAM' });
+    const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+    const withGroups = functions.filter((fn: any) => fn.Properties.Environment?.Variables?.FEATURE_GROUPS);
+    expect(withGroups).toHaveLength(2);
+    template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: ['sagemaker:GetRecord', 'sagemaker:BatchGetRecord'] })]) },
+    });
+    expect(() => api.addFeatureLookup([group])).toThrow('Api/Inference (RealTimeInferenceApi): addFeatureLookup: feature lookup is already served; pass every group in one call');
   });
 
   test('refuses sticky routing for an endpoint with one production variant', () => {
