@@ -32,6 +32,21 @@ export interface FeatureGroupProps {
    * @default 'sagemaker_featurestore' (Feature Store's default database)
    */
   readonly glueDatabase?: string;
+  /**
+   * Alarms on the group: failed writes (critical), online read latency and throttling (warning).
+   * @default - no alarms
+   */
+  readonly alarms?: FeatureGroupAlarmOptions;
+}
+
+export interface FeatureGroupAlarmOptions {
+  /** Where the alarms notify. */
+  readonly action: cloudwatch.IAlarmAction;
+  /**
+   * WARNING when the online store's p99 GetRecord latency exceeds this many milliseconds.
+   * @default 50
+   */
+  readonly readLatencyP99Ms?: number;
 }
 
 /** Feature Store's own metrics, published per feature group and operation. */
@@ -52,6 +67,8 @@ export class FeatureGroup extends Construct {
   public readonly offlineStoreRole: ManagedPolicyRole;
   /** S3 URI of the offline store. */
   public readonly offlineStoreUri: string;
+  /** The group's alarms, when `alarms` was given. */
+  public readonly alarms: cloudwatch.Alarm[] = [];
   private readonly encryptionKey: kms.IKey;
 
   constructor(scope: Construct, id: string, props: FeatureGroupProps) {
@@ -121,6 +138,28 @@ export class FeatureGroup extends Construct {
     this.resource.node.addDependency(this.offlineStoreRole);
     this.resource.applyRemovalPolicy(props.retain ?? true ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY);
     Tags.of(this.resource).add('ml:feature-owner', definition.owner);
+    if (props.alarms) this.createAlarms(props.alarms);
+  }
+
+  private createAlarms(options: FeatureGroupAlarmOptions): void {
+    const latencyMs = options.readLatencyP99Ms ?? 50;
+    if (!(latencyMs > 0)) throw new Error(`${this.node.path} (FeatureGroup): alarms.readLatencyP99Ms: must be > 0; got ${latencyMs}`);
+    const add = (alarmId: string, metric: cloudwatch.IMetric, threshold: number, description: string, evaluationPeriods = 3) => {
+      const alarm = new cloudwatch.Alarm(this, alarmId, {
+        metric,
+        threshold,
+        evaluationPeriods,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `${description} (${this.featureGroupName})`,
+      });
+      alarm.addAlarmAction(options.action);
+      alarm.addOkAction(options.action);
+      this.alarms.push(alarm);
+    };
+    add('WriteErrors', this.metric5xxErrors('PutRecord'), 0, '[CRITICAL] Feature Store failed to write records', 1);
+    add('ReadLatency', this.metricLatency('GetRecord'), latencyMs * 1000, `[WARNING] online store p99 read latency above ${latencyMs} ms`);
+    add('Throttled', this.metricThrottled('PutRecord'), 0, '[WARNING] Feature Store is throttling writes');
   }
 
   /** Lets the grantee read records from the online store (GetRecord, BatchGetRecord). */

@@ -43,6 +43,7 @@ export class FeaturesStack extends Stack {
           encryptionKey: foundation.dataKey,
           offlineStoreBucket: this.offlineStoreBucket,
           retain,
+          alarms: { action: foundation.alarmTopic.alarmAction },
         }),
     );
     this.ingestion = new FeatureIngestion(this, 'Ingestion', {

@@ -3,6 +3,8 @@
 // moto's SQS. The esbuild bundle carries its own SDK, so its run uses a local HTTP stand-in for
 // Feature Store that answers with the service's wire format.
 import { createServer, type Server } from 'node:http';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { CreateStreamCommand, DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand, KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis';
 import type { AddressInfo } from 'node:net';
 import { CreateQueueCommand, DeleteQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type * as FeatureStoreSdk from '@aws-sdk/client-sagemaker-featurestore-runtime';
@@ -319,6 +321,53 @@ describe('ingest-features handler', () => {
       const messages = await drainQueue();
       expect(messages.map((message) => message.body.reason)).toEqual(['record.customer_id: is the record identifier and is required; record.event_time: is the event time and is required']);
       expect(emfDocuments(lines)).toEqual([expect.objectContaining({ FeatureGroup: 'customers', RecordsIngested: 1, RecordsRejected: 1 })]);
+    });
+
+    it('ingests records producers put on a (moto) Kinesis stream, as the event-source mapping delivers them', async () => {
+      setEnv({ AWS_ENDPOINT_URL_SQS: moto.endpoint, AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME: fake.endpoint, REJECTED_RECORDS_QUEUE_URL: queueUrl });
+      // The Kinesis client speaks HTTP/2 by default (for SubscribeToShard); moto serves HTTP/1.1.
+      const kinesis = new KinesisClient({ ...sdkTestConfig(moto.endpoint), requestHandler: new NodeHttpHandler() });
+      const StreamName = `features-${Date.now()}`;
+      await kinesis.send(new CreateStreamCommand({ StreamName, ShardCount: 1 }));
+      for (const payload of [customer('c-7', 7), { featureGroup: 'customers', record: { customer_id: 'c-8', event_time: 'yesterday' } }]) {
+        await kinesis.send(new PutRecordCommand({ StreamName, PartitionKey: 'customers', Data: Buffer.from(JSON.stringify(payload)) }));
+      }
+      const { StreamDescription } = await kinesis.send(new DescribeStreamCommand({ StreamName }));
+      const shard = StreamDescription!.Shards![0];
+      const { ShardIterator } = await kinesis.send(new GetShardIteratorCommand({ StreamName, ShardId: shard.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }));
+      const { Records } = await kinesis.send(new GetRecordsCommand({ ShardIterator }));
+      expect(Records).toHaveLength(2);
+      // What Lambda's event-source mapping hands the function for these stream records.
+      const event: KinesisStreamEvent = {
+        Records: Records!.map((record) => ({
+          kinesis: {
+            kinesisSchemaVersion: '1.0',
+            partitionKey: record.PartitionKey!,
+            sequenceNumber: record.SequenceNumber!,
+            data: Buffer.from(record.Data!).toString('base64'),
+            approximateArrivalTimestamp: (record.ApproximateArrivalTimestamp ?? new Date()).getTime() / 1000,
+          },
+          eventSource: 'aws:kinesis',
+          eventVersion: '1.0',
+          eventID: `${shard.ShardId}:${record.SequenceNumber}`,
+          eventName: 'aws:kinesis:record',
+          invokeIdentityArn: 'arn:aws:iam::123456789012:role/ingest',
+          awsRegion: 'us-east-1',
+          eventSourceARN: StreamDescription!.StreamARN!,
+        })),
+      };
+      fake.requests.length = 0;
+      const bundled = loadFreshHandler<KinesisHandler>(HANDLER_BUNDLE);
+      const { result } = await captureOutput(() => bundled(event));
+
+      expect(result).toEqual({ batchItemFailures: [] });
+      expect(fake.requests.filter((request) => request.method === 'PUT').map((request) => JSON.parse(request.body) as unknown)).toEqual([{ Record: customerWire('c-7', 7).Record }]);
+      const messages = await drainQueue();
+      expect(messages).toHaveLength(1);
+      expect(messages[0].body).toMatchObject({
+        reason: expect.stringContaining('record.event_time: must be an ISO-8601 timestamp'),
+        source: { kind: 'kinesis', sequenceNumber: Records![1].SequenceNumber, shardId: shard.ShardId },
+      });
     });
   });
 });

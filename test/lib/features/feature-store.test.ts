@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -45,6 +46,26 @@ describe('FeatureGroup', () => {
         Tags: Match.arrayWith([{ Key: 'ml:feature-owner', Value: 'customer-analytics' }]),
       }),
     });
+  });
+
+  test('alarms on failed writes, slow online reads and throttling', () => {
+    const { stack: s, key, offline, topic } = stack();
+    const group = new FeatureGroup(s, 'Churn', {
+      definition,
+      encryptionKey: key,
+      offlineStoreBucket: offline,
+      alarms: { action: new SnsAction(topic), readLatencyP99Ms: 20 },
+    });
+    expect(group.alarms).toHaveLength(3);
+    const template = Template.fromStack(s);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: '/aws/sagemaker/FeatureStore',
+      MetricName: 'Latency',
+      ExtendedStatistic: 'p99',
+      Threshold: 20_000,
+      Dimensions: Match.arrayWith([{ Name: 'OperationName', Value: 'GetRecord' }]),
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Operation5XXErrors', AlarmDescription: Match.stringLikeRegexp('^\\[CRITICAL\\]') });
   });
 
   test('grants reads and writes on this group only', () => {
