@@ -23,15 +23,15 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import {
   checkRecordId,
   loadFeatureGroups,
+  loadOnce,
   lookupFeatures,
   lookupRecord,
   parseBatchLookupRequest,
   parseFeaturesQuery,
   resolveFeatureGroup,
-  type FeatureGroupCatalog,
   type FeatureStoreReader,
 } from '../shared/features';
-import { ConfigError, decodeJsonBody, errorResponse, RequestError, toHttpResponse, UpstreamError } from '../shared/inference';
+import { decodeJsonBody, errorResponse, RequestError, toHttpResponse, UpstreamError } from '../shared/inference';
 
 const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME ?? 'feature-serving';
 
@@ -57,20 +57,12 @@ const MAX_BODY_BYTES = 64 * 1024;
 /** FeatureGroup dimension when the request did not name a configured group (bounded cardinality). */
 const UNRESOLVED_GROUP = 'unresolved';
 
-let groups: { readonly ok: true; readonly value: FeatureGroupCatalog } | { readonly ok: false; readonly error: ConfigError } | undefined;
-
-function getGroups(): { readonly ok: true; readonly value: FeatureGroupCatalog } | { readonly ok: false; readonly error: ConfigError } {
-  if (groups === undefined) {
-    try {
-      groups = { ok: true, value: loadFeatureGroups(process.env.FEATURE_GROUPS) };
-    } catch (error) {
-      const configError = error instanceof ConfigError ? error : new ConfigError('FEATURE_GROUPS: could not be loaded');
-      logger.error('invalid function configuration', { error: configError.message });
-      groups = { ok: false, error: configError };
-    }
-  }
-  return groups;
-}
+/** FEATURE_GROUPS, read on first use and kept (or its ConfigError, logged once) for the life of the environment. */
+const getGroups = loadOnce(
+  () => loadFeatureGroups(process.env.FEATURE_GROUPS),
+  'FEATURE_GROUPS: could not be loaded',
+  (error) => logger.error('invalid function configuration', { error: error.message }),
+);
 
 type Metric = 'FeatureLookups' | 'FeatureLookupMisses' | 'FeatureLookupErrors';
 

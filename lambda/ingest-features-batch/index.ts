@@ -33,20 +33,17 @@ import {
   createLimiter,
   evaluateChunk,
   featureStoreRejection,
+  ingestionConfigLoader,
   IngestionInputError,
-  loadFeatureGroups,
-  loadQueueUrl,
   parseBatchIngestionInput,
   parseChunk,
   putRecordInput,
   rejectedMessageBody,
   sqsBatches,
   type BatchIngestionResult,
-  type FeatureGroupCatalog,
   type FeatureStoreFailure,
   type RejectedRecordMessage,
 } from '../shared/features';
-import { ConfigError } from '../shared/inference';
 
 const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME ?? 'feature-ingestion-batch';
 
@@ -74,26 +71,11 @@ export class RejectedQueueError extends Error {
   override readonly name = 'RejectedQueueError';
 }
 
-interface Config {
-  readonly groups: FeatureGroupCatalog;
-  readonly queueUrl: string;
-}
-let config: { readonly ok: true; readonly value: Config } | { readonly ok: false; readonly error: ConfigError } | undefined;
-
-function getConfig(): Config {
-  if (config === undefined) {
-    try {
-      config = { ok: true, value: { groups: loadFeatureGroups(process.env.FEATURE_GROUPS), queueUrl: loadQueueUrl(process.env.REJECTED_RECORDS_QUEUE_URL) } };
-    } catch (error) {
-      config = { ok: false, error: error instanceof ConfigError ? error : new ConfigError('configuration could not be loaded') };
-    }
-  }
-  if (!config.ok) {
-    logger.error('invalid function configuration', { error: config.error.message });
-    throw config.error;
-  }
-  return config.value;
-}
+/**
+ * FEATURE_GROUPS and REJECTED_RECORDS_QUEUE_URL, read on first use and kept for the life of the
+ * environment. While they are unusable every invocation logs and throws ConfigError.
+ */
+const getConfig = ingestionConfigLoader(process.env, (error) => logger.error('invalid function configuration', { error: error.message }));
 
 async function readChunk(bucket: string, key: string): Promise<string> {
   try {

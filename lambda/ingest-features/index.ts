@@ -27,16 +27,13 @@ import {
   createLimiter,
   evaluateKinesisRecord,
   featureStoreRejection,
-  loadFeatureGroups,
-  loadQueueUrl,
+  ingestionConfigLoader,
   putRecordInput,
   rejectedMessageBody,
   shardIdOf,
-  type FeatureGroupCatalog,
   type RecordSource,
   type RejectedRecordMessage,
 } from '../shared/features';
-import { ConfigError } from '../shared/inference';
 
 const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME ?? 'feature-ingestion';
 
@@ -52,28 +49,11 @@ const MAX_IN_FLIGHT = 10;
 /** FeatureGroup dimension for a record whose feature group could not be read or is unknown (bounded cardinality). */
 const UNRESOLVED_GROUP = 'unresolved';
 
-interface Config {
-  readonly groups: FeatureGroupCatalog;
-  readonly queueUrl: string;
-}
-let config: { readonly ok: true; readonly value: Config } | { readonly ok: false; readonly error: ConfigError } | undefined;
-
-/** Reads the configuration on first use; the result (or the error) is kept for the life of the environment. */
-function getConfig(): Config {
-  if (config === undefined) {
-    try {
-      config = { ok: true, value: { groups: loadFeatureGroups(process.env.FEATURE_GROUPS), queueUrl: loadQueueUrl(process.env.REJECTED_RECORDS_QUEUE_URL) } };
-    } catch (error) {
-      config = { ok: false, error: error instanceof ConfigError ? error : new ConfigError('configuration could not be loaded') };
-    }
-  }
-  if (!config.ok) {
-    logger.error('invalid function configuration', { error: config.error.message });
-    // Failing the whole invocation makes Lambda retry the batch: no record is dropped over configuration.
-    throw config.error;
-  }
-  return config.value;
-}
+/**
+ * FEATURE_GROUPS and REJECTED_RECORDS_QUEUE_URL, read on first use and kept for the life of the
+ * environment. While they are unusable every invocation logs and throws: Lambda retries the batch.
+ */
+const getConfig = ingestionConfigLoader(process.env, (error) => logger.error('invalid function configuration', { error: error.message }));
 
 type Counts = Map<string, { ingested: number; rejected: number }>;
 

@@ -116,6 +116,59 @@ export function loadQueueUrl(raw: string | undefined, name = 'REJECTED_RECORDS_Q
   return value;
 }
 
+/** What the ingestion functions (speed and batch layers) read from their environment. */
+export interface IngestionConfig {
+  readonly groups: FeatureGroupCatalog;
+  /** The rejected-records queue. */
+  readonly queueUrl: string;
+}
+
+/** Reads FEATURE_GROUPS and REJECTED_RECORDS_QUEUE_URL from `env`. Throws {@link ConfigError} naming the variable. */
+export function loadIngestionConfig(env: Readonly<Record<string, string | undefined>>): IngestionConfig {
+  return { groups: loadFeatureGroups(env.FEATURE_GROUPS), queueUrl: loadQueueUrl(env.REJECTED_RECORDS_QUEUE_URL) };
+}
+
+/** A configuration as first read: its value, or the {@link ConfigError} that makes it unusable. */
+export type ConfigOutcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: ConfigError };
+
+/**
+ * Reads a configuration with `load` on the first call and keeps the outcome (the value or the error)
+ * for the life of the environment. Never throws: an error that is not a {@link ConfigError} becomes
+ * `new ConfigError(fallbackMessage)`. `onFailure` is called once, when the first read fails.
+ */
+export function loadOnce<T>(load: () => T, fallbackMessage: string, onFailure?: (error: ConfigError) => void): () => ConfigOutcome<T> {
+  let outcome: ConfigOutcome<T> | undefined;
+  return () => {
+    if (outcome === undefined) {
+      try {
+        outcome = { ok: true, value: load() };
+      } catch (error) {
+        const configError = error instanceof ConfigError ? error : new ConfigError(fallbackMessage);
+        onFailure?.(configError);
+        outcome = { ok: false, error: configError };
+      }
+    }
+    return outcome;
+  };
+}
+
+/**
+ * The ingestion functions' configuration, read from `env` on first use ({@link loadIngestionConfig})
+ * and kept. While it is unusable every call reports the error and throws it: failing the whole
+ * invocation makes Lambda (or the workflow) retry, so no record is dropped over configuration.
+ */
+export function ingestionConfigLoader(env: Readonly<Record<string, string | undefined>>, report: (error: ConfigError) => void): () => IngestionConfig {
+  const read = loadOnce(() => loadIngestionConfig(env), 'configuration could not be loaded');
+  return () => {
+    const outcome = read();
+    if (!outcome.ok) {
+      report(outcome.error);
+      throw outcome.error;
+    }
+    return outcome.value;
+  };
+}
+
 function formatPath(path: ReadonlyArray<string | number>): string {
   return path.map((segment, index) => (typeof segment === 'number' ? `[${segment}]` : index === 0 ? segment : `.${segment}`)).join('');
 }

@@ -1,45 +1,16 @@
 // Runs the online lookup handler (lambda/get-features). Feature Store runtime is mocked with
 // aws-sdk-client-mock (moto has no Feature Store runtime), asserting the exact GetRecord and
 // BatchGetRecord requests; the esbuild bundle's run uses a local HTTP stand-in for Feature Store.
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type * as FeatureStoreSdk from '@aws-sdk/client-sagemaker-featurestore-runtime';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { mockClient, type AwsStub } from 'aws-sdk-client-mock';
-import type { FeatureGroupDefinition } from '../../lib/features/feature-definition';
 import { apiGatewayEvent, emfDocuments, handlerModulePaths, invokeApi, loadFreshHandler, logEntries, POWERTOOLS_METRICS_ENV_KEYS, useHandlerEnv, type ApiHandler } from '../support/handler-harness';
-
-type FeatureStoreMock = AwsStub<FeatureStoreSdk.ServiceInputTypes, FeatureStoreSdk.ServiceOutputTypes, FeatureStoreSdk.SageMakerFeatureStoreRuntimeClientResolvedConfig>;
+import { accountsGroup, awsError, customersGroup, loadWithFeatureStoreMock, startFeatureStoreStandIn, WIRE_OK, WIRE_THROTTLED, wireRecord, type FeatureStoreMock, type FeatureStoreStandIn } from '../support/feature-fixtures';
 
 const { source: HANDLER_SOURCE, bundle: HANDLER_BUNDLE } = handlerModulePaths('get-features');
 const NAMESPACE = 'MlPlatform/Features';
 
-const CUSTOMERS: FeatureGroupDefinition = {
-  name: 'customers',
-  description: 'Customer activity features',
-  owner: 'growth',
-  recordIdentifier: 'customer_id',
-  eventTime: 'event_time',
-  features: [
-    { name: 'customer_id', type: 'string', description: 'Customer id' },
-    { name: 'event_time', type: 'string', description: 'When the values were true' },
-    { name: 'orders_30d', type: 'integral', description: 'Orders in the last 30 days' },
-    { name: 'lifetime_orders', type: 'integral', description: 'All orders ever' },
-    { name: 'spend_30d', type: 'fractional', description: 'Spend in the last 30 days' },
-    { name: 'segment', type: 'string', description: 'Marketing segment' },
-  ],
-};
-const ACCOUNTS: FeatureGroupDefinition = {
-  name: 'accounts',
-  description: 'Account features',
-  owner: 'risk',
-  recordIdentifier: 'account_id',
-  eventTime: 'ts',
-  features: [
-    { name: 'account_id', type: 'integral', description: 'Account number' },
-    { name: 'ts', type: 'fractional', description: 'Epoch seconds' },
-  ],
-};
+const CUSTOMERS = customersGroup('lifetime_orders', 'spend_30d', 'segment');
+const ACCOUNTS = accountsGroup();
 
 const setEnv = useHandlerEnv([...POWERTOOLS_METRICS_ENV_KEYS, 'FEATURE_GROUPS', 'AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME'], {
   FEATURE_GROUPS: JSON.stringify([CUSTOMERS, ACCOUNTS]),
@@ -56,14 +27,8 @@ function batchEvent(featureGroup: string, body: unknown, options: { raw?: boolea
   return apiGatewayEvent({ httpMethod: 'POST', resource: '/features/{featureGroup}/batch', pathParameters: { featureGroup } }, body, options);
 }
 
-const storedCustomer = (id: string) => [
-  { FeatureName: 'customer_id', ValueAsString: id },
-  { FeatureName: 'event_time', ValueAsString: '2024-05-01T10:00:00Z' },
-  { FeatureName: 'orders_30d', ValueAsString: '3' },
-  { FeatureName: 'lifetime_orders', ValueAsString: '9223372036854775807' },
-  { FeatureName: 'spend_30d', ValueAsString: '12.5' },
-  { FeatureName: 'segment', ValueAsString: '007' },
-];
+const storedCustomer = (id: string) =>
+  wireRecord({ customer_id: id, event_time: '2024-05-01T10:00:00Z', orders_30d: '3', lifetime_orders: '9223372036854775807', spend_30d: '12.5', segment: '007' });
 const typedCustomer = (id: string) => ({
   customer_id: id,
   event_time: '2024-05-01T10:00:00Z',
@@ -73,10 +38,6 @@ const typedCustomer = (id: string) => ({
   segment: '007',
 });
 
-function awsError(name: string, status: number, message: string): Error {
-  return Object.assign(new Error(message), { name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status } });
-}
-
 describe('get-features handler, Feature Store mocked', () => {
   let handler: ApiHandler;
   let featureStore: FeatureStoreMock;
@@ -84,11 +45,7 @@ describe('get-features handler, Feature Store mocked', () => {
 
   beforeAll(() => {
     setEnv({});
-    jest.isolateModules(() => {
-      sdk = require('@aws-sdk/client-sagemaker-featurestore-runtime') as typeof FeatureStoreSdk;
-      featureStore = mockClient(sdk.SageMakerFeatureStoreRuntimeClient);
-      handler = (require(HANDLER_SOURCE) as { handler: ApiHandler }).handler;
-    });
+    ({ handler, featureStore, sdk } = loadWithFeatureStoreMock<ApiHandler>(HANDLER_SOURCE));
   });
 
   afterAll(() => {
@@ -270,42 +227,23 @@ describe('get-features handler, Feature Store mocked', () => {
 });
 
 describe('get-features bundle (esbuild), Feature Store stand-in over HTTP', () => {
-  let server: Server;
-  let endpoint: string;
-  const requests: Array<{ method: string; url: string; body: string }> = [];
+  let fake: FeatureStoreStandIn;
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => {
-        requests.push({ method: req.method ?? '', url: req.url ?? '', body: Buffer.concat(chunks).toString('utf8') });
-        const json = { 'content-type': 'application/json', 'x-amzn-requestid': 'fake' };
-        if (req.method === 'GET' && req.url?.includes('RecordIdentifierValueAsString=c-1')) {
-          res.writeHead(200, json);
-          res.end(JSON.stringify({ Record: storedCustomer('c-1') }));
-        } else if (req.method === 'GET') {
-          res.writeHead(200, json);
-          res.end('{}');
-        } else if (req.url === '/BatchGetRecord') {
-          res.writeHead(400, { ...json, 'x-amzn-errortype': 'ThrottlingException' });
-          res.end(JSON.stringify({ message: 'Rate exceeded' }));
-        } else {
-          res.writeHead(404, json);
-          res.end('{}');
-        }
-      });
+    fake = await startFeatureStoreStandIn(({ method, url }) => {
+      if (method === 'GET' && url.includes('RecordIdentifierValueAsString=c-1')) return { status: 200, body: JSON.stringify({ Record: storedCustomer('c-1') }) };
+      if (method === 'GET') return WIRE_OK;
+      if (url === '/BatchGetRecord') return WIRE_THROTTLED;
+      return { status: 404, body: '{}' };
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
 
   afterAll(async () => {
-    await new Promise((resolve) => server?.close(resolve));
+    await fake?.close();
   });
 
   it('serves GetRecord over the wire, 404s a missing entity and maps wire throttling to 429', async () => {
-    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME: endpoint });
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME: fake.endpoint });
     const bundled = loadFreshHandler<ApiHandler>(HANDLER_BUNDLE);
 
     const found = await invokeApi(bundled, getEvent('customers', 'c-1'));
@@ -314,7 +252,7 @@ describe('get-features bundle (esbuild), Feature Store stand-in over HTTP', () =
 
     expect(found.response.statusCode).toBe(200);
     expect(found.body).toEqual({ featureGroup: 'customers', recordId: 'c-1', features: typedCustomer('c-1') });
-    expect(requests[0]).toMatchObject({ method: 'GET', url: '/FeatureGroup/customers?RecordIdentifierValueAsString=c-1' });
+    expect(fake.requests[0]).toMatchObject({ method: 'GET', url: '/FeatureGroup/customers?RecordIdentifierValueAsString=c-1' });
     expect(missing.response.statusCode).toBe(404);
     expect(throttled.response.statusCode).toBe(429);
   });

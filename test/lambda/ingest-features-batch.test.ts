@@ -1,69 +1,30 @@
 // Runs the batch-layer handler (lambda/ingest-features-batch) on chunk objects in moto's S3, with the
 // rejected lines going to moto's SQS. Feature Store runtime is mocked with aws-sdk-client-mock (moto
 // has no Feature Store runtime); the esbuild bundle's run uses a local HTTP stand-in for it.
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type * as FeatureStoreSdk from '@aws-sdk/client-sagemaker-featurestore-runtime';
-import { mockClient, type AwsStub } from 'aws-sdk-client-mock';
-import type { FeatureGroupDefinition } from '../../lib/features/feature-definition';
 import type { BatchIngestionResult } from '../../lambda/shared/features';
 import { captureOutput, emfDocuments, handlerModulePaths, loadFreshHandler, logEntries, POWERTOOLS_METRICS_ENV_KEYS, useHandlerEnv } from '../support/handler-harness';
 import { sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
+import { awsError, customersGroup, loadWithFeatureStoreMock, putRecordWire, startFeatureStoreStandIn, WIRE_OK, type FeatureStoreMock, type FeatureStoreStandIn } from '../support/feature-fixtures';
 
 type BatchHandler = (event: unknown) => Promise<BatchIngestionResult>;
-type FeatureStoreMock = AwsStub<FeatureStoreSdk.ServiceInputTypes, FeatureStoreSdk.ServiceOutputTypes, FeatureStoreSdk.SageMakerFeatureStoreRuntimeClientResolvedConfig>;
 
 const { source: HANDLER_SOURCE, bundle: HANDLER_BUNDLE } = handlerModulePaths('ingest-features-batch');
 const NAMESPACE = 'MlPlatform/Features';
 const QUEUE = 'rejected-records';
 const BUCKET = 'feature-backfill';
 
-const CUSTOMERS: FeatureGroupDefinition = {
-  name: 'customers',
-  description: 'Customer activity features',
-  owner: 'growth',
-  recordIdentifier: 'customer_id',
-  eventTime: 'event_time',
-  features: [
-    { name: 'customer_id', type: 'string', description: 'Customer id' },
-    { name: 'event_time', type: 'string', description: 'When the values were true' },
-    { name: 'orders_30d', type: 'integral', description: 'Orders in the last 30 days' },
-    { name: 'note', type: 'string', description: 'Free text' },
-  ],
-};
+const CUSTOMERS = customersGroup('note');
 
 const setEnv = useHandlerEnv(
   [...POWERTOOLS_METRICS_ENV_KEYS, 'FEATURE_GROUPS', 'REJECTED_RECORDS_QUEUE_URL', 'AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME'],
   { FEATURE_GROUPS: JSON.stringify([CUSTOMERS]), POWERTOOLS_METRICS_NAMESPACE: NAMESPACE, POWERTOOLS_SERVICE_NAME: 'feature-batch-test' },
 );
 
-const wire = (id: string, orders: string, note?: string) => ({
-  FeatureGroupName: 'customers',
-  Record: [
-    { FeatureName: 'customer_id', ValueAsString: id },
-    { FeatureName: 'event_time', ValueAsString: '2024-05-01T00:00:00Z' },
-    { FeatureName: 'orders_30d', ValueAsString: orders },
-    ...(note === undefined ? [] : [{ FeatureName: 'note', ValueAsString: note }]),
-  ],
-});
-
-function loadWithFeatureStoreMock(): { handler: BatchHandler; featureStore: FeatureStoreMock; sdk: typeof FeatureStoreSdk } {
-  let loaded: { handler: BatchHandler; featureStore: FeatureStoreMock; sdk: typeof FeatureStoreSdk } | undefined;
-  jest.isolateModules(() => {
-    const sdk = require('@aws-sdk/client-sagemaker-featurestore-runtime') as typeof FeatureStoreSdk;
-    const featureStore = mockClient(sdk.SageMakerFeatureStoreRuntimeClient);
-    const { handler } = require(HANDLER_SOURCE) as { handler: BatchHandler };
-    loaded = { handler, featureStore, sdk };
-  });
-  if (loaded === undefined) throw new Error('could not load the handler');
-  return loaded;
-}
-
-function awsError(name: string, status: number, message: string): Error {
-  return Object.assign(new Error(message), { name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status } });
-}
+const wire = (id: string, orders: string, note?: string) =>
+  putRecordWire('customers', { customer_id: id, event_time: '2024-05-01T00:00:00Z', orders_30d: orders, ...(note === undefined ? {} : { note }) });
 
 async function rejects(promise: Promise<unknown>): Promise<Error> {
   try {
@@ -124,7 +85,7 @@ describe('ingest-features-batch handler', () => {
 
     beforeAll(() => {
       setEnv(env());
-      ({ handler, featureStore, sdk } = loadWithFeatureStoreMock());
+      ({ handler, featureStore, sdk } = loadWithFeatureStoreMock<BatchHandler>(HANDLER_SOURCE));
     });
 
     afterAll(() => {
@@ -278,14 +239,16 @@ describe('ingest-features-batch handler', () => {
   });
 
   describe('bundle (esbuild), Feature Store stand-in over HTTP', () => {
-    let fake: { server: Server; endpoint: string; puts: string[] };
+    let fake: FeatureStoreStandIn;
+    /** The bodies of the PutRecord calls to the customers group. */
+    const puts = (): string[] => fake.requests.filter((request) => request.method === 'PUT' && request.url === '/FeatureGroup/customers').map((request) => request.body);
 
     beforeAll(async () => {
-      fake = await startFakeFeatureStore();
+      fake = await startFeatureStoreStandIn(() => WIRE_OK);
     });
 
     afterAll(async () => {
-      await new Promise((resolve) => fake?.server.close(resolve));
+      await fake?.close();
     });
 
     it('ingests a CSV chunk from moto S3 and rejects its bad line to moto SQS', async () => {
@@ -296,23 +259,8 @@ describe('ingest-features-batch handler', () => {
       const { result } = await captureOutput(() => bundled({ featureGroup: 'customers', bucket: BUCKET, key: 'bundle/part.csv', format: 'csv' }));
 
       expect(result).toEqual({ featureGroup: 'customers', bucket: BUCKET, key: 'bundle/part.csv', ingested: 1, rejected: 1, failed: 0 });
-      expect(fake.puts.map((body) => JSON.parse(body) as unknown)).toEqual([{ Record: wire('c-1', '1').Record }]);
+      expect(puts().map((body) => JSON.parse(body) as unknown)).toEqual([{ Record: wire('c-1', '1').Record }]);
       expect((await drainQueue()).map((body) => body.reason)).toEqual(['record.event_time: is the event time and is required']);
     });
   });
 });
-
-async function startFakeFeatureStore(): Promise<{ server: Server; endpoint: string; puts: string[] }> {
-  const puts: string[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      if (req.method === 'PUT' && req.url === '/FeatureGroup/customers') puts.push(Buffer.concat(chunks).toString('utf8'));
-      res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': 'fake' });
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, puts };
-}

@@ -2,49 +2,23 @@
 // mocked with aws-sdk-client-mock (moto has no Feature Store runtime); the rejected-records queue is
 // moto's SQS. The esbuild bundle carries its own SDK, so its run uses a local HTTP stand-in for
 // Feature Store that answers with the service's wire format.
-import { createServer, type Server } from 'node:http';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { CreateStreamCommand, DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand, KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis';
-import type { AddressInfo } from 'node:net';
 import { CreateQueueCommand, DeleteQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type * as FeatureStoreSdk from '@aws-sdk/client-sagemaker-featurestore-runtime';
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
-import { mockClient, type AwsStub } from 'aws-sdk-client-mock';
-import type { FeatureGroupDefinition } from '../../lib/features/feature-definition';
 import { captureOutput, emfDocuments, handlerModulePaths, loadFreshHandler, logEntries, POWERTOOLS_METRICS_ENV_KEYS, useHandlerEnv } from '../support/handler-harness';
 import { sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
+import { accountsGroup, awsError, customersGroup, loadWithFeatureStoreMock, putRecordWire, startFeatureStoreStandIn, WIRE_OK, WIRE_THROTTLED, type FeatureStoreMock, type FeatureStoreStandIn } from '../support/feature-fixtures';
 
 type KinesisHandler = (event: KinesisStreamEvent) => Promise<KinesisStreamBatchResponse>;
-type FeatureStoreMock = AwsStub<FeatureStoreSdk.ServiceInputTypes, FeatureStoreSdk.ServiceOutputTypes, FeatureStoreSdk.SageMakerFeatureStoreRuntimeClientResolvedConfig>;
 
 const { source: HANDLER_SOURCE, bundle: HANDLER_BUNDLE } = handlerModulePaths('ingest-features');
 const NAMESPACE = 'MlPlatform/Features';
 const QUEUE = 'rejected-records';
 
-const CUSTOMERS: FeatureGroupDefinition = {
-  name: 'customers',
-  description: 'Customer activity features',
-  owner: 'growth',
-  recordIdentifier: 'customer_id',
-  eventTime: 'event_time',
-  features: [
-    { name: 'customer_id', type: 'string', description: 'Customer id' },
-    { name: 'event_time', type: 'string', description: 'When the values were true' },
-    { name: 'orders_30d', type: 'integral', description: 'Orders in the last 30 days' },
-    { name: 'spend_30d', type: 'fractional', description: 'Spend in the last 30 days' },
-  ],
-};
-const ACCOUNTS: FeatureGroupDefinition = {
-  name: 'accounts',
-  description: 'Account features',
-  owner: 'risk',
-  recordIdentifier: 'account_id',
-  eventTime: 'ts',
-  features: [
-    { name: 'account_id', type: 'integral', description: 'Account number' },
-    { name: 'ts', type: 'fractional', description: 'Epoch seconds' },
-  ],
-};
+const CUSTOMERS = customersGroup('spend_30d');
+const ACCOUNTS = accountsGroup();
 
 const setEnv = useHandlerEnv(
   [...POWERTOOLS_METRICS_ENV_KEYS, 'FEATURE_GROUPS', 'REJECTED_RECORDS_QUEUE_URL', 'AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME'],
@@ -77,32 +51,8 @@ function kinesisEvent(payloads: ReadonlyArray<string | object>): KinesisStreamEv
 const seq = (event: KinesisStreamEvent, index: number): string => event.Records[index]!.kinesis.sequenceNumber;
 
 const customer = (id: string, orders: number) => ({ featureGroup: 'customers', record: { customer_id: id, event_time: '2024-05-01T10:00:00Z', orders_30d: orders, spend_30d: 12.5 } });
-const customerWire = (id: string, orders: number) => ({
-  FeatureGroupName: 'customers',
-  Record: [
-    { FeatureName: 'customer_id', ValueAsString: id },
-    { FeatureName: 'event_time', ValueAsString: '2024-05-01T10:00:00Z' },
-    { FeatureName: 'orders_30d', ValueAsString: String(orders) },
-    { FeatureName: 'spend_30d', ValueAsString: '12.5' },
-  ],
-});
-
-/** Loads the source handler in its own module registry with that registry's Feature Store client mocked. */
-function loadWithFeatureStoreMock(): { handler: KinesisHandler; featureStore: FeatureStoreMock; sdk: typeof FeatureStoreSdk } {
-  let loaded: { handler: KinesisHandler; featureStore: FeatureStoreMock; sdk: typeof FeatureStoreSdk } | undefined;
-  jest.isolateModules(() => {
-    const sdk = require('@aws-sdk/client-sagemaker-featurestore-runtime') as typeof FeatureStoreSdk;
-    const featureStore = mockClient(sdk.SageMakerFeatureStoreRuntimeClient);
-    const { handler } = require(HANDLER_SOURCE) as { handler: KinesisHandler };
-    loaded = { handler, featureStore, sdk };
-  });
-  if (loaded === undefined) throw new Error('could not load the handler');
-  return loaded;
-}
-
-function awsError(name: string, status: number, message: string): Error {
-  return Object.assign(new Error(message), { name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status } });
-}
+const customerWire = (id: string, orders: number) =>
+  putRecordWire('customers', { customer_id: id, event_time: '2024-05-01T10:00:00Z', orders_30d: String(orders), spend_30d: '12.5' });
 
 describe('ingest-features handler', () => {
   let moto: MotoServer;
@@ -144,7 +94,7 @@ describe('ingest-features handler', () => {
 
     beforeAll(() => {
       setEnv({ AWS_ENDPOINT_URL_SQS: moto.endpoint, REJECTED_RECORDS_QUEUE_URL: `${moto.endpoint}/123456789012/${QUEUE}` });
-      ({ handler, featureStore, sdk } = loadWithFeatureStoreMock());
+      ({ handler, featureStore, sdk } = loadWithFeatureStoreMock<KinesisHandler>(HANDLER_SOURCE));
     });
 
     afterAll(() => {
@@ -297,14 +247,15 @@ describe('ingest-features handler', () => {
   });
 
   describe('bundle (esbuild), Feature Store stand-in over HTTP', () => {
-    let fake: { server: Server; endpoint: string; requests: Array<{ method: string; url: string; body: string }> };
+    let fake: FeatureStoreStandIn;
 
     beforeAll(async () => {
-      fake = await startFakeFeatureStore();
+      // PutRecord succeeds, except for the record whose id is 'throttle-me'.
+      fake = await startFeatureStoreStandIn(({ body }) => (body.includes('throttle-me') ? WIRE_THROTTLED : WIRE_OK));
     });
 
     afterAll(async () => {
-      await new Promise((resolve) => fake?.server.close(resolve));
+      await fake?.close();
     });
 
     it('ingests valid records, retries the throttled one and rejects the invalid one to moto SQS', async () => {
@@ -371,25 +322,3 @@ describe('ingest-features handler', () => {
     });
   });
 });
-
-/** Answers PutRecord with 200, or with Feature Store's throttling error when the record id is 'throttle-me'. */
-async function startFakeFeatureStore(): Promise<{ server: Server; endpoint: string; requests: Array<{ method: string; url: string; body: string }> }> {
-  const requests: Array<{ method: string; url: string; body: string }> = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      requests.push({ method: req.method ?? '', url: req.url ?? '', body });
-      if (body.includes('throttle-me')) {
-        res.writeHead(400, { 'content-type': 'application/json', 'x-amzn-errortype': 'ThrottlingException', 'x-amzn-requestid': 'fake' });
-        res.end(JSON.stringify({ message: 'Rate exceeded' }));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': 'fake' });
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
-}

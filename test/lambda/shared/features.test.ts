@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { toFeatureStoreRecord, type FeatureGroupDefinition, type FeatureValue } from '../../../lib/features/feature-definition';
+import { toFeatureStoreRecord, type FeatureValue } from '../../../lib/features/feature-definition';
 import {
   batchGetRecordInputs,
   checkRecordId,
@@ -32,34 +32,10 @@ import {
   type RecordSource,
 } from '../../../lambda/shared/features';
 import { ConfigError, RequestError, UpstreamError } from '../../../lambda/shared/inference';
+import { accountsGroup, customersGroup, putRecordWire, wireRecord } from '../../support/feature-fixtures';
 
-const CUSTOMERS: FeatureGroupDefinition = {
-  name: 'customers',
-  description: 'Customer activity features',
-  owner: 'growth',
-  recordIdentifier: 'customer_id',
-  eventTime: 'event_time',
-  features: [
-    { name: 'customer_id', type: 'string', description: 'Customer id' },
-    { name: 'event_time', type: 'string', description: 'When the values were true' },
-    { name: 'orders_30d', type: 'integral', description: 'Orders in the last 30 days' },
-    { name: 'spend_30d', type: 'fractional', description: 'Spend in the last 30 days' },
-    { name: 'segment', type: 'string', description: 'Marketing segment' },
-  ],
-};
-
-const ACCOUNTS: FeatureGroupDefinition = {
-  name: 'accounts',
-  description: 'Account features',
-  owner: 'risk',
-  recordIdentifier: 'account_id',
-  eventTime: 'ts',
-  features: [
-    { name: 'account_id', type: 'integral', description: 'Account number' },
-    { name: 'ts', type: 'fractional', description: 'Epoch seconds' },
-    { name: 'balance', type: 'fractional', description: 'Balance' },
-  ],
-};
+const CUSTOMERS = customersGroup('spend_30d', 'segment');
+const ACCOUNTS = accountsGroup('balance');
 
 const GROUPS = loadFeatureGroups(JSON.stringify([CUSTOMERS, ACCOUNTS]));
 const KINESIS: RecordSource = { kind: 'kinesis', sequenceNumber: '4955', shardId: 'shardId-000000000000' };
@@ -127,16 +103,9 @@ describe('speed layer: Kinesis payloads', () => {
     const evaluation = evaluateKinesisRecord(GROUPS, b64(JSON.stringify(valid)), KINESIS);
     expect(evaluation).toMatchObject({ ok: true, featureGroup: 'customers', recordId: 'c-1', source: KINESIS, payload: JSON.stringify(valid) });
     if (!evaluation.ok) throw new Error('expected ok');
-    expect(putRecordInput(evaluation)).toEqual({
-      FeatureGroupName: 'customers',
-      Record: [
-        { FeatureName: 'customer_id', ValueAsString: 'c-1' },
-        { FeatureName: 'event_time', ValueAsString: '2024-05-01T10:00:00Z' },
-        { FeatureName: 'orders_30d', ValueAsString: '3' },
-        { FeatureName: 'spend_30d', ValueAsString: '12.5' },
-        { FeatureName: 'segment', ValueAsString: 'gold' },
-      ],
-    });
+    expect(putRecordInput(evaluation)).toEqual(
+      putRecordWire('customers', { customer_id: 'c-1', event_time: '2024-05-01T10:00:00Z', orders_30d: '3', spend_30d: '12.5', segment: 'gold' }),
+    );
   });
 
   it.each([
@@ -374,10 +343,7 @@ describe('lookups', () => {
   const stored = (id: string) => ({
     FeatureGroupName: 'accounts',
     RecordIdentifierValueAsString: id,
-    Record: [
-      { FeatureName: 'account_id', ValueAsString: id },
-      { FeatureName: 'balance', ValueAsString: '2.25' },
-    ],
+    Record: wireRecord({ account_id: id, balance: '2.25' }),
   });
 
   it('returns found entities in the order asked for and lists the missing ones', async () => {
