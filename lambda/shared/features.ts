@@ -14,7 +14,7 @@ import {
   type FeatureGroupDefinition,
   type FeatureValue,
 } from '../../lib/features/feature-definition';
-import { ConfigError, firstIssueField, formatIssues, RequestError, UpstreamError } from './inference';
+import { ConfigError, firstIssueField, formatIssues, readProperty, readString, RequestError, UpstreamError } from './inference';
 import type { RequestEnricher } from './inference';
 
 export type { FeatureGroupDefinition, FeatureValue } from '../../lib/features/feature-definition';
@@ -1086,20 +1086,6 @@ export function sqsBatches(bodies: readonly string[], maxBytes = MAX_SQS_MESSAGE
 // ---------------------------------------------------------------------------------------------
 // Error reading helpers (never throw)
 // ---------------------------------------------------------------------------------------------
-
-function readProperty(value: unknown, key: string): unknown {
-  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return undefined;
-  try {
-    return (value as Record<string, unknown>)[key];
-  } catch {
-    return undefined;
-  }
-}
-
-function readString(value: unknown, key: string): string | undefined {
-  const property = readProperty(value, key);
-  return typeof property === 'string' && property.length > 0 ? property : undefined;
-}
 
 function readMessage(value: unknown): string | undefined {
   return readString(value, 'message');

@@ -667,7 +667,7 @@ function withDetail(message: string, detail: string | undefined): string {
 }
 
 /** Reads an own or inherited property without ever throwing (getters, proxies and null are tolerated). */
-function readProperty(value: unknown, key: string): unknown {
+export function readProperty(value: unknown, key: string): unknown {
   if ((typeof value !== 'object' && typeof value !== 'function') || value === null) {
     return undefined;
   }
@@ -678,7 +678,8 @@ function readProperty(value: unknown, key: string): unknown {
   }
 }
 
-function readString(value: unknown, key: string): string | undefined {
+/** A non-empty string property, read without ever throwing. */
+export function readString(value: unknown, key: string): string | undefined {
   const property = readProperty(value, key);
   return typeof property === 'string' && property.length > 0 ? property : undefined;
 }
