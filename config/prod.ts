@@ -51,6 +51,7 @@ export const prod: PlatformConfigInput = {
       alarms: { error5xxRatePercent: 0.5, modelLatencyP99Ms: 300 },
       // A new model version reaches 10% of capacity first and bakes for 10 minutes under the alarms.
       deploymentGuardrails: { mode: 'canary', percent: 10, waitMinutes: 10 },
+      driftDetection: { intervalMinutes: 10, psiThreshold: 0.2 },
       experiments: {
         shadowComparison: { observationMinutes: 120, maxErrorRate: 0.005, maxLatencyMs: 300 },
       },

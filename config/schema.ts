@@ -146,6 +146,13 @@ const modelSchema = z.strictObject({
   alarms: alarmThresholdsSchema.optional(),
   deploymentGuardrails: deploymentGuardrailsSchema.optional(),
   experiments: experimentsSchema.default({ stickyRouting: false }),
+  /** Near-real-time drift of the captured requests against `baselines/<name>/drift-baseline.json` in the artifact bucket (needs dataCapture). */
+  driftDetection: z
+    .strictObject({
+      intervalMinutes: z.number().int().min(1).max(1440).default(15),
+      psiThreshold: z.number().positive().default(0.2),
+    })
+    .optional(),
 });
 
 const featureGroupSchema = z.strictObject({
@@ -296,6 +303,9 @@ function checkExperiments(config: RawConfig, model: RawConfig['models'][number],
     if (steps[steps.length - 1] !== 100) {
       ctx.addIssue({ code: 'custom', path: at('promotion', 'trafficSteps'), message: `must end at 100 (all traffic on the challenger); got [${steps.join(', ')}]` });
     }
+  }
+  if (model.driftDetection && !model.dataCapture) {
+    ctx.addIssue({ code: 'custom', path: ['models', index, 'driftDetection'], message: `needs dataCapture: the detector reads ${model.name}'s captured requests` });
   }
   if (experiments.shadowComparison && model.shadowVariants.length !== 1) {
     ctx.addIssue({ code: 'custom', path: at('shadowComparison'), message: `needs a shadow variant; ${model.name} has none` });

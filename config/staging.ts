@@ -42,6 +42,7 @@ export const staging: PlatformConfigInput = {
         },
       ],
       alarms: { error5xxRatePercent: 2, modelLatencyP99Ms: 800 },
+      driftDetection: { intervalMinutes: 15, psiThreshold: 0.2 },
       experiments: {
         // One customer sees one model for the whole test.
         stickyRouting: true,

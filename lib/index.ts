@@ -30,7 +30,9 @@ export * from './features/feature-group';
 export * from './features/feature-ingestion';
 export * from './features/offline-feature-queries';
 
-// monitoring: dashboards
+// monitoring: near-real-time drift and dashboards (seed patterns 8 and 9)
+export * from './monitoring/drift-detector';
+export * from './monitoring/drift-widgets';
 export * from './monitoring/endpoint-widgets';
 export * from './monitoring/experiment-widgets';
 export * from './monitoring/feature-store-widgets';

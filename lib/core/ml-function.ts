@@ -4,6 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ManagedPolicyRole } from './managed-policy-role';
 import { lambdaBundle } from './private/lambda-asset';
@@ -15,8 +16,16 @@ export interface MlFunctionProps {
   readonly description: string;
   /** Key that encrypts the function's log group. */
   readonly encryptionKey: kms.IKey;
-  /** Who invokes the function synchronously and handles its errors; quoted in the compliance notes. */
-  readonly invokedSynchronouslyBy: string;
+  /**
+   * Who invokes the function synchronously and handles its errors; quoted in the compliance notes.
+   * @default - the function is invoked asynchronously; give it a `deadLetterQueue`
+   */
+  readonly invokedSynchronouslyBy?: string;
+  /**
+   * Queue for asynchronous invocations that failed every retry.
+   * @default - none; required when the function is not invoked synchronously
+   */
+  readonly deadLetterQueue?: sqs.IQueue;
   /** What the function talks to; quoted in the compliance note when it runs outside a VPC. */
   readonly calls: string;
   readonly timeout: Duration;
@@ -86,6 +95,7 @@ export class MlFunction extends Construct {
       vpc: props.vpc,
       vpcSubnets: props.vpc ? props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } : undefined,
       environment: props.environment,
+      deadLetterQueue: props.deadLetterQueue,
     });
 
     acknowledgeWildcardResource(this.role.grantsPolicy, '*', 'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) has no resource-level permissions.');
@@ -96,8 +106,12 @@ export class MlFunction extends Construct {
       });
     }
     const acknowledge = Validations.of(this.function);
-    const dlqReason = `The function is invoked synchronously by ${props.invokedSynchronouslyBy}, which handles its errors; a dead-letter queue only applies to asynchronous invocations.`;
-    acknowledge.acknowledge({ id: 'HIPAA.Security-LambdaDLQ', reason: dlqReason }, { id: 'NIST.800.53.R5-LambdaDLQ', reason: dlqReason });
+    if (props.invokedSynchronouslyBy !== undefined) {
+      const dlqReason = `The function is invoked synchronously by ${props.invokedSynchronouslyBy}, which handles its errors; a dead-letter queue only applies to asynchronous invocations.`;
+      acknowledge.acknowledge({ id: 'HIPAA.Security-LambdaDLQ', reason: dlqReason }, { id: 'NIST.800.53.R5-LambdaDLQ', reason: dlqReason });
+    } else if (props.deadLetterQueue === undefined) {
+      throw new Error(`${this.node.path} (MlFunction): deadLetterQueue: an asynchronously invoked function needs one (or name who invokes it synchronously in invokedSynchronouslyBy)`);
+    }
     if (!props.vpc) {
       const reason = `This environment has no VPC (config network.vpc); the function only calls ${props.calls} over TLS with SigV4.`;
       acknowledge.acknowledge({ id: 'HIPAA.Security-LambdaInsideVPC', reason }, { id: 'NIST.800.53.R5-LambdaInsideVPC', reason });

@@ -5,6 +5,8 @@ import type { RealTimeInferenceApi } from '../serving/real-time-inference-api';
 import { endpointWidgets, inferenceApiWidgets } from './endpoint-widgets';
 import { experimentWidgets, type ExperimentWorkflows } from './experiment-widgets';
 import { featureStoreWidgets } from './feature-store-widgets';
+import type { DriftDetector } from './drift-detector';
+import { driftWidgets } from './drift-widgets';
 import type { FeatureGroup } from '../features/feature-group';
 import type { FeatureIngestion } from '../features/feature-ingestion';
 
@@ -44,6 +46,11 @@ export class PlatformDashboard extends Construct {
   public addExperiments(experiments: ExperimentWorkflows): void {
     const widgets = experimentWidgets(experiments);
     if (widgets.length > 0) this.addSection(...widgets);
+  }
+
+  /** Adds a model's drift: the largest PSI per run and the PSI of every feature. */
+  public addDrift(detector: DriftDetector): void {
+    this.addSection(...driftWidgets(detector));
   }
 
   /** Adds Feature Store's read, write and ingestion health. */

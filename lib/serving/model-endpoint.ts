@@ -252,6 +252,11 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
   public readonly dataCaptureBucket?: s3.IBucket;
   /** S3 URI of the captured data (`s3://bucket/prefix`), when data capture is on. */
   public readonly dataCaptureS3Uri?: string;
+  /**
+   * Key prefix under which SageMaker writes this endpoint's captured data, when data capture is on:
+   * `<prefix>/<endpoint name>/`, followed by `<variant>/yyyy/mm/dd/hh/`.
+   */
+  public readonly dataCaptureKeyPrefix?: string;
   /** The security group of the model containers, when placed in a VPC. */
   public readonly securityGroup?: ec2.SecurityGroup;
 
@@ -331,6 +336,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     const volumeKeySupported = !serverless && !instanceTypes.some(hasLocalInstanceStorage);
 
     let dataCaptureConfig: sagemaker.CfnEndpointConfig.DataCaptureConfigProperty | undefined;
+    let capturePrefix: string | undefined;
     if (props.dataCapture) {
       const capture = props.dataCapture;
       const prefix = (capture.prefix ?? `data-capture/${props.modelName}`).replace(/^\/+|\/+$/g, '');
@@ -355,6 +361,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
         ...(capture.captureResponses ?? true ? [{ captureMode: 'Output' }] : []),
       ];
       this.dataCaptureS3Uri = bucket.s3UrlForObject(prefix);
+      capturePrefix = prefix;
       dataCaptureConfig = {
         enableCapture: true,
         initialSamplingPercentage: capture.samplingPercentage ?? 100,
@@ -409,6 +416,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     this.endpoint.node.addDependency(this.role);
     this.endpointName = this.endpoint.attrEndpointName;
     this.endpointArn = this.endpoint.ref;
+    if (capturePrefix !== undefined) this.dataCaptureKeyPrefix = `${capturePrefix}/${this.endpointName}/`;
 
     for (const variant of allVariants) {
       if (variant.capacity.kind === 'instance' && variant.capacity.autoscaling) {

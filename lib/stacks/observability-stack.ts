@@ -25,6 +25,9 @@ export class ObservabilityStack extends Stack {
       props.serving.inferenceApi,
       props.serving.endpoints.map((endpoint) => endpoint.modelName),
     );
+    for (const detector of props.serving.driftDetectors) {
+      this.dashboard.addDrift(detector);
+    }
     for (const experiment of props.experiments?.experiments ?? []) {
       this.dashboard.addExperiments(experiment);
     }

@@ -3,6 +3,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { ModelConfig, PlatformConfig } from '../../config/schema';
 import { PredictionLog } from '../experiments/prediction-log';
+import { DriftDetector } from '../monitoring/drift-detector';
 import { AlarmSeverity } from '../serving/endpoint-alarms';
 import { ModelData } from '../serving/model-data';
 import { ModelEndpoint, type ModelVersionProps } from '../serving/model-endpoint';
@@ -23,6 +24,8 @@ export class ServingStack extends Stack {
   public readonly inferenceApi: RealTimeInferenceApi;
   /** Every prediction served and its outcome, when `api.predictionLog` is on. */
   public readonly predictionLog?: PredictionLog;
+  /** Near-real-time drift detectors, by model, where configured. */
+  public readonly driftDetectors: DriftDetector[] = [];
 
   constructor(scope: Construct, id: string, props: ServingStackProps) {
     super(scope, id, props);
@@ -69,6 +72,23 @@ export class ServingStack extends Stack {
           },
         }),
     );
+
+    config.models.forEach((model, index) => {
+      if (!model.driftDetection) return;
+      this.driftDetectors.push(
+        new DriftDetector(this, `Drift-${model.name}`, {
+          endpoint: this.endpoints[index],
+          baseline: { bucket: foundation.artifactsBucket, key: `baselines/${model.name}/drift-baseline.json` },
+          encryptionKey: foundation.dataKey,
+          interval: Duration.minutes(model.driftDetection.intervalMinutes),
+          psiThreshold: model.driftDetection.psiThreshold,
+          alarmAction: foundation.alarmTopic.alarmAction,
+          vpc: foundation.vpc,
+          logRetention: config.logRetentionDays as logs.RetentionDays,
+          removalPolicy: config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+        }),
+      );
+    });
 
     if (config.api.predictionLog) {
       this.predictionLog = new PredictionLog(this, 'PredictionLog', { encryptionKey: foundation.dataKey, retain: config.retainData });
