@@ -48,7 +48,7 @@ export const prod: PlatformConfigInput = {
           capacity: { kind: 'instance', instanceType: 'ml.c5.xlarge', initialInstanceCount: 1 },
         },
       ],
-      alarms: { error5xxRatePercent: 0.5, modelLatencyP99Ms: 300 },
+      alarms: { error5xxRatePercent: 0.5, modelLatencyP99Ms: 300, anomalyDetection: true, pageOncePerIncident: true },
       // A new model version reaches 10% of capacity first and bakes for 10 minutes under the alarms.
       deploymentGuardrails: { mode: 'canary', percent: 10, waitMinutes: 10 },
       driftDetection: { intervalMinutes: 10, psiThreshold: 0.2 },

@@ -78,6 +78,10 @@ const alarmThresholdsSchema = z.strictObject({
   modelLatencyP99Ms: z.number().positive().default(1000),
   /** Warn when the 4xx error rate of any variant exceeds this percentage of invocations. */
   error4xxRatePercent: z.number().positive().max(100).default(5),
+  /** Warn when invocations or p99 latency leave the band CloudWatch anomaly detection learnt. */
+  anomalyDetection: z.boolean().default(false),
+  /** Page once per incident (a composite alarm over the critical symptoms) instead of once per symptom. */
+  pageOncePerIncident: z.boolean().default(false),
 });
 
 const deploymentGuardrailsSchema = z.strictObject({

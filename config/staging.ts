@@ -41,7 +41,7 @@ export const staging: PlatformConfigInput = {
           capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 },
         },
       ],
-      alarms: { error5xxRatePercent: 2, modelLatencyP99Ms: 800 },
+      alarms: { error5xxRatePercent: 2, modelLatencyP99Ms: 800, anomalyDetection: true, pageOncePerIncident: true },
       driftDetection: { intervalMinutes: 15, psiThreshold: 0.2 },
       experiments: {
         // One customer sees one model for the whole test.

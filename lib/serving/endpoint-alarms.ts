@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import type { ModelEndpoint } from './model-endpoint';
@@ -34,6 +34,19 @@ export interface EndpointAlarmOptions {
    * @default 3
    */
   readonly evaluationPeriods?: number;
+  /**
+   * WARNING alarms from CloudWatch anomaly detection on each production variant's invocations
+   * (unusually high or low traffic) and p99 model latency (unusually slow), learnt from the metric's
+   * own history instead of fixed thresholds.
+   * @default - no anomaly-detection alarms
+   */
+  readonly anomalyDetection?: { readonly standardDeviations?: number };
+  /**
+   * Page once per incident instead of once per symptom: the CRITICAL action goes to one composite
+   * alarm that is in ALARM while any critical symptom is, and the symptoms stay silent.
+   * @default false
+   */
+  readonly pageOncePerIncident?: boolean;
 }
 
 export interface EndpointAlarmsProps extends EndpointAlarmOptions {
@@ -50,6 +63,8 @@ const CHECKS = ['5xxRate', '4xxRate', 'ModelLatencyP99'] as const;
 
 /** Per-variant alarms of a ModelEndpoint, keyed by severity. */
 export class EndpointAlarms extends Construct {
+  /** The composite alarm that pages once per incident, when `pageOncePerIncident` is on. */
+  public readonly incident?: cloudwatch.CompositeAlarm;
   /** Every alarm, by severity. */
   public readonly bySeverity: Record<AlarmSeverity, cloudwatch.Alarm[]> = { [AlarmSeverity.CRITICAL]: [], [AlarmSeverity.WARNING]: [] };
 
@@ -101,7 +116,56 @@ export class EndpointAlarms extends Construct {
         alarmDescription: `${endpoint.modelName}/${variant.name}: p99 model latency above ${latencyMs} ms`,
         evaluationPeriods,
       });
+      if (props.anomalyDetection && variant.kind === 'production') {
+        const stdDevs = props.anomalyDetection.standardDeviations ?? 3;
+        if (!(stdDevs > 0)) throw new Error(`${this.node.path} (EndpointAlarms): anomalyDetection.standardDeviations: must be > 0; got ${stdDevs}`);
+        this.addAnomaly(props, `${variant.name}-InvocationsAnomaly`, endpoint.metricInvocations(variant.name), stdDevs, cloudwatch.ComparisonOperator.LESS_THAN_LOWER_OR_GREATER_THAN_UPPER_THRESHOLD, `${endpoint.modelName}/${variant.name}: invocations outside their usual band`, evaluationPeriods);
+        this.addAnomaly(props, `${variant.name}-LatencyAnomaly`, endpoint.metricModelLatency(variant.name), stdDevs, cloudwatch.ComparisonOperator.GREATER_THAN_UPPER_THRESHOLD, `${endpoint.modelName}/${variant.name}: p99 model latency above its usual band`, evaluationPeriods);
+      }
     }
+
+    const critical = this.bySeverity[AlarmSeverity.CRITICAL];
+    if (props.pageOncePerIncident && critical.length > 0) {
+      this.incident = new cloudwatch.CompositeAlarm(this, 'Incident', {
+        alarmRule: cloudwatch.AlarmRule.anyOf(...critical),
+        alarmDescription: `[CRITICAL] ${endpoint.modelName} is failing: ${critical.map((alarm) => alarm.node.id).join(', ')} (one page per incident; see the symptoms' states)`,
+      });
+      const action = props.actions[AlarmSeverity.CRITICAL];
+      if (action) {
+        this.incident.addAlarmAction(action);
+        this.incident.addOkAction(action);
+      }
+      const reason = 'A critical symptom pages through the endpoint\'s composite incident alarm (one page per incident), so the symptom itself has no action.';
+      for (const alarm of critical) {
+        Validations.of(alarm).acknowledge({ id: 'HIPAA.Security-CloudWatchAlarmAction', reason }, { id: 'NIST.800.53.R5-CloudWatchAlarmAction', reason });
+      }
+    }
+  }
+
+  private addAnomaly(
+    props: EndpointAlarmOptions,
+    id: string,
+    metric: cloudwatch.IMetric,
+    stdDevs: number,
+    comparisonOperator: cloudwatch.ComparisonOperator,
+    description: string,
+    evaluationPeriods: number,
+  ): void {
+    const alarm = new cloudwatch.AnomalyDetectionAlarm(this, id, {
+      metric,
+      stdDevs,
+      comparisonOperator,
+      evaluationPeriods,
+      alarmName: this.alarmNamePrefix && `${this.alarmNamePrefix}-${id}`,
+      alarmDescription: `[WARNING] ${description}`,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const action = props.actions[AlarmSeverity.WARNING];
+    if (action) {
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
+    }
+    this.bySeverity[AlarmSeverity.WARNING].push(alarm);
   }
 
   /** The names `alarmNamePrefix` gives the alarms of these variants. */
@@ -127,7 +191,8 @@ export class EndpointAlarms extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    const action = props.actions[severity];
+    // With one page per incident, critical symptoms stay silent and the composite alarm pages.
+    const action = severity === AlarmSeverity.CRITICAL && props.pageOncePerIncident ? undefined : props.actions[severity];
     if (action) {
       alarm.addAlarmAction(action);
       alarm.addOkAction(action);

@@ -60,7 +60,16 @@ export class ServingStack extends Stack {
             captureRequests: model.dataCapture.captureRequests,
             captureResponses: model.dataCapture.captureResponses,
           },
-          alarms: { actions, ...model.alarms },
+          alarms: model.alarms
+            ? {
+                actions,
+                error5xxRatePercent: model.alarms.error5xxRatePercent,
+                error4xxRatePercent: model.alarms.error4xxRatePercent,
+                modelLatencyP99Ms: model.alarms.modelLatencyP99Ms,
+                anomalyDetection: model.alarms.anomalyDetection ? {} : undefined,
+                pageOncePerIncident: model.alarms.pageOncePerIncident,
+              }
+            : { actions },
           deploymentGuardrails: model.deploymentGuardrails && {
             trafficShifting:
               model.deploymentGuardrails.mode === 'all-at-once'

@@ -236,6 +236,28 @@ describe('ModelEndpoint', () => {
     );
   });
 
+  test('adds anomaly-detection alarms and pages once per incident through a composite alarm', () => {
+    const { template, app } = build({}, (s) => {
+      const pager = new actions.SnsAction(new sns.Topic(s, 'Pager'));
+      return { alarms: { actions: { [AlarmSeverity.CRITICAL]: pager, [AlarmSeverity.WARNING]: pager }, anomalyDetection: { standardDeviations: 2 }, pageOncePerIncident: true } };
+    });
+    // Two anomaly alarms per production variant, on invocations and on p99 latency.
+    const anomalies = Object.values(template.findResources('AWS::CloudWatch::Alarm')).filter((alarm: any) => alarm.Properties.ThresholdMetricId);
+    expect(anomalies).toHaveLength(4);
+    expect(JSON.stringify(anomalies)).toContain('ANOMALY_DETECTION_BAND(m0, 2)');
+    template.hasResourceProperties('AWS::CloudWatch::CompositeAlarm', {
+      AlarmRule: Match.anyValue(),
+      AlarmActions: [{ Ref: Match.stringLikeRegexp('Pager') }],
+      AlarmDescription: Match.stringLikeRegexp('^\\[CRITICAL\\] churn is failing'),
+    });
+    // The critical symptoms are silent: the composite alarm pages.
+    const critical = Object.values(template.findResources('AWS::CloudWatch::Alarm')).filter((alarm: any) => /^\[CRITICAL\]/.test(alarm.Properties.AlarmDescription));
+    expect(critical).toHaveLength(2);
+    for (const alarm of critical) expect((alarm as any).Properties.AlarmActions).toBeUndefined();
+    app.synth();
+    expect(nagFindings(app).filter((f) => f.resource.includes('/Alarms/')).map((f) => `${f.rule} ${f.resource}`)).toEqual([]);
+  });
+
   test('without alarms props it creates no alarm', () => {
     build().template.resourceCountIs('AWS::CloudWatch::Alarm', 0);
   });
