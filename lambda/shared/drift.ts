@@ -11,6 +11,7 @@
 //     λ = (√nₑ + 0.12 + 0.11/√nₑ)·D, nₑ = n·m/(n+m).
 //   - Incomplete gamma: Numerical Recipes in C (2nd ed.) §6.2, gser()/gcf()/gammq(); gammln() §6.1.
 import { z } from 'zod';
+import { logGamma } from './stats';
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -272,22 +273,12 @@ export function ksTwoSample(a: readonly number[], b: readonly number[]): KsResul
 // Incomplete gamma and chi-square
 // ---------------------------------------------------------------------------------------------------
 
-const LANCZOS = [76.18009172947146, -86.50532032941677, 24.01409824083091, -1.231739572450155, 0.1208650973866179e-2, -0.5395239384953e-5];
-
-/** ln Γ(x) for x > 0 (Numerical Recipes gammln, Lanczos approximation, |ε| < 2e-10). */
+/** ln Γ(x) for x > 0: the statistics module's Lanczos approximation (Numerical Recipes 3rd ed.). */
 export function lnGamma(x: number): number {
   if (!(x > 0)) {
     throw new DriftInputError(`x: lnGamma needs x > 0; got ${x}`);
   }
-  let y = x;
-  let tmp = x + 5.5;
-  tmp -= (x + 0.5) * Math.log(tmp);
-  let ser = 1.000000000190015;
-  for (const coefficient of LANCZOS) {
-    y += 1;
-    ser += coefficient / y;
-  }
-  return -tmp + Math.log((2.5066282746310005 * ser) / x);
+  return logGamma(x);
 }
 
 const ITMAX = 1000;
