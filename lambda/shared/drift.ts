@@ -11,7 +11,7 @@
 //     λ = (√nₑ + 0.12 + 0.11/√nₑ)·D, nₑ = n·m/(n+m).
 //   - Incomplete gamma: Numerical Recipes in C (2nd ed.) §6.2, gser()/gcf()/gammq(); gammln() §6.1.
 import { z } from 'zod';
-import { logGamma } from './stats';
+import { incompleteGammaContinuedFraction, incompleteGammaSeries, logGamma } from './stats';
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -281,49 +281,6 @@ export function lnGamma(x: number): number {
   return logGamma(x);
 }
 
-const ITMAX = 1000;
-const GAMMA_EPS = 3e-16;
-const FPMIN = 1e-300;
-
-/** P(a, x) by its series (converges quickly for x < a + 1). */
-function gammaSeries(a: number, x: number): number {
-  let ap = a;
-  let del = 1 / a;
-  let sum = del;
-  for (let n = 0; n < ITMAX; n += 1) {
-    ap += 1;
-    del *= x / ap;
-    sum += del;
-    if (Math.abs(del) < Math.abs(sum) * GAMMA_EPS) {
-      break;
-    }
-  }
-  return sum * Math.exp(-x + a * Math.log(x) - lnGamma(a));
-}
-
-/** Q(a, x) by its continued fraction, modified Lentz (converges quickly for x ≥ a + 1). */
-function gammaContinuedFraction(a: number, x: number): number {
-  let b = x + 1 - a;
-  let c = 1 / FPMIN;
-  let d = 1 / b;
-  let h = d;
-  for (let i = 1; i <= ITMAX; i += 1) {
-    const an = -i * (i - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < FPMIN) d = FPMIN;
-    c = b + an / c;
-    if (Math.abs(c) < FPMIN) c = FPMIN;
-    d = 1 / d;
-    const del = d * c;
-    h *= del;
-    if (Math.abs(del - 1) < GAMMA_EPS) {
-      break;
-    }
-  }
-  return Math.exp(-x + a * Math.log(x) - lnGamma(a)) * h;
-}
-
 /** Regularized lower incomplete gamma P(a, x) = γ(a, x)/Γ(a). */
 export function regularizedGammaP(a: number, x: number): number {
   return 1 - regularizedGammaQ(a, x);
@@ -339,7 +296,8 @@ export function regularizedGammaQ(a: number, x: number): number {
   }
   if (x === 0) return 1;
   if (x === Infinity) return 0;
-  const q = x < a + 1 ? 1 - gammaSeries(a, x) : gammaContinuedFraction(a, x);
+  const front = Math.exp(-x + a * Math.log(x) - lnGamma(a));
+  const q = x < a + 1 ? 1 - front * incompleteGammaSeries(a, x) : front * incompleteGammaContinuedFraction(a, x);
   return Math.min(1, Math.max(0, q));
 }
 

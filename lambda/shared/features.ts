@@ -14,7 +14,7 @@ import {
   type FeatureGroupDefinition,
   type FeatureValue,
 } from '../../lib/features/feature-definition';
-import { ConfigError, firstIssueField, formatIssues, readProperty, readString, RequestError, UpstreamError } from './inference';
+import { ConfigError, firstIssueField, formatIssues, loadJsonSetting, readProperty, readString, RequestError, UpstreamError } from './inference';
 import type { RequestEnricher } from './inference';
 
 export type { FeatureGroupDefinition, FeatureValue } from '../../lib/features/feature-definition';
@@ -73,24 +73,13 @@ export type FeatureGroupCatalog = ReadonlyMap<string, FeatureGroupDefinition>;
  * variable's name and the path of the first problem, e.g. `FEATURE_GROUPS: [0].features[2].type: ...`.
  */
 export function loadFeatureGroups(raw: string | undefined, name = 'FEATURE_GROUPS'): FeatureGroupCatalog {
-  if (raw === undefined || raw.trim().length === 0) {
-    throw new ConfigError(`${name}: is not set`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    throw new ConfigError(`${name}: is not valid JSON`);
-  }
-  const result = z
-    .array(FeatureGroupDefinitionSchema, { error: 'must be a JSON array of feature group definitions' })
-    .min(1, 'must define at least one feature group')
-    .safeParse(json);
-  if (!result.success) {
-    throw new ConfigError(`${name}: ${formatIssues(result.error.issues, '(root)')}`);
-  }
+  const definitions = loadJsonSetting(
+    raw,
+    name,
+    z.array(FeatureGroupDefinitionSchema, { error: 'must be a JSON array of feature group definitions' }).min(1, 'must define at least one feature group'),
+  );
   const catalog = new Map<string, FeatureGroupDefinition>();
-  result.data.forEach((definition, index) => {
+  definitions.forEach((definition, index) => {
     const issues = checkFeatureGroupDefinition(definition);
     if (issues.length > 0) {
       const detail = issues.map((issue) => `${formatPath([index, ...issue.path])}: ${issue.message}`).join('; ');

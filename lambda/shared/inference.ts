@@ -334,8 +334,11 @@ export const RoutingTableSchema = z
 export type RoutingTable = z.output<typeof RoutingTableSchema>;
 export type ModelRoute = z.output<typeof ModelRouteSchema>;
 
-/** Parses and validates MODEL_ROUTES. Throws {@link ConfigError} whose message starts with `MODEL_ROUTES:`. */
-export function loadRoutingTable(raw: string | undefined, name = 'MODEL_ROUTES'): RoutingTable {
+/**
+ * Parses a JSON environment variable with a zod schema. Throws {@link ConfigError} whose message
+ * starts with the variable's name: `NAME: is not set`, `NAME: is not valid JSON`, `NAME: <path>: ...`.
+ */
+export function loadJsonSetting<S extends z.ZodType>(raw: string | undefined, name: string, schema: S): z.output<S> {
   if (raw === undefined || raw.trim().length === 0) {
     throw new ConfigError(`${name}: is not set`);
   }
@@ -345,11 +348,16 @@ export function loadRoutingTable(raw: string | undefined, name = 'MODEL_ROUTES')
   } catch {
     throw new ConfigError(`${name}: is not valid JSON`);
   }
-  const result = RoutingTableSchema.safeParse(json);
+  const result = schema.safeParse(json);
   if (!result.success) {
     throw new ConfigError(`${name}: ${formatIssues(result.error.issues, '(root)')}`);
   }
   return result.data;
+}
+
+/** Parses and validates MODEL_ROUTES. Throws {@link ConfigError} whose message starts with `MODEL_ROUTES:`. */
+export function loadRoutingTable(raw: string | undefined, name = 'MODEL_ROUTES'): RoutingTable {
+  return loadJsonSetting(raw, name, RoutingTableSchema);
 }
 
 /** A model resolved against the routing table. */

@@ -202,21 +202,39 @@ export function regularizedIncompleteBeta(x: number, a: number, b: number): numb
 function incompleteGammaHalf(s: number): { p: number; q: number; qOverFront: number } {
   const a = 0.5;
   if (s === 0) return { p: 0, q: 1, qOverFront: Infinity };
+  const front = Math.exp(-s + a * Math.log(s) - LN_SQRT_PI);
   if (s < a + 1) {
-    const front = Math.exp(-s + a * Math.log(s) - LN_SQRT_PI);
-    let ap = a;
-    let term = 1 / a;
-    let sum = term;
-    for (let n = 0; n < 1000; n++) {
-      ap += 1;
-      term *= s / ap;
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * EPSILON) break;
-    }
-    const p = sum * front;
+    const p = incompleteGammaSeries(a, s) * front;
     return { p, q: 1 - p, qOverFront: (1 - p) / front };
   }
-  let b = s + 1 - a;
+  const h = incompleteGammaContinuedFraction(a, s);
+  const q = front * h;
+  return { p: 1 - q, q, qOverFront: h };
+}
+
+/**
+ * The series of the lower incomplete gamma, without its front factor e^{-x} x^a / Γ(a): P(a, x) is
+ * the front times this sum. Converges quickly for x < a + 1 (Numerical Recipes `gser`).
+ */
+export function incompleteGammaSeries(a: number, x: number): number {
+  let ap = a;
+  let term = 1 / a;
+  let sum = term;
+  for (let n = 0; n < 1000; n++) {
+    ap += 1;
+    term *= x / ap;
+    sum += term;
+    if (Math.abs(term) < Math.abs(sum) * EPSILON) break;
+  }
+  return sum;
+}
+
+/**
+ * Lentz's continued fraction of the upper incomplete gamma, without its front factor: Q(a, x) is the
+ * front times this value. Converges quickly for x >= a + 1 (Numerical Recipes `gcf`).
+ */
+export function incompleteGammaContinuedFraction(a: number, x: number): number {
+  let b = x + 1 - a;
   let c = 1 / FPMIN;
   let d = 1 / b;
   let h = d;
@@ -232,8 +250,7 @@ function incompleteGammaHalf(s: number): { p: number; q: number; qOverFront: num
     h *= delta;
     if (Math.abs(delta - 1) <= EPSILON) break;
   }
-  const q = Math.exp(-s + a * Math.log(s) - LN_SQRT_PI) * h;
-  return { p: 1 - q, q, qOverFront: h };
+  return h;
 }
 
 /**
