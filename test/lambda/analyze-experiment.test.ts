@@ -6,6 +6,7 @@ import type { Context } from 'aws-lambda';
 import { predictionLogItem, predictionLogRecord } from '../../lambda/shared/experiments';
 import { handlerModulePaths, loadFreshHandler, useHandlerEnv } from '../support/handler-harness';
 import { sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
+import { expectAllFinite } from '../support/assertions';
 
 type Handler = (event: unknown, context?: Context) => Promise<Record<string, unknown>>;
 
@@ -22,20 +23,6 @@ const setEnv = useHandlerEnv(
   },
 );
 
-/** Every number reachable from value is finite; no NaN, no Infinity. */
-function expectAllFinite(value: unknown, path = '$'): void {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) {
-      throw new Error(`${path} is ${value}`);
-    }
-  } else if (Array.isArray(value)) {
-    value.forEach((item, index) => expectAllFinite(item, `${path}[${index}]`));
-  } else if (typeof value === 'object' && value !== null) {
-    for (const [key, item] of Object.entries(value)) {
-      expectAllFinite(item, `${path}.${key}`);
-    }
-  }
-}
 
 interface Seed {
   readonly model: string;

@@ -41,30 +41,9 @@ import {
   type ModelInvocation,
   type PredictRequest,
 } from '../../../lambda/shared/inference';
+import { catchError, expectAllFinite } from '../../support/assertions';
 
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the function to throw');
-}
 
-/** Every number reachable from value is finite (and nothing is NaN); null is allowed. */
-function expectAllFinite(value: unknown, path = '$'): void {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) {
-      throw new Error(`${path} is ${value}`);
-    }
-  } else if (Array.isArray(value)) {
-    value.forEach((item, index) => expectAllFinite(item, `${path}[${index}]`));
-  } else if (typeof value === 'object' && value !== null) {
-    for (const [key, item] of Object.entries(value)) {
-      expectAllFinite(item, `${path}.${key}`);
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Sticky assignment

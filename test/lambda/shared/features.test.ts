@@ -33,6 +33,7 @@ import {
 } from '../../../lambda/shared/features';
 import { ConfigError, RequestError, UpstreamError } from '../../../lambda/shared/inference';
 import { accountsGroup, customersGroup, putRecordWire, wireRecord } from '../../support/feature-fixtures';
+import { catchError } from '../../support/assertions';
 
 const CUSTOMERS = customersGroup('spend_30d', 'segment');
 const ACCOUNTS = accountsGroup('balance');
@@ -41,14 +42,6 @@ const GROUPS = loadFeatureGroups(JSON.stringify([CUSTOMERS, ACCOUNTS]));
 const KINESIS: RecordSource = { kind: 'kinesis', sequenceNumber: '4955', shardId: 'shardId-000000000000' };
 const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
 
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the function to throw');
-}
 
 async function catchAsync(fn: () => Promise<unknown>): Promise<unknown> {
   try {

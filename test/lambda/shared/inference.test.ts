@@ -24,6 +24,7 @@ import {
   type ResolvedRoute,
   type RoutingTable,
 } from '../../../lambda/shared/inference';
+import { catchError } from '../../support/assertions';
 
 const table: RoutingTable = {
   churn: {
@@ -57,14 +58,6 @@ function recordingBackend(result: ModelResult = { body: '{"score":0.5}', content
   };
 }
 
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the function to throw');
-}
 
 describe('parseRequest', () => {
   it('applies application/json as the default content type and accept', () => {
