@@ -10,7 +10,7 @@ import { MlFunction } from '../core/ml-function';
 import { MlWorkflow } from '../core/ml-workflow';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import type { ExperimentWorkflowOptions } from './experiment-options';
-import { FailureNotice } from './private/failure-notice';
+import { FailureNotice } from '../core/private/failure-notice';
 import type { PredictionLog } from './prediction-log';
 import { EXPERIMENTS_METRICS_NAMESPACE, grantPutExperimentMetrics, putExperimentMetrics } from './private/experiment-metrics';
 

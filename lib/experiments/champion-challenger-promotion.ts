@@ -10,7 +10,7 @@ import { MlWorkflow } from '../core/ml-workflow';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { PredictionLog } from './prediction-log';
 import { guardrailDefaults, guardrailProblems, type ExperimentWorkflowOptions, type VariantGuardrailOptions } from './experiment-options';
-import { FailureNotice } from './private/failure-notice';
+import { FailureNotice } from '../core/private/failure-notice';
 import { GUARDRAIL_INPUT_FIELDS, guardrailCheck } from './private/variant-guardrails';
 
 

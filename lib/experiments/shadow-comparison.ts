@@ -9,7 +9,7 @@ import { MlWorkflow } from '../core/ml-workflow';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import { guardrailDefaults, guardrailProblems, type ExperimentWorkflowOptions, type VariantGuardrailOptions } from './experiment-options';
-import { FailureNotice } from './private/failure-notice';
+import { FailureNotice } from '../core/private/failure-notice';
 import { grantPutExperimentMetrics, putExperimentMetrics } from './private/experiment-metrics';
 import { GUARDRAIL_INPUT_FIELDS, guardrailCheck } from './private/variant-guardrails';
 
