@@ -28,6 +28,11 @@ export interface SecureBucketProps {
    * @default - noncurrent versions are kept for 90 days when not retained, 365 days when retained
    */
   readonly noncurrentVersionExpiration?: Duration;
+  /**
+   * Send the bucket's object events to EventBridge (for rules such as "train when a dataset lands").
+   * @default false
+   */
+  readonly eventBridgeEnabled?: boolean;
 }
 
 /**
@@ -85,6 +90,10 @@ export class SecureBucket extends Construct {
         conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
       }),
     );
+    if (props.eventBridgeEnabled) {
+      // Set on the bucket itself: the L2 option would add a notifications custom resource (a Lambda function).
+      (this.bucket.node.defaultChild as s3.CfnBucket).notificationConfiguration = { eventBridgeConfiguration: { eventBridgeEnabled: true } };
+    }
     acknowledgeReplication(this.bucket);
   }
 }

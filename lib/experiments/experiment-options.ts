@@ -1,31 +1,8 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as kms from 'aws-cdk-lib/aws-kms';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import * as sns from 'aws-cdk-lib/aws-sns';
+import { Duration } from 'aws-cdk-lib';
+import type { MlWorkflowOptions } from '../core/workflow-options';
 
 /** Options every experiment workflow takes. */
-export interface ExperimentWorkflowOptions {
-  /** Topic told about every verdict, decision, rollback and failure. */
-  readonly notificationTopic: sns.ITopic;
-  /** Key that encrypts the workflow's logs and state. */
-  readonly encryptionKey: kms.IKey;
-  /**
-   * Retention of the execution logs.
-   * @default logs.RetentionDays.ONE_YEAR
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * Removal policy of the execution logs.
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly logRemovalPolicy?: RemovalPolicy;
-  /**
-   * Notified when an execution itself fails (verdicts and rollbacks notify the topic instead).
-   * @default - no alarm
-   */
-  readonly failureAlarmAction?: cloudwatch.IAlarmAction;
-}
+export interface ExperimentWorkflowOptions extends MlWorkflowOptions {}
 
 /** The guardrails a candidate variant is held to against its baseline (see `guardrailCheck`). */
 export interface VariantGuardrailOptions {
