@@ -231,7 +231,6 @@ export class TrainingPipeline extends Construct {
     const gate = props.gate;
     const trainingHyperparameters = props.training.hyperparameters ?? {};
     this.defaults = {
-      modelFamily: family,
       dataPrefix: props.scheduledDataPrefix ?? `${family}/datasets/current/`,
       threshold: gate.threshold,
       hyperparameters: trainingHyperparameters,

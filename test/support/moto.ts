@@ -21,6 +21,8 @@ export interface MotoServer {
   reset(): Promise<void>;
   /** POSTs JSON to a moto path (e.g. a /moto-api/static/... configuration endpoint); returns the response text. */
   post(path: string, json: unknown): Promise<string>;
+  /** The last lines moto_server printed: its tracebacks explain a 500. */
+  log(): string;
 }
 
 export interface StartMotoOptions {
@@ -183,6 +185,7 @@ async function launch(binary: string, port: number, timeoutMs: number): Promise<
       await post('/moto-api/reset', {});
     },
     post,
+    log: output,
   };
 }
 

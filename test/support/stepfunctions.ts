@@ -29,10 +29,19 @@ export interface ExecutionResult {
   readonly cause?: string;
   /** Names of the states entered, in order. */
   readonly states: string[];
+  /** The output of each state the execution left (the last one, for a state entered more than once). */
+  readonly stateOutputs: Record<string, any>;
 }
 
 export async function enableStepFunctionsExecution(moto: MotoServer): Promise<void> {
   await moto.post('/moto-api/config', { stepfunctions: { execute_state_machine: true } });
+}
+
+/** A rendered definition that starts at `state` instead: runs the part of a workflow after states moto cannot run (`.sync` jobs). */
+export function startingAt(definition: string, state: string): string {
+  const parsed = JSON.parse(definition);
+  if (!(state in parsed.States)) throw new Error(`no state '${state}' in the definition`);
+  return JSON.stringify({ ...parsed, StartAt: state });
 }
 
 /** Creates the state machine in moto, starts one execution and waits for it to end (or to enter `stopAt`, then stops it). */
@@ -59,12 +68,18 @@ export async function runExecution(moto: MotoServer, definition: string, input: 
       const history = await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000 }));
       if (process.env.DEBUG_SFN) console.log(JSON.stringify(history.events?.slice(-4)).slice(0, 3000));
       const states = (history.events ?? []).flatMap((event) => (event.stateEnteredEventDetails?.name ? [event.stateEnteredEventDetails.name] : []));
+      const stateOutputs: Record<string, any> = {};
+      for (const event of history.events ?? []) {
+        const exited = event.stateExitedEventDetails;
+        if (exited?.name && exited.output !== undefined) stateOutputs[exited.name] = JSON.parse(exited.output);
+      }
       return {
         status: execution.status ?? 'UNKNOWN',
         output: execution.output ? JSON.parse(execution.output) : undefined,
         error: execution.error,
         cause: execution.cause,
         states,
+        stateOutputs,
       };
     }
     if (Date.now() > deadline) throw new Error(`execution still running after ${timeoutMs} ms`);
