@@ -259,6 +259,14 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
   public readonly dataCaptureKeyPrefix?: string;
   /** The security group of the model containers, when placed in a VPC. */
   public readonly securityGroup?: ec2.SecurityGroup;
+  /** Whether the model containers run with network isolation; new model versions deploy the same way. */
+  public readonly networkIsolation: boolean;
+  /** The VPC placement of the models, when placed in a VPC; new model versions deploy the same way. */
+  public readonly modelVpcConfig?: sagemaker.CfnModel.VpcConfigProperty;
+  /** How endpoint updates shift traffic, when `deploymentGuardrails` was given; deployments of new versions use it too. */
+  public readonly deploymentConfig?: sagemaker.CfnEndpoint.DeploymentConfigProperty;
+  /** Whether updates keep the variants' instance counts (autoscaling owns them). */
+  public readonly retainsInstanceCounts: boolean;
 
   constructor(scope: Construct, id: string, props: ModelEndpointProps) {
     super(scope, id);
@@ -268,6 +276,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     const allVariants = [...props.variants, ...shadowVariants];
     const serverless = allVariants.some((variant) => variant.capacity.kind === 'serverless');
     const networkIsolation = props.networkIsolation ?? !serverless;
+    this.networkIsolation = networkIsolation;
 
     this.modelName = props.modelName;
     this.encryptionKey = props.encryptionKey ?? new DataKey(this, 'Key', { description: `Model endpoint ${props.modelName}` }).key;
@@ -284,6 +293,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
       const subnets = props.vpc.selectSubnets(props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED });
       vpcConfig = { securityGroupIds: [this.securityGroup.securityGroupId], subnets: subnets.subnetIds };
     }
+    this.modelVpcConfig = vpcConfig;
 
     const deployed: DeployedVariant[] = [];
     const createModel = (variant: VariantBaseProps, kind: DeployedVariant['kind'], weight: number) => {
@@ -400,6 +410,8 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     const guardrails = props.deploymentGuardrails;
     const alarmNamePrefix = guardrails && props.alarms && (guardrails.rollbackOnEndpointAlarms ?? true) ? Names.uniqueResourceName(this, { maxLength: 160 }) : undefined;
     const autoscaled = allVariants.some((variant) => variant.capacity.kind === 'instance' && variant.capacity.autoscaling);
+    this.retainsInstanceCounts = autoscaled === true;
+    this.deploymentConfig = guardrails && this.renderDeploymentConfig(guardrails, alarmNamePrefix, props);
     this.endpoint = new sagemaker.CfnEndpoint(this, 'Resource', {
       endpointConfigName: this.endpointConfig.attrEndpointConfigName,
       endpointName: props.endpointName,
@@ -409,7 +421,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
       excludeRetainedVariantProperties: autoscaled
         ? [{ variantPropertyType: 'DesiredWeight' }, { variantPropertyType: 'DataCaptureConfig' }]
         : undefined,
-      deploymentConfig: guardrails && this.renderDeploymentConfig(guardrails, alarmNamePrefix, props),
+      deploymentConfig: this.deploymentConfig,
     });
     Tags.of(this.endpoint).add('ml:model-family', props.modelName);
     // The models only start when the endpoint does: make sure the role can pull and read by then.

@@ -28,6 +28,11 @@ export interface MotoServer {
 export interface StartMotoOptions {
   /** How long to wait for the server to answer, in ms (default 20 000). */
   readonly timeoutMs?: number;
+  /**
+   * Add the SageMaker UpdateEndpoint call moto 5.2 lacks (test/support/moto_server_ext.py), for
+   * workflows that deploy model versions.
+   */
+  readonly withUpdateEndpoint?: boolean;
 }
 
 const READY_PATH = '/moto-api/';
@@ -90,7 +95,7 @@ export async function startMoto(options: StartMotoOptions = {}): Promise<MotoSer
   for (let attempt = 0; attempt < 3; attempt += 1) {
     const port = await freePort();
     try {
-      return await launch(binary, port, timeoutMs);
+      return await launch(binary, port, timeoutMs, options.withUpdateEndpoint ? [join(__dirname, 'moto_server_ext.py')] : []);
     } catch (error) {
       lastError = error;
       if (!(error instanceof PortInUseError)) {
@@ -103,9 +108,11 @@ export async function startMoto(options: StartMotoOptions = {}): Promise<MotoSer
 
 class PortInUseError extends Error {}
 
-async function launch(binary: string, port: number, timeoutMs: number): Promise<MotoServer> {
+async function launch(binary: string, port: number, timeoutMs: number, extension: string[]): Promise<MotoServer> {
   const endpoint = `http://127.0.0.1:${port}`;
-  const child = spawn(binary, ['-H', '127.0.0.1', '-p', String(port)], {
+  // The extension runs moto's own server module under the Python that moto_server uses.
+  const command = extension.length > 0 ? 'python3' : binary;
+  const child = spawn(command, [...extension, '-H', '127.0.0.1', '-p', String(port)], {
     detached: true, // own process group, so stop() also reaps anything the pyenv shim forks
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, PYTHONUNBUFFERED: '1' },

@@ -1,7 +1,9 @@
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateModelPackageGroupCommand, DescribeModelPackageCommand, ListModelPackagesCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { Template } from 'aws-cdk-lib/assertions';
+import { TrainingPipeline } from '../../../lib/lifecycle/training-pipeline';
 import { placeholderArn, placeholderRef } from '../../support/asl';
+import { matchesOf, type SampleEvent } from '../../support/event-patterns';
 import { sdkTestConfig, startMoto, type MotoServer } from '../../support/moto';
 import { enableStepFunctionsExecution, renderForMoto, runExecution, startingAt } from '../../support/stepfunctions';
 import { topicWithQueue } from '../experiments/moto-world';
@@ -219,5 +221,21 @@ describe('the evaluation gate and registration', () => {
     expect(result.states).toEqual(expect.arrayContaining(['Register model version', 'Describe failure', 'Notify failure', 'Pipeline failed']));
     const notices = (await read()).map((body) => JSON.parse(body));
     expect(notices).toContainEqual(expect.objectContaining({ error: result.error, cause: result.cause, console: expect.stringContaining('#/v2/executions/details/') }));
+  });
+});
+
+describe('the data-arrival rule', () => {
+  test('matches a _SUCCESS marker at the dataset layout in the data bucket, and nothing else', async () => {
+    const pattern = TrainingPipeline.dataArrivalPattern('training-data', 'churn');
+    const created = (bucket: string, key: string): SampleEvent => ({ source: 'aws.s3', detailType: 'Object Created', detail: { bucket: { name: bucket }, object: { key, size: 0 } } });
+    const rendered = JSON.parse(JSON.stringify(pattern).replace('"detailType"', '"detail-type"'));
+    const matched = await matchesOf(moto, rendered, [
+      created('training-data', 'churn/datasets/2026-11-26/_SUCCESS'),
+      created('training-data', 'churn/datasets/2026-11-26/part-0000.csv'),
+      created('training-data', 'fraud/datasets/2026-11-26/_SUCCESS'),
+      created('other-bucket', 'churn/datasets/2026-11-26/_SUCCESS'),
+      { ...created('training-data', 'churn/datasets/2026-11-26/_SUCCESS'), detailType: 'Object Deleted' },
+    ]);
+    expect(matched).toEqual([true, false, false, false, false]);
   });
 });
