@@ -1,3 +1,4 @@
+import { churnLifecycle } from './churn-lifecycle';
 import { customerChurnFeatures } from './feature-groups';
 import type { PlatformConfigInput } from './schema';
 
@@ -29,6 +30,8 @@ export const dev: PlatformConfigInput = {
           capacity: { kind: 'serverless', memorySizeInMb: 2048, maxConcurrency: 5 },
         },
       ],
+      // Every version that passes the gate deploys at once; a dataset marker starts a run.
+      lifecycle: { ...churnLifecycle, approval: 'automatic', trainOnDataArrival: true, batchInference: { instanceType: 'ml.m5.large', inputFilter: '$[1:]', outputFilter: '$[0,-1]' } },
     },
   ],
   featureStore: { groups: [{ ...customerChurnFeatures, onlineTtlHours: 24 * 30 }], batchConcurrency: 2 },

@@ -1,3 +1,4 @@
+import { churnLifecycle } from './churn-lifecycle';
 import { customerChurnFeatures } from './feature-groups';
 import type { PlatformConfigInput } from './schema';
 
@@ -52,6 +53,12 @@ export const prod: PlatformConfigInput = {
       // A new model version reaches 10% of capacity first and bakes for 10 minutes under the alarms.
       deploymentGuardrails: { mode: 'canary', percent: 10, waitMinutes: 10 },
       driftDetection: { intervalMinutes: 10, psiThreshold: 0.2 },
+      // A person approves each version; the deployment then follows the canary guardrails above.
+      lifecycle: {
+        ...churnLifecycle,
+        retrainSchedule: 'cron(0 4 ? * SUN *)',
+        batchInference: { instanceType: 'ml.m5.xlarge', instanceCount: 2, inputFilter: '$[1:]', outputFilter: '$[0,-1]', schedule: 'cron(0 2 * * ? *)' },
+      },
       experiments: {
         shadowComparison: { observationMinutes: 120, maxErrorRate: 0.005, maxLatencyMs: 300 },
       },

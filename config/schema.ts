@@ -1,6 +1,7 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
 import { parseEcrImageUri } from '../lib/core/sagemaker-execution-role';
+import { lifecycleSchema } from './lifecycle-schema';
 import { checkFeatureGroupDefinition, type FeatureGroupDefinition } from '../lib/features/feature-definition';
 import { checkEndpointSpec, formatPath, MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '../lib/serving/private/variant-rules';
 
@@ -157,6 +158,8 @@ const modelSchema = z.strictObject({
       psiThreshold: z.number().positive().default(0.2),
     })
     .optional(),
+  /** Training pipeline, model registry, deployment on approval, retirement and batch inference. */
+  lifecycle: lifecycleSchema.optional(),
 });
 
 const featureGroupSchema = z.strictObject({
@@ -313,6 +316,13 @@ function checkExperiments(config: RawConfig, model: RawConfig['models'][number],
   }
   if (experiments.shadowComparison && model.shadowVariants.length !== 1) {
     ctx.addIssue({ code: 'custom', path: at('shadowComparison'), message: `needs a shadow variant; ${model.name} has none` });
+  }
+  const lifecycle = model.lifecycle;
+  if (lifecycle?.approval === 'automatic' && config.envName !== 'dev') {
+    ctx.addIssue({ code: 'custom', path: ['models', index, 'lifecycle', 'approval'], message: `automatic approval deploys every version that passes the gate; it is allowed in dev only, not ${config.envName}` });
+  }
+  if (lifecycle?.deployment.targetVariant !== undefined && !production.includes(lifecycle.deployment.targetVariant)) {
+    ctx.addIssue({ code: 'custom', path: ['models', index, 'lifecycle', 'deployment', 'targetVariant'], message: `'${lifecycle.deployment.targetVariant}' is not a production variant of ${model.name} (${production.join(', ')})` });
   }
   const guardrails = model.deploymentGuardrails;
   if (guardrails && guardrails.mode !== 'all-at-once' && guardrails.percent === undefined) {

@@ -1,3 +1,4 @@
+import { churnLifecycle } from './churn-lifecycle';
 import { customerChurnFeatures } from './feature-groups';
 import type { PlatformConfigInput } from './schema';
 
@@ -43,6 +44,14 @@ export const staging: PlatformConfigInput = {
       ],
       alarms: { error5xxRatePercent: 2, modelLatencyP99Ms: 800, anomalyDetection: true, pageOncePerIncident: true },
       driftDetection: { intervalMinutes: 15, psiThreshold: 0.2 },
+      // Weekly retraining and dataset markers; an approved version becomes the challenger, which the promotion workflow then judges.
+      lifecycle: {
+        ...churnLifecycle,
+        retrainSchedule: 'rate(7 days)',
+        trainOnDataArrival: true,
+        deployment: { targetVariant: 'challenger' },
+        batchInference: { instanceType: 'ml.m5.xlarge', inputFilter: '$[1:]', outputFilter: '$[0,-1]', schedule: 'cron(0 3 * * ? *)' },
+      },
       experiments: {
         // One customer sees one model for the whole test.
         stickyRouting: true,

@@ -9,6 +9,7 @@ export * from './core/ml-function';
 export * from './core/ml-workflow';
 export * from './core/sagemaker-execution-role';
 export * from './core/secure-bucket';
+export * from './core/workflow-options';
 
 // serving: model serving and real-time inference (seed patterns 2 and 11)
 export * from './serving/endpoint-alarms';
@@ -22,6 +23,13 @@ export * from './experiments/champion-challenger-promotion';
 export * from './experiments/prediction-log';
 export * from './experiments/shadow-comparison';
 export { EXPERIMENTS_METRICS_NAMESPACE } from './experiments/private/experiment-metrics';
+
+// lifecycle: training pipeline, model registry, deployment, retirement, batch inference (seed patterns 7, 10, 13, 15 and 16)
+export * from './lifecycle/batch-inference';
+export * from './lifecycle/model-deployment';
+export * from './lifecycle/model-package-group';
+export * from './lifecycle/model-retirement';
+export * from './lifecycle/training-pipeline';
 
 // features: Feature Store and its ingestion (seed pattern 6, Lambda architecture for ML)
 export * from './features/feature-catalogue';

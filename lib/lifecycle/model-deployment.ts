@@ -11,6 +11,7 @@ import { ManagedPolicyRole } from '../core/managed-policy-role';
 import { MlWorkflow } from '../core/ml-workflow';
 import { executionConsoleUrlExpression, FailureNotice } from '../core/private/failure-notice';
 import { acknowledgeWildcardResource } from '../core/private/nag';
+import { SageMakerExecutionRole } from '../core/sagemaker-execution-role';
 import type { MlWorkflowOptions } from '../core/workflow-options';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { ModelPackageGroup } from './model-package-group';
@@ -33,6 +34,12 @@ export interface ModelDeploymentProps extends MlWorkflowOptions {
    * @default true
    */
   readonly deployOnApproval?: boolean;
+  /**
+   * Execution role of the models the workflow creates.
+   * @default - a new SageMakerExecutionRole (with VPC access when the endpoint is in a VPC); grant it
+   *   the artifacts and images of the registered versions (`modelRole.grantPullImage`, bucket grants)
+   */
+  readonly modelRole?: SageMakerExecutionRole;
   /**
    * How often the workflow checks the endpoint while it updates.
    * @default Duration.minutes(1)
@@ -60,6 +67,8 @@ export interface ModelDeploymentProps extends MlWorkflowOptions {
  */
 export class ModelDeployment extends Construct {
   public readonly workflow: MlWorkflow;
+  /** The execution role of the deployed models: it must read the registered versions' artifacts and pull their images. */
+  public readonly modelRole: SageMakerExecutionRole;
   /** The defaults an execution input is merged over. */
   public readonly defaults: Record<string, unknown>;
 
@@ -76,6 +85,7 @@ export class ModelDeployment extends Construct {
     const pollSeconds = (props.pollInterval ?? Duration.minutes(1)).toSeconds();
     if (pollSeconds < 1) throw new Error(`${this.node.path} (ModelDeployment): pollInterval: must be at least 1 second`);
     this.defaults = { targetVariant, rollbackToPrevious: false, pollSeconds };
+    this.modelRole = props.modelRole ?? new SageMakerExecutionRole(this, 'ModelRole', { description: `Deployed versions of ${group.modelFamily}`, allowVpcAccess: props.endpoint.modelVpcConfig !== undefined });
 
     const stack = Stack.of(this);
     const errors = new FailureNotice(this, props.notificationTopic, `Deployment of ${family} failed`, 'Deployment failed');
@@ -175,7 +185,7 @@ export class ModelDeployment extends Construct {
       {
         'ModelName.$': '$.names.name',
         PrimaryContainer: { 'ModelPackageName.$': '$.config.modelPackageArn' },
-        ExecutionRoleArn: endpoint.role.role.roleArn,
+        ExecutionRoleArn: this.modelRole.role.roleArn,
         EnableNetworkIsolation: endpoint.networkIsolation,
         ...(endpoint.modelVpcConfig ? { VpcConfig: toApiShape(endpoint.modelVpcConfig) } : {}),
         Tags: lineageTags,
@@ -184,7 +194,7 @@ export class ModelDeployment extends Construct {
         resultPath: sfn.JsonPath.DISCARD,
         additionalIamStatements: [
           new iam.PolicyStatement({ actions: ['sagemaker:AddTags'], resources: [arn(`model/${deployedNames}`), arn(`endpoint-config/${deployedNames}`)] }),
-          new iam.PolicyStatement({ actions: ['iam:PassRole'], resources: [endpoint.role.role.roleArn], conditions: { StringEquals: { 'iam:PassedToService': 'sagemaker.amazonaws.com' } } }),
+          new iam.PolicyStatement({ actions: ['iam:PassRole'], resources: [this.modelRole.role.roleArn], conditions: { StringEquals: { 'iam:PassedToService': 'sagemaker.amazonaws.com' } } }),
         ],
       },
     );

@@ -1,4 +1,4 @@
-import { Duration, Tags, Token } from 'aws-cdk-lib';
+import { Duration, Tags, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -225,6 +225,11 @@ export class TrainingPipeline extends Construct {
       const securityGroup = new ec2.SecurityGroup(this, 'JobSecurityGroup', { vpc: props.vpc, description: `Jobs of the ${family} training pipeline`, allowAllOutbound: true });
       // Distributed training exchanges gradients between the instances of one job.
       securityGroup.addIngressRule(securityGroup, ec2.Port.allTraffic(), 'Traffic between the instances of one distributed job');
+      const selfIngress = securityGroup.node.children.find((child) => child instanceof ec2.CfnSecurityGroupIngress);
+      if (selfIngress) {
+        const reason = 'The only source is this security group itself: the instances of one distributed training job exchange data on ports the framework picks; nothing outside the group can connect.';
+        Validations.of(selfIngress).acknowledge({ id: 'HIPAA.Security-EC2RestrictedCommonPorts', reason }, { id: 'NIST.800.53.R5-EC2RestrictedCommonPorts', reason });
+      }
       vpcConfig = { SecurityGroupIds: [securityGroup.securityGroupId], Subnets: props.vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_ISOLATED }).subnetIds };
     }
 

@@ -4,6 +4,7 @@ import type { PlatformConfig } from '../../config/schema';
 import { ExperimentsStack } from './experiments-stack';
 import { FeaturesStack } from './features-stack';
 import { FoundationStack } from './foundation-stack';
+import { LifecycleStack } from './lifecycle-stack';
 import { ObservabilityStack } from './observability-stack';
 import { ServingStack } from './serving-stack';
 
@@ -14,6 +15,8 @@ export interface MlPlatformStacks {
   readonly experiments?: ExperimentsStack;
   /** Only when the config has a feature store. */
   readonly features?: FeaturesStack;
+  /** Only when a model has a lifecycle config. */
+  readonly lifecycle?: LifecycleStack;
   readonly observability: ObservabilityStack;
 }
 
@@ -36,12 +39,21 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
         description: `cdk-ml-patterns ${config.envName}: champion-challenger, shadow and A/B workflows`,
       })
     : undefined;
+  const lifecycle = config.models.some((model) => model.lifecycle)
+    ? new LifecycleStack(scope, `${prefix}-Lifecycle`, {
+        env,
+        config,
+        foundation,
+        serving,
+        description: `cdk-ml-patterns ${config.envName}: training pipeline, model registry, deployment, retirement and batch inference`,
+      })
+    : undefined;
   const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, features, description: `cdk-ml-patterns ${config.envName}: dashboard` });
   // cfn-lint's resource schemas do not accept Tags on these types yet; tagging them fails E3002.
   const excludeResourceTypes = ['AWS::CloudWatch::Dashboard', 'AWS::ApplicationAutoScaling::ScalableTarget'];
-  for (const stack of [foundation, serving, experiments, features, observability].filter((stack) => stack !== undefined)) {
+  for (const stack of [foundation, serving, experiments, features, lifecycle, observability].filter((stack) => stack !== undefined)) {
     Tags.of(stack).add('project', 'cdk-ml-patterns', { excludeResourceTypes });
     Tags.of(stack).add('environment', config.envName, { excludeResourceTypes });
   }
-  return { foundation, serving, experiments, features, observability };
+  return { foundation, serving, experiments, features, lifecycle, observability };
 }

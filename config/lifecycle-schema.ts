@@ -1,0 +1,76 @@
+import { ProcessingInstanceType, TrainingInstanceType, TransformInstanceType } from '@aws-sdk/client-sagemaker';
+import { z } from 'zod';
+import { parseEcrImageUri } from '../lib/core/sagemaker-execution-role';
+
+/**
+ * The model lifecycle of one model family (training pipeline, registry, deployment, retirement,
+ * batch inference): `models[].lifecycle` in an environment's config.
+ */
+
+const ECR_IMAGE = z
+  .string()
+  .refine((uri) => parseEcrImageUri(uri) !== undefined, 'must be an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>');
+const oneOf = (values: readonly string[], what: string) =>
+  z.string().refine((value) => values.includes(value), { message: `must be a SageMaker ${what} instance type, such as ${values.find((value) => value.startsWith('ml.m5.')) ?? values[0]}` });
+const S3_URI = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.*$/, 'must be an s3://bucket/key URI');
+/** An EventBridge schedule expression. */
+export const SCHEDULE_EXPRESSION = z
+  .string()
+  .regex(/^(rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\)|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$/, 'must be rate(<n> <unit>) or cron(<6 fields>)');
+
+const jobSchema = (instanceTypes: readonly string[], what: string) =>
+  z.strictObject({
+    image: ECR_IMAGE,
+    instanceType: oneOf(instanceTypes, what),
+    instanceCount: z.number().int().min(1).max(100).default(1),
+    volumeSizeGb: z.number().int().min(1).max(16384).default(30),
+    maxRuntimeMinutes: z.number().int().min(1).max(28 * 24 * 60).default(120),
+    /** Container entrypoint, e.g. ['python3', '/opt/ml/code/preprocess.py']. */
+    entrypoint: z.array(z.string().min(1)).min(1).optional(),
+    environment: z.record(z.string(), z.string()).default({}),
+  });
+
+const HYPERPARAMETERS = z.record(z.string().min(1).max(256), z.string().max(2500));
+
+export const lifecycleSchema = z.strictObject({
+  /** manual: a person approves each version (staging, prod); automatic: versions that pass the gate deploy at once (dev only). */
+  approval: z.enum(['manual', 'automatic']).default('manual'),
+  preprocessing: jobSchema(Object.values(ProcessingInstanceType), 'processing'),
+  training: jobSchema(Object.values(TrainingInstanceType), 'training').extend({
+    hyperparameters: HYPERPARAMETERS.default({}),
+    metricDefinitions: z.array(z.strictObject({ name: z.string().min(1), regex: z.string().min(1) })).optional(),
+  }),
+  /** Fine-tune from a pretrained model (the one switch between transfer learning and training from scratch). */
+  transferLearning: z.strictObject({ baseModelS3Uri: S3_URI, hyperparameters: HYPERPARAMETERS.default({}), channelName: z.string().regex(/^[A-Za-z0-9.\-_]{1,64}$/).default('model') }).optional(),
+  evaluation: jobSchema(Object.values(ProcessingInstanceType), 'processing').extend({
+    /** Dotted path of the gate metric in evaluation.json, e.g. binary_classification_metrics.auc.value. */
+    metric: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'must be a dotted path such as binary_classification_metrics.auc.value'),
+    threshold: z.number(),
+    direction: z.enum(['higher-is-better', 'lower-is-better']).default('higher-is-better'),
+  }),
+  /** Retrain on this schedule, on `<family>/datasets/current/`. */
+  retrainSchedule: SCHEDULE_EXPRESSION.optional(),
+  /** Train when `<family>/datasets/<version>/_SUCCESS` lands in the training-data bucket. */
+  trainOnDataArrival: z.boolean().default(false),
+  deployment: z
+    .strictObject({
+      /** The production variant an approved version replaces; the first one when unset. */
+      targetVariant: z.string().optional(),
+      deployOnApproval: z.boolean().default(true),
+    })
+    .default({ deployOnApproval: true }),
+  batchInference: z
+    .strictObject({
+      instanceType: oneOf(Object.values(TransformInstanceType), 'transform'),
+      instanceCount: z.number().int().min(1).max(100).default(1),
+      contentType: z.string().default('text/csv'),
+      inputFilter: z.string().optional(),
+      outputFilter: z.string().optional(),
+      joinInputToOutput: z.boolean().default(true),
+      /** EventBridge Scheduler expression of the scheduled run over `<family>/batch-input/current/`. */
+      schedule: SCHEDULE_EXPRESSION.optional(),
+    })
+    .optional(),
+});
+
+export type LifecycleConfig = z.output<typeof lifecycleSchema>;
