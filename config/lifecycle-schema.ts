@@ -11,7 +11,7 @@ const ECR_IMAGE = z
   .string()
   .refine((uri) => parseEcrImageUri(uri) !== undefined, 'must be an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>');
 const oneOf = (values: readonly string[], what: string) =>
-  z.string().refine((value) => values.includes(value), { message: `must be a SageMaker ${what} instance type, such as ${values.find((value) => value.startsWith('ml.m5.')) ?? values[0]}` });
+  z.string().refine((value) => values.includes(value), { message: `must be a SageMaker ${what} instance type, such as ${values.includes('ml.m5.xlarge') ? 'ml.m5.xlarge' : values[0]}` });
 const S3_URI = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.*$/, 'must be an s3://bucket/key URI');
 /** An EventBridge schedule expression. */
 export const SCHEDULE_EXPRESSION = z

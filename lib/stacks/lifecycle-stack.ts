@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -120,6 +120,16 @@ export class LifecycleStack extends Stack {
       foundation.dataKey.grantDecrypt(deployment.modelRole);
       deployment.modelRole.grantPullImage(lifecycle.training.image);
       acknowledgeWildcardResource(deployment.modelRole.role.grantsPolicy, runs, `Deployed versions' artifacts lie under the training run that produced them (${model.name}/runs/<run id>/); read-only.`);
+      // What operators need to start the workflows from the console or approve a version.
+      new CfnOutput(this, `RegistryName-${model.name}`, { value: registry.modelPackageGroupName, description: `Model package group of ${model.name}: approve versions here` });
+      for (const [name, workflow] of [
+        ['Training', training.workflow],
+        ['Deployment', deployment.workflow],
+        ['Retirement', retirement.workflow],
+        ...(batchInference ? [['BatchInference', batchInference.workflow] as const] : []),
+      ] as const) {
+        new CfnOutput(this, `${name}Workflow-${model.name}`, { value: workflow.stateMachine.stateMachineArn, description: `${name} workflow of ${model.name}` });
+      }
       this.lifecycles.push({ modelName: model.name, registry, training, deployment, retirement, batchInference });
     });
   }

@@ -141,6 +141,40 @@ describe('config validation names the bad field', () => {
     ]);
   });
 
+  test('a lifecycle that does not fit the model or the environment, each field named', () => {
+    expect(problems(staging, (c) => (c.models[0].lifecycle.approval = 'automatic'))).toEqual([
+      'models[0].lifecycle.approval: automatic approval deploys every version that passes the gate; it is allowed in dev only, not staging',
+    ]);
+    expect(problems(prod, (c) => (c.models[0].lifecycle.deployment = { targetVariant: 'challenger' }))).toEqual([
+      "models[0].lifecycle.deployment.targetVariant: 'challenger' is not a production variant of churn (champion)",
+    ]);
+    expect(
+      problems(prod, (c) => {
+        c.models[0].lifecycle.training.instanceType = 'ml.m5.mega';
+        c.models[0].lifecycle.preprocessing.image = 'scikit-learn:latest';
+        c.models[0].lifecycle.evaluation.metric = 'auc score';
+        c.models[0].lifecycle.evaluation.threshold = 'high';
+        c.models[0].lifecycle.retrainSchedule = 'every sunday';
+        c.models[0].lifecycle.batchInference.instanceType = 'ml.t2.medium';
+        c.models[0].lifecycle.transferLearning = { baseModelS3Uri: 'https://example.com/model' };
+      }),
+    ).toEqual([
+      'models[0].lifecycle.preprocessing.image: must be an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>',
+      'models[0].lifecycle.training.instanceType: must be a SageMaker training instance type, such as ml.m5.xlarge',
+      'models[0].lifecycle.transferLearning.baseModelS3Uri: must be an s3://bucket/key URI',
+      'models[0].lifecycle.evaluation.metric: must be a dotted path such as binary_classification_metrics.auc.value',
+      'models[0].lifecycle.evaluation.threshold: Invalid input: expected number, received string',
+      'models[0].lifecycle.retrainSchedule: must be rate(<n> <unit>) or cron(<6 fields>)',
+      'models[0].lifecycle.batchInference.instanceType: must be a SageMaker transform instance type, such as ml.m5.xlarge',
+    ]);
+  });
+
+  test('the lifecycle per environment: automatic approval only in dev, the challenger as staging\'s target', () => {
+    expect(loadConfig('dev').models[0].lifecycle).toMatchObject({ approval: 'automatic', trainOnDataArrival: true });
+    expect(loadConfig('staging').models[0].lifecycle).toMatchObject({ approval: 'manual', deployment: { targetVariant: 'challenger', deployOnApproval: true }, retrainSchedule: 'rate(7 days)' });
+    expect(loadConfig('prod').models[0].lifecycle).toMatchObject({ approval: 'manual', batchInference: { schedule: 'cron(0 2 * * ? *)', instanceCount: 2 } });
+  });
+
   test('every problem is reported at once, one line each', () => {
     const config = clone(staging) as any;
     config.models[0].variants[0].weight = -1;

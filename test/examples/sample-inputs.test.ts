@@ -15,6 +15,7 @@ const staging = synthesizePlatform('staging');
 const prod = synthesizePlatform('prod');
 const experiments = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.experiments!.stackName].toJSON();
 const features = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.features!.stackName].toJSON();
+const lifecycle = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.lifecycle!.stackName].toJSON();
 
 let moto: MotoServer;
 beforeAll(async () => {
@@ -28,10 +29,15 @@ test.each([
   ['analyze-ab-test.json', staging, /^AbTestchurn/, 'Analyze experiment'],
   ['compare-shadow.json', prod, /^ShadowComparisonchurn/, 'Observe both variants'],
   ['ingest-features.json', staging, /^IngestionBatchWorkflow/, 'Ingest chunks'],
+  ['train-model.json', prod, /^Trainingchurn/, 'List dataset'],
+  ['deploy-model.json', prod, /^Deploymentchurn/, 'Describe model version'],
+  ['rollback-model.json', prod, /^Deploymentchurn/, 'List approved versions'],
+  ['retire-model.json', prod, /^Retirementchurn/, 'Describe model version'],
+  ['batch-inference.json', prod, /^BatchInferencechurn/, 'Find latest approved version'],
 ])('the sample input %s passes validation and starts the work', async (file, platform, machine, firstStep) => {
   await moto.reset();
   await enableStepFunctionsExecution(moto);
-  const template = file.startsWith('ingest-') ? features(platform) : experiments(platform);
+  const template = file.startsWith('ingest-') ? features(platform) : /^(train|deploy|rollback|retire|batch)-/.test(file) ? lifecycle(platform) : experiments(platform);
   const definition = renderForMoto(template, machine, {});
   const result = await runExecution(moto, definition, sample(file), 30_000, firstStep);
   expect(result.states).toContain(firstStep);
@@ -49,8 +55,13 @@ test('a sample with a mistake is stopped at validation with the field named', as
 test("moto's Amazon States Language parser accepts every state machine of the blueprint", async () => {
   await moto.reset();
   const sfn = new SFNClient(sdkTestConfig(moto.endpoint));
-  const machines = [staging, prod].flatMap((platform) => [...renderStateMachineDefinitions(experiments(platform)), ...renderStateMachineDefinitions(features(platform))]);
-  expect(machines.length).toBe(5);
+  const machines = [staging, prod].flatMap((platform) => [
+    ...renderStateMachineDefinitions(experiments(platform)),
+    ...renderStateMachineDefinitions(features(platform)),
+    ...renderStateMachineDefinitions(lifecycle(platform)),
+  ]);
+  // Staging: promotion, A/B, batch features, and four lifecycle workflows; prod: shadow, batch features, four lifecycle workflows.
+  expect(machines.length).toBe(5 + 8);
   for (const machine of machines) {
     const created = await sfn.send(
       new CreateStateMachineCommand({ name: `${machine.logicalId}-${machines.indexOf(machine)}`, definition: JSON.stringify(machine.definition), roleArn: 'arn:aws:iam::123456789012:role/sfn' }),
