@@ -58,17 +58,28 @@ export function environmentWorkflows(envName: EnvironmentName): BlueprintWorkflo
     });
 }
 
-/** One workflow per id over every environment; a later environment of ENVIRONMENT_NAMES (prod last) wins. */
-export function blueprintWorkflows(envNames: readonly EnvironmentName[] = ENVIRONMENT_NAMES): BlueprintWorkflow[] {
+/**
+ * One workflow per id from the workflows of each environment, given in the order of ENVIRONMENT_NAMES: a later
+ * environment's definition wins (prod over staging over dev). Throws when two state machines of one environment
+ * have the same id.
+ */
+export function mergeEnvironments(workflowsByEnvironment: ReadonlyArray<readonly BlueprintWorkflow[]>): BlueprintWorkflow[] {
   const byId = new Map<string, BlueprintWorkflow>();
-  for (const envName of envNames) {
-    const workflows = environmentWorkflows(envName);
-    const ids = workflows.map((workflow) => workflow.id);
-    const duplicate = ids.find((id, index) => ids.indexOf(id) !== index);
-    if (duplicate) throw new Error(`Two state machines of ${envName} have the id ${duplicate}: ${workflows.filter((w) => w.id === duplicate).map((w) => w.path).join(', ')}`);
-    workflows.forEach((workflow) => byId.set(workflow.id, workflow));
+  for (const workflows of workflowsByEnvironment) {
+    const seen = new Map<string, BlueprintWorkflow>();
+    for (const workflow of workflows) {
+      const other = seen.get(workflow.id);
+      if (other) throw new Error(`${workflow.path} and ${other.path} both have the workflow id '${workflow.id}'`);
+      seen.set(workflow.id, workflow);
+      byId.set(workflow.id, workflow);
+    }
   }
   return [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** Every workflow of the blueprint, synthesizing each environment once. */
+export function blueprintWorkflows(): BlueprintWorkflow[] {
+  return mergeEnvironments(ENVIRONMENT_NAMES.map(environmentWorkflows));
 }
 
 /** The diagram of each workflow. */

@@ -39,7 +39,7 @@ export interface AslState {
   readonly Catch?: readonly AslCatcher[];
   readonly Retry?: readonly AslRetrier[];
   readonly Branches?: readonly AslStates[];
-  readonly ItemProcessor?: AslStates & { readonly ProcessorConfig?: { readonly Mode?: string } };
+  readonly ItemProcessor?: AslStates & { readonly ProcessorConfig?: { readonly Mode?: string; readonly [field: string]: unknown } };
   readonly Iterator?: AslStates;
   readonly MaxConcurrency?: number;
   readonly Seconds?: number | string;
@@ -112,12 +112,13 @@ function checkStates(node: unknown, where: string): AslStates {
 // Choice conditions, retries and waits as short text
 // ---------------------------------------------------------------------------------------------------------
 
+/** Operator suffixes, longest first: `NumericGreaterThanEquals` ends with `Equals` too. */
 const COMPARISONS: ReadonlyArray<[string, string]> = [
-  ['Equals', '='],
   ['LessThanEquals', '<='],
   ['GreaterThanEquals', '>='],
   ['LessThan', '<'],
   ['GreaterThan', '>'],
+  ['Equals', '='],
   ['Matches', 'matches'],
 ];
 
@@ -184,7 +185,14 @@ function describeOneOf(operands: readonly AslChoiceRule[], short: boolean): stri
 
 function describeRule(rule: AslChoiceRule, short: boolean, nested = false): string {
   if (typeof rule.Condition === 'string') return rule.Condition.replace(/^\{%\s*/, '').replace(/\s*%\}$/, '');
-  if (rule.Not) return `not ${describeRule(rule.Not, short, true)}`;
+  if (rule.Not) {
+    // `not x is a string` reads better as `x is not a string`.
+    const test = operatorOf(rule.Not);
+    if (test !== undefined && (test === 'IsPresent' || test in TYPE_TESTS) && typeof rule.Not[test] === 'boolean') {
+      return describeComparison({ ...rule.Not, [test]: !rule.Not[test] }, short);
+    }
+    return `not ${describeRule(rule.Not, short, true)}`;
+  }
   if (rule.And || rule.Or) {
     const operands = meaningfulOperands(rule);
     const text =
@@ -370,8 +378,9 @@ export function escapeLabel(text: string): string {
 class NodeIds {
   private readonly used = new Set<string>();
 
-  public allocate(base: string): string {
-    const stem = base.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '') || 'state';
+  /** An id from `prefix` and the letters and digits of `name`, numbered when it is taken. */
+  public allocate(prefix: string, name = ''): string {
+    const stem = prefix + (name.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '') || (prefix ? '' : 'state'));
     let id = stem;
     for (let suffix = 2; this.used.has(id); suffix++) id = `${stem}_${suffix}`;
     this.used.add(id);
@@ -457,7 +466,7 @@ class Renderer {
     }
 
     const idOf = new Map<string, string>();
-    for (const name of order) idOf.set(name, this.ids.allocate(chainOf.has(name) ? 'validate_input' : `s_${name}`));
+    for (const name of order) idOf.set(name, chainOf.has(name) ? this.ids.allocate('validate_input') : this.ids.allocate('s_', name));
     const nodeOf = (target: string) => idOf.get(keyOf(target))!;
     let invalidInput: string | undefined;
     let end: string | undefined;
