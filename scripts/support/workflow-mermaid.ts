@@ -235,6 +235,14 @@ function describeWait(state: AslState): string {
   return 'wait';
 }
 
+/** `distributed map, at most 20 at once`; a Map without a limit is just `map`. */
+function describeMap(state: AslState): string {
+  const kind = state.ItemProcessor?.ProcessorConfig?.Mode === 'DISTRIBUTED' ? 'distributed map' : 'map';
+  if (state.MaxConcurrency) return `${kind}, at most ${state.MaxConcurrency} at once`;
+  if (typeof state.MaxConcurrencyPath === 'string') return `${kind}, at most ${readablePath(state.MaxConcurrencyPath)} at once`;
+  return kind;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Collapsing validateExecutionInput's checks
 // ---------------------------------------------------------------------------------------------------------
@@ -492,10 +500,7 @@ class Renderer {
         this.edges.push({ from: id, to: end, kind: 'next' });
       }
       if (state.Type === 'Map') {
-        const processor = (state.ItemProcessor ?? state.Iterator)!;
-        const mode = state.ItemProcessor?.ProcessorConfig?.Mode === 'DISTRIBUTED' ? 'distributed, ' : '';
-        const limit = state.MaxConcurrency ? `at most ${state.MaxConcurrency} at once` : 'no concurrency limit';
-        const first = this.subgraph(`${id}_items`, `${name}: for each item (${mode}${limit})`, processor, indent);
+        const first = this.subgraph(`${id}_items`, `${name}: each item`, (state.ItemProcessor ?? state.Iterator)!, indent);
         this.edges.push({ from: id, to: first, kind: 'item', label: 'each item' });
       }
       if (state.Type === 'Parallel') {
@@ -520,6 +525,8 @@ class Renderer {
     const [open, close] = SHAPES[state.Type] ?? SHAPES.Task;
     const details: string[] = [];
     if (state.Type === 'Wait') details.push(describeWait(state));
+    if (state.Type === 'Map') details.push(describeMap(state));
+    if (state.Type === 'Parallel') details.push(`parallel, ${state.Branches!.length} branches`);
     if (state.Type === 'Fail' && typeof state.Error === 'string' && state.Error !== name) details.push(state.Error);
     if (!(state.Type in SHAPES)) details.push(state.Type);
     details.push(...describeRetry(state.Retry));

@@ -49,7 +49,7 @@ describe('npm run diagrams', () => {
     });
     // The batch workflow's concurrency differs by environment (config batchConcurrency: dev 2, staging 5, prod 20).
     const ingestion = diagrams.find((diagram) => diagram.id === 'Features/Ingestion/BatchWorkflow')!;
-    expect(ingestion.mermaid).toContain('subgraph s_Ingest_chunks_items["Ingest chunks: for each item (distributed, at most 20 at once)"]');
+    expect(ingestion.mermaid).toContain('  s_Ingest_chunks[["Ingest chunks<br/>distributed map, at most 20 at once"]]\n');
   });
 
   test('draws the synthesized definitions: the input checks collapsed, the real states and transitions kept', () => {

@@ -81,8 +81,8 @@ describe('aslToMermaid', () => {
         's_Call_model["Call model<br/>retry ×6 on Lambda.TooManyRequestsException<br/>retry ×3 on 2 errors"]',
         's_Ready{"Ready?"}',
         's_Pause{{"Pause<br/>wait config.pollSeconds s"}}',
-        's_Fan_out[["Fan out"]]',
-        's_Each_chunk[["Each chunk"]]',
+        's_Fan_out[["Fan out<br/>parallel, 2 branches"]]',
+        's_Each_chunk[["Each chunk<br/>distributed map, at most 5 at once"]]',
         's_Done(["Done"]):::succeed',
         's_Give_up(["Give up<br/>WorkflowFailed"]):::fail',
         'start --> s_Prepare',
@@ -114,7 +114,7 @@ describe('aslToMermaid', () => {
     const diagram = aslToMermaid(everyType);
     expect(diagram).toContain(
       [
-        '  subgraph s_Each_chunk_items["Each chunk: for each item (distributed, at most 5 at once)"]',
+        '  subgraph s_Each_chunk_items["Each chunk: each item"]',
         '    s_Load_chunk["Load chunk"]',
         '  end',
       ].join('\n'),
@@ -133,8 +133,10 @@ describe('aslToMermaid', () => {
       StartAt: 'Each',
       States: { Each: { Type: 'Map', Iterator: { StartAt: 'Item', States: { Item: { Type: 'Pass', End: true } } }, End: true } },
     });
-    expect(diagram).toContain('  subgraph s_Each_items["Each: for each item (no concurrency limit)"]\n    s_Item("Item")\n  end');
-    expect(lines(diagram)).toEqual(expect.arrayContaining(['s_Each ==>|"each item"| s_Item', 's_Each --> end_of_workflow', 'end_of_workflow(("end"))']));
+    expect(diagram).toContain('  subgraph s_Each_items["Each: each item"]\n    s_Item("Item")\n  end');
+    expect(lines(diagram)).toEqual(
+      expect.arrayContaining(['s_Each[["Each<br/>map"]]', 's_Each ==>|"each item"| s_Item', 's_Each --> end_of_workflow', 'end_of_workflow(("end"))']),
+    );
   });
 
   test('lists the states in the order the flow reaches them, whatever the order of States', () => {
