@@ -58,7 +58,7 @@ describe('npm run diagrams', () => {
     expect(promotion).toContain('  s_Steps_given -->|"config.trafficSteps present"| validate_input\n');
     expect(promotion).toContain('  validate_input -->|"valid"| s_Count_steps\n');
     expect(promotion).toContain('  s_Bake{{"Bake<br/>wait config.bakeSeconds s"}}\n');
-    expect(promotion).toContain('  s_Shift_traffic -.->|"States.ALL"| s_Notify_failure\n');
+    expect(promotion).toContain('  s_Shift_traffic -.->|"States.ALL"| s_Describe_failure\n');
     expect(promotion).not.toContain('Check config.');
   });
 
