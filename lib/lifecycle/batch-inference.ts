@@ -182,7 +182,8 @@ export class BatchInference extends Construct {
         comment: 'Scores every record under the input prefix; waits for the job.',
         timeout: props.timeout ?? Duration.hours(6),
         parameters: {
-          'TransformJobName.$': `States.Format('${family}-batch-{}', $.run.id)`,
+          // A retried state creates its job again: the retry count keeps the name unique.
+          'TransformJobName.$': `States.Format('${family}-batch-{}-{}', $.run.id, $$.State.RetryCount)`,
           'ModelName.$': `States.Format('${family}-batch-v{}-{}', $.package.version, $.run.id)`,
           BatchStrategy: 'MultiRecord',
           TransformInput: {

@@ -248,7 +248,8 @@ export class TrainingPipeline extends Construct {
     const errors = new FailureNotice(this, props.notificationTopic, `Training pipeline ${family} failed`, 'Pipeline failed');
     const artifacts = props.artifactsBucket.bucketName;
     const runPrefix = (part: string) => `States.Format('s3://${artifacts}/${family}/runs/{}/${part}', $.run.id)`;
-    const jobName = (kind: string) => `States.Format('${family}-${kind}-{}', $.run.id)`;
+    // A retried state creates its job again: the retry count keeps the name unique.
+    const jobName = (kind: string) => `States.Format('${family}-${kind}-{}-{}', $.run.id, $$.State.RetryCount)`;
     const tags = [
       { Key: 'ml:model-family', Value: family },
       { 'Key': 'ml:run-id', 'Value.$': '$.run.id' },

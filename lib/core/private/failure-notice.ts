@@ -17,10 +17,12 @@ const THROTTLING_ERRORS = [
 ];
 
 /**
- * Errors of SageMaker jobs that a later attempt can get past: the account's instance quota is in
- * use by other jobs, or the instance type has no capacity right now. Retried with a long backoff.
+ * Errors of creating a SageMaker job that a later attempt can get past: the account's instance quota
+ * for the type is taken by other jobs (`ResourceLimitExceeded`; both spellings are seen). Retried with a
+ * long backoff. A job that starts and then fails (a CapacityError among its FailureReasons) ends as
+ * `States.TaskFailed`, which is not retried: the run fails and notifies with the reason.
  */
-export const SAGEMAKER_CAPACITY_ERRORS = ['SageMaker.ResourceLimitExceededException', 'SageMaker.ResourceInUseException', 'SageMaker.CapacityError'];
+export const SAGEMAKER_CAPACITY_ERRORS = ['SageMaker.ResourceLimitExceededException', 'SageMaker.ResourceLimitExceeded'];
 
 /** The Step Functions console page of the running execution. */
 export function executionConsoleUrlExpression(scope: Construct): string {

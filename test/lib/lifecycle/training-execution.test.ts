@@ -95,7 +95,7 @@ async function resetWith(fill: () => Promise<void>) {
 describe('the dataset version', () => {
   async function putDataset(prefix: string, files: Record<string, string>) {
     for (const [name, body] of Object.entries(files)) {
-      await s3().send(new PutObjectCommand({ Bucket: 'training-data', Key: `${prefix}${name}`, Body: body }));
+      await s3().send(new PutObjectCommand({ Bucket: 'training-data', Key: `${prefix}${name}`, Body: Buffer.from(body) }));
     }
   }
   async function versionOf(input: Record<string, unknown>) {
