@@ -1,6 +1,6 @@
-// Ingestion of the RAG knowledge base: S3 event notifications (documents put in or removed from the
-// knowledge base's prefix) reach this function through an SQS queue with a dead-letter queue (SQS event
-// source with ReportBatchItemFailures). Each event reconciles the index with what S3 holds now, so
+// Ingestion of the RAG knowledge base: S3 events (documents put in or removed from the knowledge base's
+// prefix, delivered by EventBridge) reach this function through an SQS queue with a dead-letter queue
+// (SQS event source with ReportBatchItemFailures). Each event reconciles the index with what S3 holds now, so
 // events that arrive late or twice do no harm:
 //   object present   -> GetObject, parse (txt, md, html, json), chunk (sentence-aware), embed with
 //                       Bedrock (batched where the model allows), bulk-index chunk `<documentId>:<n>`
@@ -53,21 +53,36 @@ interface ObjectRef {
   readonly key: string;
 }
 
-/** The objects an SQS message's S3 event names; S3's test event names none. */
+/**
+ * The objects an SQS message names: an S3 event delivered by EventBridge (`detail.bucket.name`,
+ * `detail.object.key`, the key as it is) or an S3 event notification (`Records[].s3`, the key
+ * URL-encoded with '+' for spaces). S3's test event names none.
+ */
 export function objectsOf(record: SQSRecord): ObjectRef[] {
-  let body: { Event?: string; Records?: Array<{ s3?: { bucket?: { name?: string }; object?: { key?: string } } }> };
+  let body: {
+    Event?: string;
+    source?: string;
+    detail?: { bucket?: { name?: string }; object?: { key?: string } };
+    Records?: Array<{ s3?: { bucket?: { name?: string }; object?: { key?: string } } }>;
+  };
+  const malformed = (reason: string) => new MalformedDocumentError(`message ${record.messageId}`, reason);
   try {
     body = JSON.parse(record.body);
   } catch {
-    throw new MalformedDocumentError(`message ${record.messageId}`, 'the message is not an S3 event notification (not JSON)');
+    throw malformed('the message is not an S3 event (not JSON)');
   }
   if (body.Event === 's3:TestEvent') return [];
-  if (!Array.isArray(body.Records)) throw new MalformedDocumentError(`message ${record.messageId}`, 'the message is not an S3 event notification (no Records)');
+  if (body.source === 'aws.s3') {
+    const bucket = body.detail?.bucket?.name;
+    const key = body.detail?.object?.key;
+    if (typeof bucket !== 'string' || typeof key !== 'string') throw malformed('the S3 event has no bucket or key');
+    return [{ bucket, key }];
+  }
+  if (!Array.isArray(body.Records)) throw malformed('the message is not an S3 event (no detail and no Records)');
   return body.Records.map((entry) => {
     const bucket = entry.s3?.bucket?.name;
     const key = entry.s3?.object?.key;
-    if (typeof bucket !== 'string' || typeof key !== 'string') throw new MalformedDocumentError(`message ${record.messageId}`, 'an S3 record has no bucket or key');
-    // S3 URL-encodes keys in notifications, with '+' for spaces.
+    if (typeof bucket !== 'string' || typeof key !== 'string') throw malformed('an S3 record has no bucket or key');
     return { bucket, key: decodeURIComponent(key.replace(/\+/g, ' ')) };
   });
 }
