@@ -6,6 +6,7 @@ import {
   GuardrailSensitiveInformationAction,
 } from '@aws-sdk/client-bedrock';
 import { z } from 'zod';
+import { KNN_ENGINE_SPACE_TYPES, KnnEngine, KnnSpaceType } from '../lib/genai/knn-index';
 import { validateEmbeddingModel } from '../lib/genai/private/bedrock-models';
 import { checkPromptTemplate, RAG_PROMPT_VARIABLES } from '../lib/genai/prompt-template';
 
@@ -35,8 +36,8 @@ export const ragSchema = z
     index: z.strictObject({
       name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,254}$/, "must be lowercase letters, digits, '-' or '_'").default('documents'),
       dimension: z.number().int().min(1).max(16000),
-      engine: z.enum(['faiss', 'lucene', 'nmslib']).default('faiss'),
-      spaceType: z.enum(['l2', 'cosinesimil', 'innerproduct']).default('l2'),
+      engine: z.enum(Object.values(KnnEngine) as [string, ...string[]]).default(KnnEngine.FAISS),
+      spaceType: z.enum(Object.values(KnnSpaceType) as [string, ...string[]]).default(KnnSpaceType.L2),
       replicas: z.number().int().min(0).default(0),
     }),
     chunking: z.strictObject({
@@ -90,9 +91,9 @@ export const ragSchema = z
       const problems = [...unknown.map((name) => `unknown variable {{${name}}}`), ...missing.map((name) => `missing variable {{${name}}}`)];
       ctx.addIssue({ code: 'custom', path: ['prompt', 'template'], message: `${problems.join(', ')}; the RAG API fills in ${RAG_PROMPT_VARIABLES.map((name) => `{{${name}}}`).join(' and ')}` });
     }
-    const spaces: Record<string, string[]> = { faiss: ['l2', 'innerproduct'], lucene: ['l2', 'cosinesimil', 'innerproduct'], nmslib: ['l2', 'cosinesimil', 'innerproduct'] };
-    if (!spaces[rag.index.engine].includes(rag.index.spaceType)) {
-      ctx.addIssue({ code: 'custom', path: ['index', 'spaceType'], message: `the ${rag.index.engine} engine supports ${spaces[rag.index.engine].join(', ')}` });
+    const spaces: readonly string[] = KNN_ENGINE_SPACE_TYPES[rag.index.engine as KnnEngine];
+    if (!spaces.includes(rag.index.spaceType)) {
+      ctx.addIssue({ code: 'custom', path: ['index', 'spaceType'], message: `the ${rag.index.engine} engine supports ${spaces.join(', ')}` });
     }
     const { domain } = rag;
     if (domain.masterNodeInstanceType !== undefined && domain.masterNodes === undefined) {

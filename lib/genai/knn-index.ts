@@ -19,7 +19,7 @@ export enum KnnSpaceType {
 }
 
 /** Space types each engine supports (lambda/shared/knn-index.ts checks the same at deploy). */
-const ENGINE_SPACE_TYPES: Record<KnnEngine, readonly KnnSpaceType[]> = {
+export const KNN_ENGINE_SPACE_TYPES: Record<KnnEngine, readonly KnnSpaceType[]> = {
   [KnnEngine.FAISS]: [KnnSpaceType.L2, KnnSpaceType.INNER_PRODUCT],
   [KnnEngine.LUCENE]: [KnnSpaceType.L2, KnnSpaceType.COSINE, KnnSpaceType.INNER_PRODUCT],
   [KnnEngine.NMSLIB]: [KnnSpaceType.L2, KnnSpaceType.COSINE, KnnSpaceType.INNER_PRODUCT],
@@ -124,7 +124,7 @@ export function validateKnnIndexOptions(path: string, options: KnnIndexOptions):
   if (!Number.isInteger(options.dimension) || options.dimension < 1 || options.dimension > 16000) fail(`dimension: must be a whole number from 1 to 16000; got ${options.dimension}`);
   const engine = options.engine ?? KnnEngine.FAISS;
   const spaceType = options.spaceType ?? KnnSpaceType.L2;
-  if (!ENGINE_SPACE_TYPES[engine]?.includes(spaceType)) fail(`spaceType: the ${engine} engine supports ${ENGINE_SPACE_TYPES[engine]?.join(', ')}; got '${spaceType}'`);
+  if (!KNN_ENGINE_SPACE_TYPES[engine]?.includes(spaceType)) fail(`spaceType: the ${engine} engine supports ${KNN_ENGINE_SPACE_TYPES[engine]?.join(', ')}; got '${spaceType}'`);
   if (options.shards !== undefined && !(Number.isInteger(options.shards) && options.shards >= 1)) fail(`shards: must be a whole number >= 1; got ${options.shards}`);
   if (options.replicas !== undefined && !(Number.isInteger(options.replicas) && options.replicas >= 0)) fail(`replicas: must be a whole number >= 0; got ${options.replicas}`);
 }
