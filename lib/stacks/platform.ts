@@ -45,7 +45,7 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
     ? new RagStack(scope, `${prefix}-Rag`, { env, config, foundation, apiGatewayCloudWatchRole: false, description: `cdk-ml-patterns ${config.envName}: RAG knowledge base, ingestion and question answering` })
     : undefined;
   rag?.addStackDependency(serving, 'API Gateway account logging role');
-  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, features, description: `cdk-ml-patterns ${config.envName}: dashboard` });
+  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, features, rag, description: `cdk-ml-patterns ${config.envName}: dashboard` });
   // cfn-lint's resource schemas do not accept Tags on these types yet; tagging them fails E3002.
   const excludeResourceTypes = ['AWS::CloudWatch::Dashboard', 'AWS::ApplicationAutoScaling::ScalableTarget'];
   for (const stack of [foundation, serving, experiments, features, rag, observability].filter((stack) => stack !== undefined)) {
