@@ -176,7 +176,14 @@ export async function handler(event: SQSEvent, context?: Context): Promise<SQSBa
       return;
     }
     for (const ref of refs) {
-      const outcome = await reconcile(cfg, ref);
+      let outcome: Outcome;
+      try {
+        outcome = await reconcile(cfg, ref);
+      } catch (error) {
+        // A batch item failure: SQS redelivers the event, and after maxReceiveCount it waits in the dead-letter queue.
+        logger.error('document could not be ingested; the event will be retried', { bucket: ref.bucket, key: ref.key, error: (error as Error).message, name: (error as Error).name });
+        throw error;
+      }
       if (outcome.kind === 'rejected') {
         counts.rejected += 1;
         logger.error('document rejected', { bucket: ref.bucket, key: ref.key, reason: outcome.reason, chunksRemoved: outcome.removed });
