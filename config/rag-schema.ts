@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-bedrock';
 import { z } from 'zod';
 import { KNN_ENGINE_SPACE_TYPES, KnnEngine, KnnSpaceType } from '../lib/genai/knn-index';
-import { validateEmbeddingModel } from '../lib/genai/private/bedrock-models';
+import { generationModelProblem, validateEmbeddingModel } from '../lib/genai/private/bedrock-models';
 import { checkPromptTemplate, RAG_PROMPT_VARIABLES } from '../lib/genai/prompt-template';
 
 const instanceType = z
@@ -49,7 +49,10 @@ export const ragSchema = z
     /** Key prefix of the documents in the knowledge base bucket. */
     documentsPrefix: z.string().regex(/^([^/].*\/)?$/, "must end with '/' and not start with one").default('documents/'),
     embeddingModelId: z.string().default('amazon.titan-embed-text-v2:0'),
-    generationModelId: z.string().regex(/^[a-z0-9-]+\.[A-Za-z0-9.:-]+$/, 'must be a Bedrock model id'),
+    generationModelId: z.string().superRefine((modelId, ctx) => {
+      const problem = generationModelProblem(modelId);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem.replace(/^generationModelId: /, '') });
+    }),
     retrieval: z.strictObject({
       topK: z.number().int().min(1).max(100).default(5),
       scoreFloor: z.number().min(0).default(0),

@@ -10,7 +10,7 @@ import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { MlFunction } from '../core/ml-function';
 import { RAG_METRICS_NAMESPACE } from './document-ingestion';
-import { embeddingModelArn, foundationModelArn, validateEmbeddingModel } from './private/bedrock-models';
+import { embeddingModelArn, foundationModelArn, generationModelProblem, validateEmbeddingModel } from './private/bedrock-models';
 import type { PromptTemplate } from './prompt-template';
 import type { RagGuardrail } from './rag-guardrail';
 import type { VectorKnowledgeBase } from './vector-knowledge-base';
@@ -317,6 +317,7 @@ export class RagApi extends Construct {
     if (props.topK !== undefined && !(Number.isInteger(props.topK) && props.topK >= 1 && props.topK <= 100)) fail(`topK: must be a whole number from 1 to 100; got ${props.topK}`);
     if (props.scoreFloor !== undefined && !(props.scoreFloor >= 0)) fail(`scoreFloor: must be >= 0; got ${props.scoreFloor}`);
     if (!(Number.isInteger(maxQuestion) && maxQuestion >= 1 && maxQuestion <= 20000)) fail(`maxQuestionCharacters: must be a whole number from 1 to 20000; got ${maxQuestion}`);
-    if (!/^[a-z0-9-]+\.[A-Za-z0-9.:-]+$/.test(props.generationModelId)) fail(`generationModelId: must be a Bedrock model id such as anthropic.claude-3-haiku-20240307-v1:0; got '${props.generationModelId}'`);
+    const generationProblem = generationModelProblem(props.generationModelId);
+    if (generationProblem) fail(generationProblem);
   }
 }

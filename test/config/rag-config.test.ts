@@ -31,6 +31,7 @@ describe('the rag config section', () => {
   test.each([
     [(rag: any) => (rag.prompt.template = 'Question: {{question}} in {{tone}}'), 'rag.prompt.template: unknown variable {{tone}}, missing variable {{context}}; the RAG API fills in {{context}} and {{question}}'],
     [(rag: any) => (rag.domain.dataNodeInstanceType = 'm5.gigantic.search'), 'rag.domain.dataNodeInstanceType: must be an OpenSearch Service instance type'],
+    [(rag: any) => (rag.generationModelId = 'us.anthropic.claude-3-haiku-20240307-v1:0'), "rag.generationModelId: 'us.anthropic.claude-3-haiku-20240307-v1:0' is a cross-region inference profile"],
     [(rag: any) => (rag.chunking.overlap = 1000), 'rag.chunking.overlap: must be below chunking.size (1000)'],
     [(rag: any) => (rag.index.dimension = 768), 'rag.embeddingModelId: amazon.titan-embed-text-v2:0 returns vectors of 256 or 512 or 1024 dimensions; the index has 768'],
     [(rag: any) => Object.assign(rag, { embeddingModelId: 'cohere.embed-english-v3', chunking: { size: 3000, overlap: 100 } }), 'rag.chunking.size: cohere.embed-english-v3 embeds at most 2048 characters per text; got 3000'],

@@ -123,6 +123,14 @@ test('update with another dimension fails with the reason and keeps the index', 
   expect(calls).not.toContain('PUT /docs');
 });
 
+test('update with a new index name creates the new index and returns it as the new physical id', async () => {
+  const { response, calls } = await run(event('Update', { IndexName: 'docs' }, 'docs-v1'));
+  expect(response).toMatchObject({ Status: 'SUCCESS', PhysicalResourceId: 'docs', Data: { IndexName: 'docs' } });
+  expect(calls.slice(0, 2)).toEqual(['HEAD /docs', 'PUT /docs']);
+  // The old index is left to the Delete that CloudFormation sends for the old physical id.
+  expect(calls.filter((call) => call.startsWith('DELETE'))).toEqual([]);
+});
+
 test('delete removes the index and its roles, and deleting a missing index succeeds', async () => {
   await run(event('Create'));
   const first = await run(event('Delete'));

@@ -23,6 +23,19 @@ export function validateEmbeddingModel(modelId: string, dimension: number, chunk
   return undefined;
 }
 
+/**
+ * What is wrong with a generation model id, or undefined. Cross-region inference profiles (`us.`, `eu.`,
+ * `apac.`, `global.` ...) need permissions on the profile and on the model in every region it routes to;
+ * the functions are only granted the foundation model of their own region, so profiles are refused.
+ */
+export function generationModelProblem(modelId: string): string | undefined {
+  if (/^(us|us-gov|eu|apac|ca|jp|au|global)\./.test(modelId)) {
+    return `generationModelId: '${modelId}' is a cross-region inference profile; give the model id itself (e.g. anthropic.claude-3-haiku-20240307-v1:0)`;
+  }
+  if (!/^[a-z0-9-]+\.[A-Za-z0-9.:-]+$/.test(modelId)) return `generationModelId: must be a Bedrock model id such as anthropic.claude-3-haiku-20240307-v1:0; got '${modelId}'`;
+  return undefined;
+}
+
 /** ARN of a Bedrock foundation model: region-scoped, without an account. */
 export function foundationModelArn(scope: IConstruct, modelId: string): string {
   const stack = Stack.of(scope);
