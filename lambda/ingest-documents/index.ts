@@ -91,7 +91,8 @@ async function readObject(ref: ObjectRef, maxBytes: number): Promise<{ content: 
   try {
     const response = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
     if (response.ContentLength !== undefined && response.ContentLength > maxBytes) {
-      await response.Body?.transformToByteArray();
+      // Close the stream unread: an oversized document is never downloaded.
+      (response.Body as { destroy?: () => void } | undefined)?.destroy?.();
       return { tooLarge: response.ContentLength };
     }
     const content = (await response.Body?.transformToString('utf-8')) ?? '';
