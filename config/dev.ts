@@ -40,7 +40,7 @@ export const dev: PlatformConfigInput = {
     chunking: { size: 1000, overlap: 150 },
     embeddingModelId: 'amazon.titan-embed-text-v2:0',
     generationModelId: 'anthropic.claude-3-haiku-20240307-v1:0',
-    retrieval: { topK: 4, scoreFloor: 0.2, hybrid: false },
+    retrieval: { topK: 4, scoreFloor: 0.4, hybrid: false },
     prompt: { ...ragPrompt, pinnedVersion: '1' },
     guardrail: { ...ragGuardrail, interventionsAlarmThreshold: 20 },
   },

@@ -73,7 +73,7 @@ export const prod: PlatformConfigInput = {
     chunking: { size: 1000, overlap: 150 },
     embeddingModelId: 'amazon.titan-embed-text-v2:0',
     generationModelId: 'anthropic.claude-3-haiku-20240307-v1:0',
-    retrieval: { topK: 5, scoreFloor: 0.25, hybrid: true },
+    retrieval: { topK: 5, scoreFloor: 0.45, hybrid: true },
     prompt: { ...ragPrompt, pinnedVersion: '1' },
     guardrail: { ...ragGuardrail, interventionsAlarmThreshold: 10 },
   },

@@ -59,7 +59,7 @@ export const staging: PlatformConfigInput = {
     chunking: { size: 1000, overlap: 150 },
     embeddingModelId: 'amazon.titan-embed-text-v2:0',
     generationModelId: 'anthropic.claude-3-haiku-20240307-v1:0',
-    retrieval: { topK: 5, scoreFloor: 0.2, hybrid: true },
+    retrieval: { topK: 5, scoreFloor: 0.4, hybrid: true },
     prompt: { ...ragPrompt, pinnedVersion: '1' },
     guardrail: { ...ragGuardrail, interventionsAlarmThreshold: 10 },
   },

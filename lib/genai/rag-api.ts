@@ -31,7 +31,9 @@ export interface RagApiProps {
    */
   readonly topK?: number;
   /**
-   * Minimum k-NN score of a passage (OpenSearch's score for the space type; cosine scores lie in 0-1).
+   * Minimum k-NN score of a passage, on OpenSearch's scale for the space type: for `l2`, 1 / (1 + d²), which
+   * for normalized embeddings (Titan v2 normalizes) runs from 0.2 (opposite) to 1 (identical), 0.5 at a cosine
+   * similarity of 0.5; for `cosinesimil`, (1 + cosine) / 2.
    * @default 0
    */
   readonly scoreFloor?: number;
