@@ -1,5 +1,6 @@
 import { OpenSearchPartitionInstanceType } from '@aws-sdk/client-opensearch';
 import { Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -77,6 +78,12 @@ export interface VectorKnowledgeBaseProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Notified when the cluster turns red, blocks index writes, runs short of storage (under a quarter of a
+   * node's volume free) or of JVM heap (memory pressure over 85%).
+   * @default - no alarms
+   */
+  readonly alarmAction?: cloudwatch.IAlarmAction;
 }
 
 /**
@@ -94,6 +101,7 @@ export class VectorKnowledgeBase extends Construct {
   public readonly indexManager: lambda.Function;
   /** Holds the custom resource's events that failed every retry. */
   public readonly indexManagerDeadLetterQueue: sqs.Queue;
+  public readonly alarms: cloudwatch.Alarm[] = [];
   private readonly vpc?: ec2.IVpc;
 
   constructor(scope: Construct, id: string, props: VectorKnowledgeBaseProps) {
@@ -221,6 +229,27 @@ export class VectorKnowledgeBase extends Construct {
     for (const path of indexPaths.filter((arn) => arn.endsWith('*'))) {
       acknowledgeWildcardResource(managerPolicy, path, "The index manager reads and changes the index's mapping and the index's own security roles and role mappings, under paths OpenSearch names after the index and role.");
     }
+    if (props.alarmAction) this.createAlarms(props.alarmAction, capacity.ebsVolumeSizeGiB ?? 10);
+  }
+
+  private createAlarms(action: cloudwatch.IAlarmAction, volumeGiB: number): void {
+    const period = Duration.minutes(5);
+    const alarm = (alarmId: string, metric: cloudwatch.Metric, threshold: number, comparisonOperator: cloudwatch.ComparisonOperator, alarmDescription: string) => {
+      const created = metric.createAlarm(this, alarmId, { threshold, comparisonOperator, evaluationPeriods: 1, alarmDescription, treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING });
+      created.addAlarmAction(action);
+      this.alarms.push(created);
+    };
+    const atLeast = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD;
+    alarm('ClusterRedAlarm', this.domain.metricClusterStatusRed({ period, statistic: 'Maximum' }), 1, atLeast, 'A primary shard of the knowledge base is unassigned: searches and ingestion of its documents fail.');
+    alarm('IndexWritesBlockedAlarm', this.domain.metricClusterIndexWritesBlocked({ period, statistic: 'Maximum' }), 1, atLeast, 'The knowledge base blocks writes (storage or memory pressure): ingestion fails until it is resized.');
+    alarm(
+      'FreeStorageAlarm',
+      this.domain.metricFreeStorageSpace({ period, statistic: 'Minimum' }),
+      volumeGiB * 1024 * 0.25,
+      cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      'A data node of the knowledge base has less than a quarter of its volume free: grow the volumes before writes are blocked.',
+    );
+    alarm('JvmMemoryPressureAlarm', this.domain.metricJVMMemoryPressure({ period, statistic: 'Maximum' }), 85, atLeast, 'JVM memory pressure of the knowledge base is over 85%: k-NN graphs may not fit; use larger data nodes.');
   }
 
   /** Lets a function index and delete chunks: `_bulk` and `_delete_by_query` of the index, as the index's writer role. */

@@ -67,6 +67,7 @@ export class RagStack extends Stack {
       vpc,
       logRetention,
       removalPolicy,
+      alarmAction,
     });
     this.ingestion = new DocumentIngestion(this, 'Ingestion', {
       knowledgeBase: this.knowledgeBase,

@@ -26,6 +26,7 @@ function build(options: { vpc?: boolean; knowledgeBase?: Partial<VectorKnowledge
   const action = new actions.SnsAction(topic);
   const knowledgeBase = new VectorKnowledgeBase(stack, 'KnowledgeBase', {
     encryptionKey: key,
+    alarmAction: action,
     index: { indexName: 'docs', dimension: 1024 },
     vpc,
     removalPolicy: RemovalPolicy.DESTROY,
@@ -72,6 +73,8 @@ describe('VectorKnowledgeBase', () => {
     });
     // No aws-cdk-lib custom resource (and so no function of its own) writes the log or access policies.
     template.resourceCountIs('Custom::AWS', 0);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/ES', MetricName: 'ClusterStatus.red', Threshold: 1 });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/ES', MetricName: 'FreeStorageSpace', Threshold: 2560, ComparisonOperator: 'LessThanThreshold' });
     template.resourceCountIs('AWS::Lambda::Function', 1);
     expect(knowledgeBase.endpoint).toMatch(/^https:\/\//);
   });
