@@ -8,7 +8,8 @@
 //   with the passages and the question -> Bedrock Converse with the guardrail on input and output
 //   -> 200 { answer, citations (document and chunk), promptVersion, guardrail: 'none' }
 // Errors: guardrail intervention -> 422 GuardrailIntervened with the guardrail's message and whether it
-// stopped the question (input) or the answer (output); throttling (Bedrock or OpenSearch) -> 429; model
+// stopped the question (input) or the answer (output), except when it only masked personal data: then the
+// masked answer is returned (200, guardrail: 'masked'); throttling (Bedrock or OpenSearch) -> 429; model
 // timeout -> 504; other dependency failures -> 502; a broken configuration -> 500 naming the variable.
 //
 // Environment: see lambda/shared/rag-config.ts (loadQueryConfig); POWERTOOLS_METRICS_NAMESPACE;
@@ -29,7 +30,7 @@ import {
   checkRagRequest,
   classifyServiceError,
   formatContext,
-  guardrailInterventionSide,
+  guardrailOutcome,
   knnQueryBody,
   passagesAboveFloor,
   reciprocalRankFusion,
@@ -125,10 +126,16 @@ async function answer(cfg: QueryConfig, question: string): Promise<APIGatewayPro
     return fail(failure.statusCode, failure.error, failure.message, {}, failure.statusCode === 429 ? 'Throttled' : 'DependencyErrors');
   }
   const text = (response.output?.message?.content ?? []).map((block) => ('text' in block && typeof block.text === 'string' ? block.text : '')).join('');
+  let guardrail: 'none' | 'masked' = 'none';
   if (response.stopReason === 'guardrail_intervened') {
-    const side = guardrailInterventionSide(response.trace?.guardrail as Parameters<typeof guardrailInterventionSide>[0]);
-    logger.warn('guardrail intervened', { side });
-    return fail(422, 'GuardrailIntervened', text || 'the guardrail blocked this request', { guardrail: 'intervened', side }, 'GuardrailInterventions');
+    const outcome = guardrailOutcome(response.trace?.guardrail as Parameters<typeof guardrailOutcome>[0]);
+    if (outcome.kind === 'blocked') {
+      logger.warn('guardrail blocked the request', { side: outcome.side });
+      return fail(422, 'GuardrailIntervened', text || 'the guardrail blocked this request', { guardrail: 'intervened', side: outcome.side }, 'GuardrailInterventions');
+    }
+    // Personal data was masked: the answer stands, with the masks in it.
+    guardrail = 'masked';
+    metrics.addMetric('GuardrailMasks', MetricUnit.Count, 1);
   }
   const { citations, explicit } = buildCitations(text, passages);
   return json(200, {
@@ -137,7 +144,7 @@ async function answer(cfg: QueryConfig, question: string): Promise<APIGatewayPro
     citationsExplicit: explicit,
     promptVersion: cfg.prompt.version,
     modelId: cfg.generationModelId,
-    guardrail: 'none',
+    guardrail,
     usage: response.usage ?? {},
   });
 }

@@ -183,10 +183,26 @@ export function assessmentBlocked(assessment: unknown): boolean {
   return Object.entries(assessment).some(([key, value]) => (key === 'action' && value === 'BLOCKED') || assessmentBlocked(value));
 }
 
+/** Whether any policy of an assessment (at any depth) reports an action of ANONYMIZED. */
+function assessmentMasked(assessment: unknown): boolean {
+  if (Array.isArray(assessment)) return assessment.some(assessmentMasked);
+  if (typeof assessment !== 'object' || assessment === null) return false;
+  return Object.entries(assessment).some(([key, value]) => (key === 'action' && value === 'ANONYMIZED') || assessmentMasked(value));
+}
+
+export type GuardrailOutcome = { readonly kind: 'blocked'; readonly side: 'input' | 'output' } | { readonly kind: 'masked' };
+
 /**
- * Which side a guardrail stopped, from the `trace.guardrail` of a Converse response whose stopReason is
- * `guardrail_intervened`: the question (input) when an input assessment blocked, else the answer (output).
+ * What a guardrail did, from the `trace.guardrail` of a Converse response whose stopReason is
+ * `guardrail_intervened`: it blocked the question (an input assessment BLOCKED), blocked the answer, or only
+ * masked personal data (every intervention ANONYMIZED), in which case the masked answer can be returned.
+ * Without a trace it counts as blocked on output, the safe reading.
  */
-export function guardrailInterventionSide(trace: { inputAssessment?: Record<string, unknown>; outputAssessments?: Record<string, unknown> } | undefined): 'input' | 'output' {
-  return Object.values(trace?.inputAssessment ?? {}).some(assessmentBlocked) ? 'input' : 'output';
+export function guardrailOutcome(trace: { inputAssessment?: Record<string, unknown>; outputAssessments?: Record<string, unknown> } | undefined): GuardrailOutcome {
+  const input = Object.values(trace?.inputAssessment ?? {});
+  const output = Object.values(trace?.outputAssessments ?? {});
+  if (input.some(assessmentBlocked)) return { kind: 'blocked', side: 'input' };
+  if (output.some(assessmentBlocked)) return { kind: 'blocked', side: 'output' };
+  if ([...input, ...output].some(assessmentMasked)) return { kind: 'masked' };
+  return { kind: 'blocked', side: 'output' };
 }

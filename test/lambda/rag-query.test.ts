@@ -144,6 +144,17 @@ test('answers 422 with the guardrail message and the side it stopped when the gu
   expect(body).toEqual({ error: 'GuardrailIntervened', message: 'Sorry, I cannot answer that question.', guardrail: 'intervened', side: 'input' });
 });
 
+test('returns the answer with personal data masked when the guardrail only anonymized it', async () => {
+  loaded.runtime.on(loaded.runtimeSdk.ConverseCommand).resolves({
+    output: { message: { role: 'assistant', content: [{ text: 'Ask {EMAIL} [1].' }] } },
+    stopReason: 'guardrail_intervened',
+    trace: { guardrail: { outputAssessments: { 'gr-1': [{ sensitiveInformationPolicy: { piiEntities: [{ match: 'hr@example.com', type: 'EMAIL', action: 'ANONYMIZED' }] } }] } } },
+  } as never);
+  const { response, body } = await invokeApi(loaded.handler, apiGatewayEvent(route, { question: 'Who do I ask?' }));
+  expect(response.statusCode).toBe(200);
+  expect(body).toMatchObject({ answer: 'Ask {EMAIL} [1].', guardrail: 'masked', citations: [{ marker: 1 }] });
+});
+
 test('answers 429 when Bedrock throttles', async () => {
   loaded.runtime.on(loaded.runtimeSdk.ConverseCommand).rejects(Object.assign(new Error('Too many requests'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 429 } }));
   const { response, body } = await invokeApi(loaded.handler, apiGatewayEvent(route, { question: 'Why?' }));

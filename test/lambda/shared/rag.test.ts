@@ -9,7 +9,7 @@ import {
   checkRagRequest,
   classifyServiceError,
   formatContext,
-  guardrailInterventionSide,
+  guardrailOutcome,
   passagesAboveFloor,
   reciprocalRankFusion,
   type RetrievedPassage,
@@ -215,9 +215,14 @@ describe('retrieval', () => {
     expect(classifyServiceError('bedrock', { name: 'AccessDeniedException' })).toEqual({ statusCode: 502, error: 'DependencyFailed', message: 'Bedrock call failed (AccessDeniedException)' });
   });
 
-  test('tells an intervention on the question from one on the answer', () => {
-    expect(guardrailInterventionSide({ inputAssessment: { g: { topicPolicy: { topics: [{ name: 'x', action: 'BLOCKED' }] } } } })).toBe('input');
-    expect(guardrailInterventionSide({ inputAssessment: { g: { contentPolicy: { filters: [{ action: 'NONE' }] } } }, outputAssessments: { g: [{ contextualGroundingPolicy: { filters: [{ action: 'BLOCKED' }] } }] } })).toBe('output');
+  test('tells a blocked question from a blocked answer from masked personal data', () => {
+    expect(guardrailOutcome({ inputAssessment: { g: { topicPolicy: { topics: [{ name: 'x', action: 'BLOCKED' }] } } } })).toEqual({ kind: 'blocked', side: 'input' });
+    expect(guardrailOutcome({ inputAssessment: { g: { contentPolicy: { filters: [{ action: 'NONE' }] } } }, outputAssessments: { g: [{ contextualGroundingPolicy: { filters: [{ action: 'BLOCKED' }] } }] } })).toEqual({
+      kind: 'blocked',
+      side: 'output',
+    });
+    expect(guardrailOutcome({ outputAssessments: { g: [{ sensitiveInformationPolicy: { piiEntities: [{ type: 'EMAIL', action: 'ANONYMIZED' }] } }] } })).toEqual({ kind: 'masked' });
+    expect(guardrailOutcome(undefined)).toEqual({ kind: 'blocked', side: 'output' });
   });
 });
 
