@@ -150,7 +150,8 @@ async function reconcile(cfg: IngestionConfig, ref: ObjectRef): Promise<Outcome>
       ingested_at: ingestedAt,
     },
   ]);
-  const response = await openSearchClient(cfg.endpoint).bulk({ body: body as never, refresh: true });
+  // No forced refresh: the index's 1 s refresh interval makes the chunks searchable without a refresh per document.
+  const response = await openSearchClient(cfg.endpoint).bulk({ body: body as never });
   const result = response.body as { errors?: boolean; items?: Array<Record<string, { status?: number; error?: { type?: string; reason?: string } }>> };
   if (result.errors) {
     const failed = (result.items ?? []).map((item) => Object.values(item)[0]).find((entry) => entry?.error !== undefined);

@@ -86,6 +86,8 @@ test('chunks, embeds (one Titan call per chunk) and bulk-indexes a document with
   expect(opensearch.requests.map((request) => `${request.method} ${request.path}`)).toEqual(['POST /_bulk', 'POST /docs/_delete_by_query']);
   const [bulk, deleteStale] = opensearch.requests;
   expect(bulk.headers['content-type']).toMatch(/application\/x-ndjson/);
+  expect(bulk.query).toBe('');
+  expect(deleteStale.query).toMatch(/conflicts=proceed/);
   const bulkLines = ndjson(bulk.body) as Array<Record<string, any>>;
   expect(bulkLines).toHaveLength(embedCalls.length * 2);
   expect(bulkLines[0]).toEqual({ index: { _index: 'docs', _id: `${docId}:0` } });
