@@ -1,5 +1,6 @@
 import { churnLifecycle } from './churn-lifecycle';
 import { customerChurnFeatures } from './feature-groups';
+import { ragGuardrail, ragPrompt } from './rag-prompt';
 import type { PlatformConfigInput } from './schema';
 
 /**
@@ -35,4 +36,15 @@ export const dev: PlatformConfigInput = {
     },
   ],
   featureStore: { groups: [{ ...customerChurnFeatures, onlineTtlHours: 24 * 30 }], batchConcurrency: 2 },
+  rag: {
+    // One small node in one zone, public endpoint behind fine-grained access control: the cheapest useful domain.
+    domain: { dataNodes: 1, dataNodeInstanceType: 't3.medium.search', ebsVolumeSizeGiB: 10, availabilityZoneCount: 1 },
+    index: { name: 'documents', dimension: 1024, engine: 'faiss', spaceType: 'l2' },
+    chunking: { size: 1000, overlap: 150 },
+    embeddingModelId: 'amazon.titan-embed-text-v2:0',
+    generationModelId: 'anthropic.claude-3-haiku-20240307-v1:0',
+    retrieval: { topK: 4, scoreFloor: 0.4, hybrid: false },
+    prompt: { ...ragPrompt, pinnedVersion: '1' },
+    guardrail: { ...ragGuardrail, interventionsAlarmThreshold: 20 },
+  },
 };

@@ -1,5 +1,6 @@
 import { churnLifecycle } from './churn-lifecycle';
 import { customerChurnFeatures } from './feature-groups';
+import { ragGuardrail, ragPrompt } from './rag-prompt';
 import type { PlatformConfigInput } from './schema';
 
 /**
@@ -65,4 +66,22 @@ export const prod: PlatformConfigInput = {
     },
   ],
   featureStore: { groups: [customerChurnFeatures], batchConcurrency: 20 },
+  rag: {
+    // Multi-AZ with dedicated masters; the domain, index and logs are retained with the environment's data.
+    domain: {
+      dataNodes: 3,
+      dataNodeInstanceType: 'r6g.large.search',
+      masterNodes: 3,
+      masterNodeInstanceType: 'm6g.large.search',
+      ebsVolumeSizeGiB: 100,
+      availabilityZoneCount: 3,
+    },
+    index: { name: 'documents', dimension: 1024, engine: 'faiss', spaceType: 'l2', replicas: 1 },
+    chunking: { size: 1000, overlap: 150 },
+    embeddingModelId: 'amazon.titan-embed-text-v2:0',
+    generationModelId: 'anthropic.claude-3-haiku-20240307-v1:0',
+    retrieval: { topK: 5, scoreFloor: 0.45, hybrid: true },
+    prompt: { ...ragPrompt, pinnedVersion: '1' },
+    guardrail: { ...ragGuardrail, interventionsAlarmThreshold: 10 },
+  },
 };

@@ -4,6 +4,7 @@ import { parseEcrImageUri } from '../lib/core/sagemaker-execution-role';
 import { lifecycleSchema } from './lifecycle-schema';
 import { checkFeatureGroupDefinition, type FeatureGroupDefinition } from '../lib/features/feature-definition';
 import { checkEndpointSpec, formatPath, MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '../lib/serving/private/variant-rules';
+import { ragSchema } from './rag-schema';
 
 /**
  * The typed, validated configuration of one environment of the blueprint. `loadConfig` parses a raw
@@ -226,6 +227,8 @@ export const platformConfigSchema = z
         batchConcurrency: z.number().int().min(1).max(1000).default(10),
       })
       .optional(),
+    /** RAG: knowledge base (OpenSearch), document ingestion, question answering with Bedrock, prompt and guardrail. */
+    rag: ragSchema.optional(),
   })
   .superRefine((config, ctx) => {
     const groupNames = new Set<string>();

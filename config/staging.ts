@@ -1,5 +1,6 @@
 import { churnLifecycle } from './churn-lifecycle';
 import { customerChurnFeatures } from './feature-groups';
+import { ragGuardrail, ragPrompt } from './rag-prompt';
 import type { PlatformConfigInput } from './schema';
 
 /**
@@ -61,4 +62,14 @@ export const staging: PlatformConfigInput = {
     },
   ],
   featureStore: { groups: [customerChurnFeatures], batchConcurrency: 5 },
+  rag: {
+    domain: { dataNodes: 2, dataNodeInstanceType: 'r6g.large.search', ebsVolumeSizeGiB: 20, availabilityZoneCount: 2 },
+    index: { name: 'documents', dimension: 1024, engine: 'faiss', spaceType: 'l2', replicas: 1 },
+    chunking: { size: 1000, overlap: 150 },
+    embeddingModelId: 'amazon.titan-embed-text-v2:0',
+    generationModelId: 'anthropic.claude-3-haiku-20240307-v1:0',
+    retrieval: { topK: 5, scoreFloor: 0.4, hybrid: true },
+    prompt: { ...ragPrompt, pinnedVersion: '1' },
+    guardrail: { ...ragGuardrail, interventionsAlarmThreshold: 10 },
+  },
 };

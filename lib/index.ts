@@ -45,3 +45,12 @@ export * from './monitoring/endpoint-widgets';
 export * from './monitoring/experiment-widgets';
 export * from './monitoring/feature-store-widgets';
 export * from './monitoring/platform-dashboard';
+export * from './monitoring/rag-widgets';
+
+// genai: retrieval-augmented generation with Bedrock and OpenSearch, prompt management and guardrails (seed patterns 1, 22 and 23)
+export * from './genai/document-ingestion';
+export * from './genai/knn-index';
+export * from './genai/prompt-template';
+export * from './genai/rag-api';
+export * from './genai/rag-guardrail';
+export * from './genai/vector-knowledge-base';

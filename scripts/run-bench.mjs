@@ -4,7 +4,9 @@
 //      by the same CLI in the same run (the ratio is the headline figure);
 //   2. the size of each pre-built Lambda bundle (assets/lambda/<name>/index.js), raw and gzipped;
 //   3. each handler's cold initialisation: require() of its bundle in a fresh `node` process, beside the
-//      same for a bundle of a bare SageMaker Runtime client.
+//      same for a bundle of a bare SageMaker Runtime client;
+//   4. the RAG handlers' cold start: require() plus their first invocation against local stand-ins of the
+//      services they call (bench/first-invoke.cjs).
 // Prints markdown tables and writes the raw figures to bench/results/latest.json.
 //
 // Knobs: BENCH_SYNTH_RUNS (default 3, after one unmeasured warm-up round), BENCH_INIT_RUNS (default 10),
@@ -194,6 +196,27 @@ function benchColdInit(targets) {
   }));
 }
 
+// --- 4. first invocation of the RAG handlers -----------------------------------------------------------
+
+/** Handlers whose first invocation bench/first-invoke.cjs can run against local stand-ins of their services. */
+const FIRST_INVOKE_HANDLERS = ['knn-index', 'ingest-documents', 'rag-query'];
+
+function benchFirstInvoke(handlers) {
+  const targets = handlers.filter((handler) => FIRST_INVOKE_HANDLERS.includes(handler.name));
+  return targets.map((target) => {
+    const runs = [];
+    for (let i = 0; i < initRuns; i += 1) {
+      const stdout = run(process.execPath, [join(benchDir, 'first-invoke.cjs'), target.name, target.file], { cwd: root, env: baseEnv(), timeout: 60_000 });
+      const result = JSON.parse(stdout.trim().split('\n').pop());
+      if (result.error) throw new Error(`first invocation of ${target.name} failed: ${result.error}`);
+      runs.push(result);
+    }
+    const requireMs = round(median(runs.map((r) => r.requireMs)), 1);
+    const firstInvokeMs = round(median(runs.map((r) => r.firstInvokeMs)), 1);
+    return { id: target.name, label: `handler ${target.name}`, requireMs, firstInvokeMs, coldStartMs: round(requireMs + firstInvokeMs, 1) };
+  });
+}
+
 // --- report ------------------------------------------------------------------------------------------
 
 async function main() {
@@ -230,6 +253,9 @@ async function main() {
     ]);
     const bareInit = coldInit.find((entry) => entry.id === 'bare-client').medianMs;
 
+    progress(`first invocation of the RAG handlers: ${initRuns} fresh node processes each`);
+    const firstInvoke = benchFirstInvoke(handlers);
+
     const results = {
       generatedAt: new Date().toISOString(),
       commit: gitCommit(),
@@ -237,6 +263,7 @@ async function main() {
       synth: { measuredRuns: synthRuns, warmUpRuns: 1, statistic: 'median wall time', targets: synth },
       bundles,
       coldInit: { runs: initRuns, statistic: 'median require() time in a fresh node process', env: HANDLER_ENV, targets: coldInit },
+      firstInvoke: { runs: initRuns, statistic: 'median require() and first-invocation times in a fresh node process, services stood in locally', targets: firstInvoke },
     };
     const resultsDir = join(benchDir, 'results');
     mkdirSync(resultsDir, { recursive: true });
@@ -287,6 +314,15 @@ async function main() {
       `Measured on ${machine.os} with Node ${machine.node}; Lambda runs the handlers on Node.js 24 (arm64), so absolute times there differ. Env: ${Object.entries(HANDLER_ENV)
         .map(([key, value]) => `${key}=${value}`)
         .join(' ')}.`,
+      '',
+      `## RAG handlers: cold start as require() plus the first invocation (median of ${initRuns})`,
+      '',
+      markdownTable(
+        ['handler', 'require (ms)', 'first invocation (ms)', 'cold start (ms)'],
+        firstInvoke.map((entry) => [entry.label, entry.requireMs.toFixed(1), entry.firstInvokeMs.toFixed(1), entry.coldStartMs.toFixed(1)]),
+      ),
+      '',
+      'bench/first-invoke.cjs answers every call (Bedrock Runtime over HTTP/2, Bedrock Agent, S3, OpenSearch, the CloudFormation response URL) from a local stand-in, so the first invocation measures the handler: client set-up, credential resolution, SigV4 signing, parsing and its own logic, not network latency.',
       '',
       `Raw figures: ${relative(root, join(resultsDir, 'latest.json'))}`,
     ];

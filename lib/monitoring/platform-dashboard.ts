@@ -7,6 +7,10 @@ import { experimentWidgets, type ExperimentWorkflows } from './experiment-widget
 import { featureStoreWidgets } from './feature-store-widgets';
 import type { DriftDetector } from './drift-detector';
 import { driftWidgets } from './drift-widgets';
+import { ragWidgets } from './rag-widgets';
+import type { DocumentIngestion } from '../genai/document-ingestion';
+import type { RagApi } from '../genai/rag-api';
+import type { RagGuardrail } from '../genai/rag-guardrail';
 import type { FeatureGroup } from '../features/feature-group';
 import type { FeatureIngestion } from '../features/feature-ingestion';
 
@@ -56,6 +60,11 @@ export class PlatformDashboard extends Construct {
   /** Adds Feature Store's read, write and ingestion health. */
   public addFeatureStore(groups: readonly FeatureGroup[], ingestion: FeatureIngestion): void {
     this.addSection(...featureStoreWidgets(groups, ingestion));
+  }
+
+  /** Adds the RAG pattern's ingestion, answers and guardrail interventions. */
+  public addRag(ingestion: DocumentIngestion, api: RagApi, guardrail: RagGuardrail): void {
+    this.addSection(...ragWidgets(ingestion, api, guardrail));
   }
 
   /** Adds the inference API's widgets for the given models. */

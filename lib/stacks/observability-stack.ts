@@ -3,12 +3,14 @@ import { Construct } from 'constructs';
 import { PlatformDashboard } from '../monitoring/platform-dashboard';
 import type { ExperimentsStack } from './experiments-stack';
 import type { FeaturesStack } from './features-stack';
+import type { RagStack } from './rag-stack';
 import type { ServingStack } from './serving-stack';
 
 export interface ObservabilityStackProps extends StackProps {
   readonly serving: ServingStack;
   readonly experiments?: ExperimentsStack;
   readonly features?: FeaturesStack;
+  readonly rag?: RagStack;
 }
 
 /** The environment's dashboard: endpoints first, then the inference API; later patterns add sections. */
@@ -33,6 +35,9 @@ export class ObservabilityStack extends Stack {
     }
     if (props.features) {
       this.dashboard.addFeatureStore(props.features.featureGroups, props.features.ingestion);
+    }
+    if (props.rag) {
+      this.dashboard.addRag(props.rag.ingestion, props.rag.api, props.rag.guardrail);
     }
   }
 }

@@ -6,6 +6,7 @@ import { FeaturesStack } from './features-stack';
 import { FoundationStack } from './foundation-stack';
 import { LifecycleStack } from './lifecycle-stack';
 import { ObservabilityStack } from './observability-stack';
+import { RagStack } from './rag-stack';
 import { ServingStack } from './serving-stack';
 
 export interface MlPlatformStacks {
@@ -18,6 +19,8 @@ export interface MlPlatformStacks {
   /** Only when a model has a lifecycle config. */
   readonly lifecycle?: LifecycleStack;
   readonly observability: ObservabilityStack;
+  /** Only when the config has a rag section. */
+  readonly rag?: RagStack;
 }
 
 /** Builds every stack of one environment of the blueprint from its validated config. */
@@ -48,12 +51,18 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
         description: `cdk-ml-patterns ${config.envName}: training pipeline, model registry, deployment, retirement and batch inference`,
       })
     : undefined;
-  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, features, description: `cdk-ml-patterns ${config.envName}: dashboard` });
+  // The inference API of the serving stack sets API Gateway's account-level logging role; the RAG API's
+  // stage logs need it in place first.
+  const rag = config.rag
+    ? new RagStack(scope, `${prefix}-Rag`, { env, config, foundation, apiGatewayCloudWatchRole: false, description: `cdk-ml-patterns ${config.envName}: RAG knowledge base, ingestion and question answering` })
+    : undefined;
+  rag?.addStackDependency(serving, 'API Gateway account logging role');
+  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, features, rag, description: `cdk-ml-patterns ${config.envName}: dashboard` });
   // cfn-lint's resource schemas do not accept Tags on these types yet; tagging them fails E3002.
   const excludeResourceTypes = ['AWS::CloudWatch::Dashboard', 'AWS::ApplicationAutoScaling::ScalableTarget'];
-  for (const stack of [foundation, serving, experiments, features, lifecycle, observability].filter((stack) => stack !== undefined)) {
+  for (const stack of [foundation, serving, experiments, features, lifecycle, rag, observability].filter((stack) => stack !== undefined)) {
     Tags.of(stack).add('project', 'cdk-ml-patterns', { excludeResourceTypes });
     Tags.of(stack).add('environment', config.envName, { excludeResourceTypes });
   }
-  return { foundation, serving, experiments, features, lifecycle, observability };
+  return { foundation, serving, experiments, features, lifecycle, rag, observability };
 }
