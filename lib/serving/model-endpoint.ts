@@ -259,6 +259,8 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
   public readonly dataCaptureKeyPrefix?: string;
   /** The security group of the model containers, when placed in a VPC. */
   public readonly securityGroup?: ec2.SecurityGroup;
+  /** The subnets of the model containers, when placed in a VPC (jobs that work on the endpoint, such as Model Monitor's, run there too). */
+  public readonly vpcSubnetIds?: string[];
 
   constructor(scope: Construct, id: string, props: ModelEndpointProps) {
     super(scope, id);
@@ -283,6 +285,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
       });
       const subnets = props.vpc.selectSubnets(props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED });
       vpcConfig = { securityGroupIds: [this.securityGroup.securityGroupId], subnets: subnets.subnetIds };
+      this.vpcSubnetIds = subnets.subnetIds;
     }
 
     const deployed: DeployedVariant[] = [];
