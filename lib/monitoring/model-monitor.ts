@@ -102,6 +102,12 @@ export interface ModelQualityMonitorOptions extends MonitorOptions, PredictionAt
   /** The kind of model: `BinaryClassification`, `MulticlassClassification` or `Regression` (AWS SDK MonitoringProblemType). */
   readonly problemType: string;
   /**
+   * Column of the baselining dataset that holds the true label (the baselining workflow compares the
+   * predictions in the same dataset with it).
+   * @default 'label'
+   */
+  readonly groundTruthAttribute?: string;
+  /**
    * Captured data of this window before each run is merged with ground truth: ground truth arrives
    * late, so the window ends some time before the run.
    * @default - from 2 hours (hourly schedules) or 25 hours (daily) before the run...
@@ -295,7 +301,8 @@ export class ModelMonitor extends Construct {
   /** Options the monitors were built with, for the baselining workflow. */
   public readonly options: Pick<ModelMonitorProps, MonitorKind>;
 
-  private readonly networkConfig: Record<string, unknown>;
+  /** The jobs' network settings, for baselining jobs that must run the same way. */
+  public readonly networkConfig: { readonly enableInterContainerTrafficEncryption: boolean; readonly enableNetworkIsolation: boolean; readonly vpcConfig?: { readonly securityGroupIds: string[]; readonly subnets: string[] } };
 
   constructor(scope: Construct, id: string, props: ModelMonitorProps) {
     super(scope, id);
@@ -521,7 +528,9 @@ export class ModelMonitor extends Construct {
       if (!bias) return undefined;
       return {
         version: '1.0',
-        headers,
+        dataset_type: 'text/csv',
+        // The baselining dataset carries the label after the features.
+        headers: headers && [...headers, bias.label],
         label: bias.label,
         label_values_or_threshold: bias.labelValuesOrThreshold,
         facet: bias.facets.map((facet) => ({ name_or_index: facet.name, value_or_threshold: facet.valuesOrThreshold })),
@@ -533,6 +542,7 @@ export class ModelMonitor extends Construct {
     if (!explainability) return undefined;
     return {
       version: '1.0',
+      dataset_type: 'text/csv',
       headers,
       methods: { shap: { baseline: [explainability.shapBaseline], num_samples: explainability.numSamples ?? 100, agg_method: 'mean_abs', use_logit: false, save_local_shap_values: false } },
       predictor: this.predictorConfig(explainability),

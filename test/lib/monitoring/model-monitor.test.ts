@@ -112,7 +112,7 @@ describe('ModelMonitor', () => {
     const monitor = allMonitors(world);
     const bias = world.stack.resolve(monitor.baselineOf('bias').analysisConfig);
     expect(bias).toMatchObject({
-      headers: HEADERS,
+      headers: [...HEADERS, 'churned'],
       label: 'churned',
       label_values_or_threshold: [1],
       facet: [{ name_or_index: 'age', value_or_threshold: [40] }],
