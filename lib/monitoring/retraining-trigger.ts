@@ -24,6 +24,9 @@ export const PROCESSING_JOB_STATE_CHANGE = 'SageMaker Processing Job State Chang
 /** How Model Monitor's exit message starts when a run found constraint violations. */
 export const VIOLATIONS_EXIT_MESSAGE_PREFIX = 'CompletedWithViolations';
 
+/** Namespace of the trigger's metrics: `Violations` and `FailedExecutions` per `Model`. */
+export const MODEL_MONITOR_EVENTS_NAMESPACE = 'MlPlatform/ModelMonitor';
+
 export interface RetrainingTriggerProps {
   /** The monitor whose schedules' executions are watched. */
   readonly monitor: ModelMonitor;
@@ -118,6 +121,7 @@ export class RetrainingTrigger extends Construct {
       // The execution waits out the cooldown while it holds the lock.
       timeout: this.cooldown.plus(Duration.hours(1)),
       failureAlarmAction: new actions.SnsAction(props.alarmTopic),
+      wildcardResourceReason: `cloudwatch:PutMetricData has no resource-level permissions; the workflow only counts ${MODEL_MONITOR_EVENTS_NAMESPACE} metrics.`,
     });
     this.table.grant(this.workflow.role, 'dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem');
     grantPublishTo(props.alarmTopic, this.workflow.role);
@@ -173,6 +177,20 @@ export class RetrainingTrigger extends Construct {
     const stack = Stack.of(this);
     const logicalId = stack.getLogicalId(this.workflow.stateMachine.node.defaultChild as sfn.CfnStateMachine);
     return `arn:${stack.partition}:states:${stack.region}:${stack.account}:execution:${logicalId}-*:*`;
+  }
+
+  /** Monitoring executions that found constraint violations (every one, in cooldown or not). Default: sum over 1 hour. */
+  public metricViolations(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.eventMetric('Violations', props);
+  }
+
+  /** Monitoring executions that failed (a missing or malformed baseline, a bad analysis configuration, capacity). Default: sum over 1 hour. */
+  public metricFailedExecutions(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.eventMetric('FailedExecutions', props);
+  }
+
+  private eventMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({ namespace: MODEL_MONITOR_EVENTS_NAMESPACE, metricName, dimensionsMap: { Model: this.modelName }, statistic: 'Sum', period: Duration.hours(1), ...props });
   }
 
   /** Workflow executions that started retraining are the ones that reached the Wait; this counts every run. Default: sum over 1 hour. */
@@ -313,9 +331,33 @@ export class RetrainingTrigger extends Construct {
     takeLock.next(onLock);
     takeOver.next(onLock);
 
+    // Counted as metrics, so that alarms (keyed by severity) and dashboards see every one, cooldown or not.
+    const count = (metricName: string) =>
+      new tasks.CallAwsService(this, `Count ${metricName}`, {
+        service: 'cloudwatch',
+        action: 'putMetricData',
+        parameters: {
+          Namespace: MODEL_MONITOR_EVENTS_NAMESPACE,
+          MetricData: [
+            {
+              MetricName: metricName,
+              Value: 1,
+              Unit: 'Count',
+              Dimensions: [
+                { Name: 'Model', Value: model },
+                { Name: 'MonitoringSchedule', Value: sfn.JsonPath.stringAt('$.trigger.monitoringSchedule') },
+              ],
+            },
+            { MetricName: metricName, Value: 1, Unit: 'Count', Dimensions: [{ Name: 'Model', Value: model }] },
+          ],
+        },
+        iamResources: ['*'],
+        iamAction: 'cloudwatch:PutMetricData',
+        resultPath: sfn.JsonPath.DISCARD,
+      });
     const classify = new sfn.Choice(this, 'Failed or violations?')
-      .when(sfn.Condition.stringEquals('$.detail.ProcessingJobStatus', 'Failed'), notifyFailure.next(failureNotified))
-      .when(sfn.Condition.stringMatches('$.detail.ExitMessage', `${VIOLATIONS_EXIT_MESSAGE_PREFIX}*`), withReason.next(takeLock))
+      .when(sfn.Condition.stringEquals('$.detail.ProcessingJobStatus', 'Failed'), count('FailedExecutions').next(notifyFailure).next(failureNotified))
+      .when(sfn.Condition.stringMatches('$.detail.ExitMessage', `${VIOLATIONS_EXIT_MESSAGE_PREFIX}*`), withReason.next(count('Violations')).next(takeLock))
       .otherwise(new sfn.Succeed(this, 'Nothing to do', { comment: 'Neither failed nor violations (the rule should not have matched).' }));
     return defaults.next(normalise).next(classify);
   }

@@ -1,3 +1,4 @@
+import { CloudWatchClient, GetMetricStatisticsCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateTableCommand, DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PutEventsCommand, PutRuleCommand, PutTargetsCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
@@ -169,6 +170,24 @@ describe('the trigger workflow, run in moto', () => {
     });
   }, 30_000);
 
+  /** What the trigger counted for one schedule (moto matches dimension subsets, so both are named). */
+  const counted = async (metricName: string, schedule: string) => {
+    const stats = await new CloudWatchClient(sdkTestConfig(moto.endpoint)).send(
+      new GetMetricStatisticsCommand({
+        Namespace: 'MlPlatform/ModelMonitor',
+        MetricName: metricName,
+        Dimensions: [
+          { Name: 'Model', Value: 'churn' },
+          { Name: 'MonitoringSchedule', Value: schedule },
+        ],
+        StartTime: new Date(Date.now() - 3_600_000),
+        EndTime: new Date(Date.now() + 60_000),
+        Period: 7200,
+        Statistics: ['Sum'],
+      }),
+    );
+    return (stats.Datapoints ?? []).reduce((sum, point) => sum + (point.Sum ?? 0), 0);
+  };
   let runs = 0;
   const clients = new Map<string, SFNClient>();
   /**
@@ -268,6 +287,9 @@ describe('the trigger workflow, run in moto', () => {
     const messages = await notifications();
     expect(messages).toEqual([expect.stringContaining('failed: ClientError: baseline constraints.json not found')]);
     expect(messages[0]).toContain('schedule-2');
+    expect(await counted('FailedExecutions', 'schedule-2')).toBe(1);
+    // Every violation of the first test was counted, in cooldown or not: schedule-1 had two.
+    expect(await counted('Violations', 'schedule-1')).toBe(2);
   }, 30_000);
 
   test('a lock whose holder cannot be read is kept: a violation then never starts a second retraining', async () => {
