@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseEcrImageUri } from '../lib/core/sagemaker-execution-role';
 import { checkFeatureGroupDefinition, type FeatureGroupDefinition } from '../lib/features/feature-definition';
 import { checkEndpointSpec, formatPath, MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '../lib/serving/private/variant-rules';
+import { checkModelMonitor, modelMonitorSchema } from './model-monitor';
 
 /**
  * The typed, validated configuration of one environment of the blueprint. `loadConfig` parses a raw
@@ -157,6 +158,8 @@ const modelSchema = z.strictObject({
       psiThreshold: z.number().positive().default(0.2),
     })
     .optional(),
+  /** SageMaker Model Monitor, its alarms, the retraining trigger and the model card (config/model-monitor.ts). */
+  modelMonitor: modelMonitorSchema.optional(),
 });
 
 const featureGroupSchema = z.strictObject({
@@ -254,6 +257,7 @@ export const platformConfigSchema = z
       }
       names.add(model.name);
       checkExperiments(config, model, index, ctx);
+      checkModelMonitor(model, index, ctx);
       const issues = checkEndpointSpec({
         variants: model.variants,
         shadowVariants: model.shadowVariants,

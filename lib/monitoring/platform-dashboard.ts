@@ -7,6 +7,8 @@ import { experimentWidgets, type ExperimentWorkflows } from './experiment-widget
 import { featureStoreWidgets } from './feature-store-widgets';
 import type { DriftDetector } from './drift-detector';
 import { driftWidgets } from './drift-widgets';
+import type { ModelMonitor } from './model-monitor';
+import { modelMonitorWidgets, type ModelMonitorWidgetsOptions } from './model-monitor-widgets';
 import type { FeatureGroup } from '../features/feature-group';
 import type { FeatureIngestion } from '../features/feature-ingestion';
 
@@ -51,6 +53,11 @@ export class PlatformDashboard extends Construct {
   /** Adds a model's drift: the largest PSI per run and the PSI of every feature. */
   public addDrift(detector: DriftDetector): void {
     this.addSection(...driftWidgets(detector));
+  }
+
+  /** Adds a model's Model Monitor section: performance against ground truth, data quality, drift per feature, violations and alarms. */
+  public addModelMonitor(monitor: ModelMonitor, options?: ModelMonitorWidgetsOptions): void {
+    this.addSection(...modelMonitorWidgets(monitor, options));
   }
 
   /** Adds Feature Store's read, write and ingestion health. */
