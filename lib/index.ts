@@ -37,3 +37,11 @@ export * from './monitoring/endpoint-widgets';
 export * from './monitoring/experiment-widgets';
 export * from './monitoring/feature-store-widgets';
 export * from './monitoring/platform-dashboard';
+
+// monitoring: SageMaker Model Monitor, retraining on violations, model cards (seed patterns 9, 21 and 22)
+export * from './monitoring/model-card';
+export * from './monitoring/model-monitor';
+export * from './monitoring/model-monitor-widgets';
+export * from './monitoring/monitoring-alarms';
+export * from './monitoring/monitoring-baseline-workflow';
+export * from './monitoring/retraining-trigger';
