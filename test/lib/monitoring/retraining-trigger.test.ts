@@ -21,7 +21,8 @@ import { enableStepFunctionsExecution, renderForMoto } from '../../support/stepf
 import { topicWithQueue } from '../experiments/moto-world';
 import { allMonitors, monitorWorld } from './monitor-fixtures';
 
-const COOLDOWN_SECONDS = 4;
+// Long enough that the overlapping second execution ends well inside it on a busy machine.
+const COOLDOWN_SECONDS = 8;
 const world = monitorWorld();
 const monitor = allMonitors(world);
 const retraining = new sfn.StateMachine(world.stack, 'Retraining', { definitionBody: sfn.DefinitionBody.fromChainable(new sfn.Pass(world.stack, 'Train')) });
@@ -88,6 +89,19 @@ describe('RetrainingTrigger', () => {
     world.app.synth();
     const ours = nagFindings(world.app).filter((f) => f.resource.includes('/Trigger/') || f.resource.includes('/Monitor/'));
     expect(ours.map((f) => `${f.rule} ${f.resource}`)).toEqual([]);
+  });
+
+  test('without a retraining workflow, a violation takes the lock and only notifies', () => {
+    const other = monitorWorld();
+    const alone = new RetrainingTrigger(other.stack, 'Alone', { monitor: allMonitors(other), alarmTopic: other.topic, encryptionKey: other.key });
+    const machine = expectValidStateMachines(Template.fromStack(other.stack).toJSON()).find((m) => m.logicalId.startsWith('AloneWorkflow'))!.definition as any;
+    expect(machine.States['Take cooldown lock'].Next).toBe('Notify violation');
+    expect(machine.States['Notify violation']).toMatchObject({ Resource: 'arn:aws:states:::sns:publish', Next: 'Cooldown' });
+    expect(Object.keys(machine.States)).not.toContain('Start retraining');
+    const policies = Template.fromStack(other.stack).findResources('AWS::IAM::ManagedPolicy');
+    const workflowPolicy = Object.entries(policies).find(([id]) => id.startsWith('AloneWorkflowRole'))![1];
+    expect(JSON.stringify(workflowPolicy)).not.toContain('states:StartExecution');
+    expect(alone.cooldown.toHours()).toBe(24);
   });
 
   test('refuses a trigger field in the static input and a bad cooldown, naming them', () => {
