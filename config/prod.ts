@@ -53,6 +53,44 @@ export const prod: PlatformConfigInput = {
       alarms: { error5xxRatePercent: 0.5, modelLatencyP99Ms: 300, anomalyDetection: true, pageOncePerIncident: true },
       // A new model version reaches 10% of capacity first and bakes for 10 minutes under the alarms.
       deploymentGuardrails: { mode: 'canary', percent: 10, waitMinutes: 10 },
+      modelMonitor: {
+        headers: ['tenure_months', 'monthly_charges', 'support_tickets_30d', 'contract_type'],
+        dataQuality: { schedule: 'hourly' },
+        modelQuality: {
+          schedule: 'daily@02',
+          problemType: 'BinaryClassification',
+          probabilityAttribute: '0',
+          probabilityThreshold: 0.5,
+          groundTruthAttribute: 'churned',
+          minimums: { f1: 0.7, recall: 0.6 },
+        },
+        bias: {
+          schedule: 'daily@03',
+          label: 'churned',
+          labelValuesOrThreshold: [1],
+          facets: [{ name: 'contract_type', valuesOrThreshold: ['month-to-month'] }],
+          probabilityAttribute: '0',
+          probabilityThreshold: 0.5,
+        },
+        explainability: { schedule: 'daily@04', shapBaseline: [24, 65.5, 1, 'one-year'], probabilityAttribute: '0' },
+        featureDriftThresholds: { tenure_months: 0.2, monthly_charges: 0.2, support_tickets_30d: 0.3, contract_type: 0.2 },
+        // A retraining takes a day and its canary another: at most one per three days.
+        retrainingCooldownHours: 72,
+        modelCard: {
+          owner: 'customer-analytics',
+          problemType: 'Binary classification',
+          algorithmType: 'XGBoost',
+          intendedUse: {
+            purpose: 'Rank customers by their propensity to cancel within 90 days.',
+            intendedUses: 'Prioritises retention offers by the customer-care team; never used alone to change a price or end a contract.',
+            riskRating: 'Medium',
+            riskRatingExplanation: 'A wrong score misdirects a retention offer; a person reviews every action taken on it.',
+            factorsAffectingEfficiency: 'Customers with under three months of tenure and new contract types are rare in the training data.',
+          },
+          trainingDetails: { objective: 'binary:logistic (log loss)', observations: 'Trained on 24 months of account, billing and support history; classes rebalanced by weighting.' },
+          ethicalConsiderations: 'Contract type stands in for customer segment: bias drift on it is monitored by Clarify.',
+        },
+      },
       driftDetection: { intervalMinutes: 10, psiThreshold: 0.2 },
       // A person approves each version; the deployment then follows the canary guardrails above.
       lifecycle: {

@@ -5,6 +5,7 @@ import { lifecycleSchema } from './lifecycle-schema';
 import { checkFeatureGroupDefinition, type FeatureGroupDefinition } from '../lib/features/feature-definition';
 import { checkEndpointSpec, formatPath, MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '../lib/serving/private/variant-rules';
 import { ragSchema } from './rag-schema';
+import { checkModelMonitor, modelMonitorSchema } from './model-monitor';
 
 /**
  * The typed, validated configuration of one environment of the blueprint. `loadConfig` parses a raw
@@ -161,6 +162,8 @@ const modelSchema = z.strictObject({
     .optional(),
   /** Training pipeline, model registry, deployment on approval, retirement and batch inference. */
   lifecycle: lifecycleSchema.optional(),
+  /** SageMaker Model Monitor, its alarms, the retraining trigger and the model card (config/model-monitor.ts). */
+  modelMonitor: modelMonitorSchema.optional(),
 });
 
 const featureGroupSchema = z.strictObject({
@@ -260,6 +263,7 @@ export const platformConfigSchema = z
       }
       names.add(model.name);
       checkExperiments(config, model, index, ctx);
+      checkModelMonitor(model, index, ctx);
       const issues = checkEndpointSpec({
         variants: model.variants,
         shadowVariants: model.shadowVariants,

@@ -44,6 +44,34 @@ export const staging: PlatformConfigInput = {
         },
       ],
       alarms: { error5xxRatePercent: 2, modelLatencyP99Ms: 800, anomalyDetection: true, pageOncePerIncident: true },
+      modelMonitor: {
+        headers: ['tenure_months', 'monthly_charges', 'support_tickets_30d', 'contract_type'],
+        dataQuality: { schedule: 'hourly' },
+        modelQuality: {
+          schedule: 'daily@02',
+          problemType: 'BinaryClassification',
+          probabilityAttribute: '0',
+          probabilityThreshold: 0.5,
+          groundTruthAttribute: 'churned',
+          minimums: { f1: 0.6 },
+        },
+        featureDriftThresholds: { tenure_months: 0.3, monthly_charges: 0.3 },
+        retrainingCooldownHours: 24,
+        modelCard: {
+          owner: 'customer-analytics',
+          problemType: 'Binary classification',
+          algorithmType: 'XGBoost',
+          intendedUse: {
+            purpose: 'Rank customers by their propensity to cancel within 90 days.',
+            intendedUses: 'Prioritises retention offers by the customer-care team; never used alone to change a price or end a contract.',
+            riskRating: 'Medium',
+            riskRatingExplanation: 'A wrong score misdirects a retention offer; a person reviews every action taken on it.',
+            factorsAffectingEfficiency: 'Customers with under three months of tenure and new contract types are rare in the training data.',
+          },
+          trainingDetails: { objective: 'binary:logistic (log loss)', observations: 'Trained on 24 months of account, billing and support history; classes rebalanced by weighting.' },
+          ethicalConsiderations: 'Contract type stands in for customer segment: bias drift on it is monitored by Clarify.',
+        },
+      },
       driftDetection: { intervalMinutes: 15, psiThreshold: 0.2 },
       // Weekly retraining and dataset markers; an approved version becomes the challenger, which the promotion workflow then judges.
       lifecycle: {

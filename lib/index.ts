@@ -54,3 +54,11 @@ export * from './genai/prompt-template';
 export * from './genai/rag-api';
 export * from './genai/rag-guardrail';
 export * from './genai/vector-knowledge-base';
+
+// monitoring: SageMaker Model Monitor, retraining on violations, model cards (seed patterns 9, 21 and 22)
+export * from './monitoring/model-card';
+export * from './monitoring/model-monitor';
+export * from './monitoring/model-monitor-widgets';
+export * from './monitoring/monitoring-alarms';
+export * from './monitoring/monitoring-baseline-workflow';
+export * from './monitoring/retraining-trigger';

@@ -11,6 +11,8 @@ import { ragWidgets } from './rag-widgets';
 import type { DocumentIngestion } from '../genai/document-ingestion';
 import type { RagApi } from '../genai/rag-api';
 import type { RagGuardrail } from '../genai/rag-guardrail';
+import type { ModelMonitor } from './model-monitor';
+import { modelMonitorWidgets, type ModelMonitorWidgetsOptions } from './model-monitor-widgets';
 import type { FeatureGroup } from '../features/feature-group';
 import type { FeatureIngestion } from '../features/feature-ingestion';
 
@@ -55,6 +57,11 @@ export class PlatformDashboard extends Construct {
   /** Adds a model's drift: the largest PSI per run and the PSI of every feature. */
   public addDrift(detector: DriftDetector): void {
     this.addSection(...driftWidgets(detector));
+  }
+
+  /** Adds a model's Model Monitor section: performance against ground truth, data quality, drift per feature, violations and alarms. */
+  public addModelMonitor(monitor: ModelMonitor, options?: ModelMonitorWidgetsOptions): void {
+    this.addSection(...modelMonitorWidgets(monitor, options));
   }
 
   /** Adds Feature Store's read, write and ingestion health. */

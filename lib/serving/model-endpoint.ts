@@ -267,6 +267,8 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
   public readonly deploymentConfig?: sagemaker.CfnEndpoint.DeploymentConfigProperty;
   /** Whether updates keep the variants' instance counts (autoscaling owns them). */
   public readonly retainsInstanceCounts: boolean;
+  /** The subnets of the model containers, when placed in a VPC (jobs that work on the endpoint, such as Model Monitor's, run there too). */
+  public readonly vpcSubnetIds?: string[];
 
   constructor(scope: Construct, id: string, props: ModelEndpointProps) {
     super(scope, id);
@@ -292,6 +294,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
       });
       const subnets = props.vpc.selectSubnets(props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED });
       vpcConfig = { securityGroupIds: [this.securityGroup.securityGroupId], subnets: subnets.subnetIds };
+      this.vpcSubnetIds = subnets.subnetIds;
     }
     this.modelVpcConfig = vpcConfig;
 

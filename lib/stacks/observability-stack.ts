@@ -4,6 +4,7 @@ import { PlatformDashboard } from '../monitoring/platform-dashboard';
 import type { ExperimentsStack } from './experiments-stack';
 import type { FeaturesStack } from './features-stack';
 import type { RagStack } from './rag-stack';
+import type { MonitoringStack } from './monitoring-stack';
 import type { ServingStack } from './serving-stack';
 
 export interface ObservabilityStackProps extends StackProps {
@@ -11,6 +12,7 @@ export interface ObservabilityStackProps extends StackProps {
   readonly experiments?: ExperimentsStack;
   readonly features?: FeaturesStack;
   readonly rag?: RagStack;
+  readonly monitoring?: MonitoringStack;
 }
 
 /** The environment's dashboard: endpoints first, then the inference API; later patterns add sections. */
@@ -29,6 +31,9 @@ export class ObservabilityStack extends Stack {
     );
     for (const detector of props.serving.driftDetectors) {
       this.dashboard.addDrift(detector);
+    }
+    for (const monitored of props.monitoring?.models ?? []) {
+      this.dashboard.addModelMonitor(monitored.monitor, { trigger: monitored.trigger, alarms: monitored.alarms });
     }
     for (const experiment of props.experiments?.experiments ?? []) {
       this.dashboard.addExperiments(experiment);

@@ -5,6 +5,7 @@ import { ExperimentsStack } from './experiments-stack';
 import { FeaturesStack } from './features-stack';
 import { FoundationStack } from './foundation-stack';
 import { LifecycleStack } from './lifecycle-stack';
+import { MonitoringStack } from './monitoring-stack';
 import { ObservabilityStack } from './observability-stack';
 import { RagStack } from './rag-stack';
 import { ServingStack } from './serving-stack';
@@ -18,6 +19,8 @@ export interface MlPlatformStacks {
   readonly features?: FeaturesStack;
   /** Only when a model has a lifecycle config. */
   readonly lifecycle?: LifecycleStack;
+  /** Only when a model has `modelMonitor`. */
+  readonly monitoring?: MonitoringStack;
   readonly observability: ObservabilityStack;
   /** Only when the config has a rag section. */
   readonly rag?: RagStack;
@@ -51,18 +54,23 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
         description: `cdk-ml-patterns ${config.envName}: training pipeline, model registry, deployment, retirement and batch inference`,
       })
     : undefined;
+  // Model Monitor violations start the family's training pipeline.
+  const retrainingWorkflows = Object.fromEntries((lifecycle?.lifecycles ?? []).map((model) => [model.modelName, model.training.workflow.stateMachine]));
+  const monitoring = config.models.some((model) => model.modelMonitor)
+    ? new MonitoringStack(scope, `${prefix}-Monitoring`, { env, config, foundation, serving, retrainingWorkflows, description: `cdk-ml-patterns ${config.envName}: Model Monitor, retraining trigger, model cards` })
+    : undefined;
   // The inference API of the serving stack sets API Gateway's account-level logging role; the RAG API's
   // stage logs need it in place first.
   const rag = config.rag
     ? new RagStack(scope, `${prefix}-Rag`, { env, config, foundation, apiGatewayCloudWatchRole: false, description: `cdk-ml-patterns ${config.envName}: RAG knowledge base, ingestion and question answering` })
     : undefined;
   rag?.addStackDependency(serving, 'API Gateway account logging role');
-  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, features, rag, description: `cdk-ml-patterns ${config.envName}: dashboard` });
+  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, features, monitoring, rag, description: `cdk-ml-patterns ${config.envName}: dashboard` });
   // cfn-lint's resource schemas do not accept Tags on these types yet; tagging them fails E3002.
   const excludeResourceTypes = ['AWS::CloudWatch::Dashboard', 'AWS::ApplicationAutoScaling::ScalableTarget'];
-  for (const stack of [foundation, serving, experiments, features, lifecycle, rag, observability].filter((stack) => stack !== undefined)) {
+  for (const stack of [foundation, serving, experiments, features, lifecycle, monitoring, rag, observability].filter((stack) => stack !== undefined)) {
     Tags.of(stack).add('project', 'cdk-ml-patterns', { excludeResourceTypes });
     Tags.of(stack).add('environment', config.envName, { excludeResourceTypes });
   }
-  return { foundation, serving, experiments, features, lifecycle, rag, observability };
+  return { foundation, serving, experiments, features, lifecycle, monitoring, rag, observability };
 }

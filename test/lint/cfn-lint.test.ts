@@ -27,7 +27,7 @@ describe.each(ENVIRONMENT_NAMES)('the %s environment', (envName) => {
   }, 120_000);
 
   test('synthesizes every stack with the real cdk CLI and no AWS credentials', () => {
-    const expected = [...(envName === 'dev' ? [] : ['Experiments']), 'Features', 'Foundation', 'Lifecycle', 'Observability', 'Rag', 'Serving'];
+    const expected = [...(envName === 'dev' ? [] : ['Experiments']), 'Features', 'Foundation', 'Lifecycle', ...(envName === 'dev' ? [] : ['Monitoring']), 'Observability', 'Rag', 'Serving'];
     expect(templates.map((file) => file.replace(`${outdir}/`, '')).sort()).toEqual(expected.map((stack) => `MlPlatform-${envName}-${stack}.template.json`));
   });
 

@@ -31,9 +31,21 @@ function wildcardResourceFinding(scope: IConstruct, resource: string): string {
   return `AwsSolutions-IAM5[Resource::${flatten(Stack.of(scope).resolve(resource))}]`;
 }
 
-/** Acknowledges one wildcard-resource finding on the construct that holds the policy. */
+/**
+ * Acknowledges one wildcard-resource finding on the construct that holds the policy. A resource that
+ * names another stack's resource only takes its final form (`Fn::GetStackOutput`) when the app
+ * resolves cross-stack references, after construction: the finding is named again then.
+ */
 export function acknowledgeWildcardResource(policy: IConstruct, resource: string, reason: string): void {
-  Validations.of(policy).acknowledge({ id: wildcardResourceFinding(policy, resource), reason });
+  const id = wildcardResourceFinding(policy, resource);
+  Validations.of(policy).acknowledge({ id, reason });
+  policy.node.addValidation({
+    validate: () => {
+      const resolved = wildcardResourceFinding(policy, resource);
+      if (resolved !== id) Validations.of(policy).acknowledge({ id: resolved, reason });
+      return [];
+    },
+  });
 }
 
 /**

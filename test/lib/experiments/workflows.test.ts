@@ -17,8 +17,9 @@ describe.each(ENVIRONMENT_NAMES)('the %s blueprint', (envName) => {
     const machines = Object.values(platform.templates).flatMap((template) =>
       Object.keys(template.findResources('AWS::StepFunctions::StateMachine')).length > 0 ? expectValidStateMachines(template.toJSON()) : [],
     );
-    // The feature batch ingestion and the four lifecycle workflows in every environment, plus each environment's experiments.
-    expect(machines.length).toBe(5 + (envName === 'dev' ? 0 : envName === 'staging' ? 2 : 1));
+    // The feature batch ingestion and the four lifecycle workflows in every environment, each environment's
+    // experiments, and the Model Monitor baselining and retraining-trigger workflows of staging and prod.
+    expect(machines.length).toBe(5 + (envName === 'dev' ? 0 : envName === 'staging' ? 2 + 2 : 1 + 2));
   });
 });
 
