@@ -35,6 +35,7 @@ export function modelLifecycle(endpoint: ModelEndpoint, datasets: s3.IBucket, ru
     ...common,
     modelPackageGroup: registry,
     bucket: runs,
+    inferenceImages: ['683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1'],
     instanceType: 'ml.m5.xlarge',
     inputFilter: '$[1:]', // the model never sees the id column...
     outputFilter: '$[0,-1]', // ...which is joined back to each score

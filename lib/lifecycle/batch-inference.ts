@@ -26,6 +26,8 @@ export interface BatchInferenceProps extends MlWorkflowOptions {
   readonly modelPackageGroup: ModelPackageGroup;
   /** Bucket of the inputs (`<family>/batch-input/...`) and results (`<family>/batch-output/<run id>/`). */
   readonly bucket: s3.IBucket;
+  /** The inference images the family's registered versions name (ECR URIs); the transform jobs may pull only these. */
+  readonly inferenceImages: string[];
   /** Transform instance type, checked against the SDK's `TransformInstanceType`. */
   readonly instanceType: string;
   /**
@@ -118,11 +120,10 @@ export class BatchInference extends Construct {
     key.grant(jobRole, 'kms:Decrypt', 'kms:GenerateDataKey', 'kms:Encrypt', 'kms:CreateGrant', 'kms:DescribeKey');
     acknowledgeWildcardResource(jobRole.grantsPolicy, inputs, 'Each run names the input prefix it scores, under this family\'s batch-input/ prefix; read-only.');
     acknowledgeWildcardResource(jobRole.grantsPolicy, outputs, 'Each run writes its results under batch-output/<run id>/, a prefix named at run time.');
-    // The model container comes from the registered version: let the job role pull any image the registry names in this account's ECR.
-    iam.Grant.addToPrincipal({ grantee: jobRole, actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'], resourceArns: [`arn:${stack.partition}:ecr:*:*:repository/*`] });
-    iam.Grant.addToPrincipal({ grantee: jobRole, actions: ['ecr:GetAuthorizationToken'], resourceArns: ['*'] });
+    // The model container comes from the registered version: the job role pulls the images the family's
+    // versions name, and reads the artifact under the training run that produced it.
+    for (const image of props.inferenceImages) this.role.grantPullImage(image);
     iam.Grant.addToPrincipal({ grantee: jobRole, actions: ['s3:GetObject'], resourceArns: [props.bucket.arnForObjects(`${family}/runs/*`)] });
-    acknowledgeWildcardResource(jobRole.grantsPolicy, `arn:${stack.partition}:ecr:*:*:repository/*`, 'The inference image is whatever the registered version names (SageMaker built-in algorithm images live in AWS-owned accounts per region); pulls only.');
     acknowledgeWildcardResource(jobRole.grantsPolicy, props.bucket.arnForObjects(`${family}/runs/*`), 'The version\'s model artifact lies under the training run that produced it; read-only.');
 
     let vpcConfig: Record<string, unknown> | undefined;

@@ -105,6 +105,7 @@ export class LifecycleStack extends Stack {
           ...common,
           modelPackageGroup: registry,
           bucket: artifacts,
+          inferenceImages: [lifecycle.training.image],
           instanceType: batch.instanceType,
           instanceCount: batch.instanceCount,
           contentType: batch.contentType,

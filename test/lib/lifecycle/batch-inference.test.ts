@@ -15,6 +15,7 @@ function batch(overrides: Partial<ConstructorParameters<typeof BatchInference>[2
   const construct = new BatchInference(world.stack, 'ChurnBatch', {
     modelPackageGroup: world.group,
     bucket: world.artifactsBucket,
+    inferenceImages: [IMAGE],
     notificationTopic: world.topic,
     encryptionKey: world.key,
     instanceType: 'ml.m5.xlarge',
@@ -55,6 +56,12 @@ describe('BatchInference', () => {
       KmsKeyArn: { 'Fn::GetAtt': [world.stack.getLogicalId(world.key.node.defaultChild as any), 'Arn'] },
       Target: { Input: JSON.stringify({ inputPrefix: 'churn/batch-input/current/', trigger: { source: 'schedule' } }) },
     });
+  });
+
+  test('the job role pulls only the family\'s inference images', () => {
+    const statements = Object.values(world.template.findResources('AWS::IAM::ManagedPolicy')).flatMap((policy: any) => policy.Properties.PolicyDocument.Statement);
+    const pulls = statements.filter((statement: any) => [statement.Action].flat().includes('ecr:BatchGetImage'));
+    expect(pulls.map((statement: any) => JSON.stringify(statement.Resource))).toEqual([expect.stringContaining(':683313688378:repository/sagemaker-xgboost')]);
   });
 
   test('checks the instance type against the SDK\'s TransformInstanceType', () => {
