@@ -54,7 +54,8 @@ describe('record-outcome handler against moto DynamoDB', () => {
     (await dynamodb.send(new GetItemCommand({ TableName: TABLE, Key: { predictionId: { S: predictionId } }, ConsistentRead: true }))).Item;
 
   beforeAll(async () => {
-    moto = await startMoto();
+    // DynamoDB's atomic conditional writes, which the concurrent-outcome test relies on, need the extended moto.
+    moto = await startMoto({ extended: true });
     setEnv({ AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint });
     dynamodb = new DynamoDBClient(sdkTestConfig(moto.endpoint));
     handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);

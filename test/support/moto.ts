@@ -29,10 +29,11 @@ export interface StartMotoOptions {
   /** How long to wait for the server to answer, in ms (default 20 000). */
   readonly timeoutMs?: number;
   /**
-   * Add the SageMaker UpdateEndpoint call moto 5.2 lacks (test/support/moto_server_ext.py), for
-   * workflows that deploy model versions.
+   * Run moto with what moto 5.2 lacks (test/support/moto_server_ext.py): SageMaker's UpdateEndpoint,
+   * for workflows that deploy model versions, and DynamoDB's atomic conditional writes, for tests of
+   * concurrent writers.
    */
-  readonly withUpdateEndpoint?: boolean;
+  readonly extended?: boolean;
 }
 
 const READY_PATH = '/moto-api/';
@@ -95,7 +96,7 @@ export async function startMoto(options: StartMotoOptions = {}): Promise<MotoSer
   for (let attempt = 0; attempt < 3; attempt += 1) {
     const port = await freePort();
     try {
-      return await launch(binary, port, timeoutMs, options.withUpdateEndpoint ? [join(__dirname, 'moto_server_ext.py')] : []);
+      return await launch(binary, port, timeoutMs, options.extended ? [join(__dirname, 'moto_server_ext.py')] : []);
     } catch (error) {
       lastError = error;
       if (!(error instanceof PortInUseError)) {

@@ -33,7 +33,7 @@ let read: () => Promise<string[]>;
 const sagemaker = () => new SageMakerClient(sdkTestConfig(moto.endpoint));
 
 beforeAll(async () => {
-  moto = await startMoto({ withUpdateEndpoint: true });
+  moto = await startMoto({ extended: true });
   const world = lifecycleStack();
   const endpoint = endpointIn(world, { dataCapture: { samplingPercentage: 50, retain: false } });
   new ModelDeployment(world.stack, 'ChurnDeployment', { modelPackageGroup: world.group, endpoint, notificationTopic: world.topic, encryptionKey: world.key, pollInterval: Duration.seconds(1) });
