@@ -84,7 +84,7 @@ export class ModelDeployment extends Construct {
     }
     const pollSeconds = (props.pollInterval ?? Duration.minutes(1)).toSeconds();
     if (pollSeconds < 1) throw new Error(`${this.node.path} (ModelDeployment): pollInterval: must be at least 1 second`);
-    this.defaults = { targetVariant, rollbackToPrevious: false, pollSeconds };
+    this.defaults = { targetVariant, rollbackToPrevious: false, force: false, pollSeconds };
     this.modelRole = props.modelRole ?? new SageMakerExecutionRole(this, 'ModelRole', { description: `Deployed versions of ${group.modelFamily}`, allowVpcAccess: props.endpoint.modelVpcConfig !== undefined });
 
     const stack = Stack.of(this);
@@ -161,6 +161,35 @@ export class ModelDeployment extends Construct {
       { 'EndpointConfigName.$': '$.endpoint.configName' },
       { resultPath: '$.current' },
     );
+    // Deploying the version the endpoint's last deployment put in place (an approval event that arrives
+    // again, a console run repeated) changes nothing: the configuration it would create is the serving one.
+    const readServingTags = sagemakerCall(
+      'Read serving configuration tags',
+      'listTags',
+      'sagemaker:ListTags',
+      [arn('endpoint-config/*')],
+      { 'ResourceArn.$': '$.current.EndpointConfigArn', MaxResults: 100 },
+      { resultSelector: { 'tags.$': '$.Tags' }, resultPath: '$.serving' },
+    );
+    const servingThisVersion = new sfn.Pass(this, 'Tag of this version', {
+      parameters: { Key: 'ml:model-package-arn', 'Value.$': '$.config.modelPackageArn' },
+      resultPath: '$.wanted',
+    }).next(
+      new sfn.Pass(this, 'Serving this version?', {
+        parameters: { 'already.$': 'States.ArrayContains($.serving.tags, $.wanted)' },
+        resultPath: '$.serving',
+      }),
+    );
+    const alreadyDeployed = new sfn.Pass(this, 'Already deployed verdict', {
+      parameters: {
+        result: 'already-deployed',
+        'modelPackageArn.$': '$.config.modelPackageArn',
+        'endpointConfig.$': '$.current.EndpointConfigName',
+        'reason.$': "States.Format('the endpoint already serves {} (configuration {}); start with force: true to deploy it again', $.config.modelPackageArn, $.current.EndpointConfigName)",
+        'console.$': executionConsoleUrlExpression(this),
+      },
+      resultPath: '$.verdict',
+    });
     const names = new sfn.Pass(this, 'Name deployment', {
       parameters: {
         'name.$': `States.Format('${family}-v{}-{}', $.package.ModelPackageVersion, $.deploy.id)`,
@@ -314,11 +343,18 @@ export class ModelDeployment extends Construct {
 
     const deploy = readEndpoint.next(
       new sfn.Choice(this, 'Endpoint in service?')
-        .when(sfn.Condition.stringEquals('$.endpoint.status', 'InService'), readConfig.next(names).next(createModel).next(targetCheck).next(
-          new sfn.Choice(this, 'Target variant exists?').when(sfn.Condition.booleanEquals('$.target.present', true), swap.next(createConfig).next(update).next(poll)).otherwise(noTarget),
+        .when(sfn.Condition.stringEquals('$.endpoint.status', 'InService'), readConfig.next(readServingTags).next(servingThisVersion).next(
+          new sfn.Choice(this, 'Deploy?')
+            .when(sfn.Condition.and(sfn.Condition.booleanEquals('$.serving.already', true), sfn.Condition.booleanEquals('$.config.force', false)), alreadyDeployed)
+            .otherwise(names),
         ))
         .otherwise(notReady),
     );
+    names
+      .next(createModel)
+      .next(targetCheck)
+      .next(new sfn.Choice(this, 'Target variant exists?').when(sfn.Condition.booleanEquals('$.target.present', true), swap.next(createConfig).next(update).next(poll)).otherwise(noTarget));
+    alreadyDeployed.next(errors.notify('Notify already deployed', `Model ${family}: version already deployed`, '$.verdict')).next(done);
     withLineage.next(deploy);
     withoutLineage.next(deploy);
     describePackage.next(
@@ -345,6 +381,7 @@ export class ModelDeployment extends Construct {
         },
         { path: '$.config.targetVariant', type: 'string' },
         { path: '$.config.rollbackToPrevious', type: 'boolean' },
+        { path: '$.config.force', type: 'boolean' },
         { path: '$.config.pollSeconds', type: 'number', check: { condition: sfn.Condition.numberGreaterThanEquals('$.config.pollSeconds', 1), expectation: 'at least 1' } },
       ],
       whichVersion,

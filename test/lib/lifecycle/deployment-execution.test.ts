@@ -8,6 +8,7 @@ import {
   DescribeEndpointConfigCommand,
   ListTagsCommand,
   SageMakerClient,
+  UpdateEndpointCommand,
 } from '@aws-sdk/client-sagemaker';
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -142,6 +143,48 @@ describe('deploying an approved version', () => {
   });
 });
 
+describe('a version the endpoint already serves', () => {
+  async function servingVersion() {
+    const version = await register('Approved');
+    await sagemaker().send(new CreateModelCommand({ ModelName: 'churn-v1-00000000', ExecutionRoleArn: 'arn:aws:iam::123456789012:role/sm', PrimaryContainer: { ModelPackageName: version.arn } }));
+    await sagemaker().send(
+      new CreateEndpointConfigCommand({
+        EndpointConfigName: 'churn-v1-00000000',
+        ProductionVariants: [
+          { VariantName: 'champion', ModelName: 'churn-v1-00000000', InitialInstanceCount: 2, InstanceType: 'ml.m5.large', InitialVariantWeight: 90 },
+          { VariantName: 'challenger', ModelName: 'model-challenger', InitialInstanceCount: 1, InstanceType: 'ml.m5.large', InitialVariantWeight: 10 },
+        ],
+        // As the deployment workflow writes it: the data capture and key of the configuration before, and the lineage tags.
+        DataCaptureConfig: { EnableCapture: true, InitialSamplingPercentage: 50, DestinationS3Uri: 's3://capture/churn', CaptureOptions: [{ CaptureMode: 'Input' }, { CaptureMode: 'Output' }] },
+        KmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        Tags: [
+          { Key: 'ml:model-family', Value: 'churn' },
+          { Key: 'ml:model-package-arn', Value: version.arn },
+        ],
+      }),
+    );
+    await sagemaker().send(new UpdateEndpointCommand({ EndpointName: ENDPOINT, EndpointConfigName: 'churn-v1-00000000' }));
+    return version;
+  }
+
+  test('is not deployed again: an approval event that arrives twice changes nothing', async () => {
+    const version = await servingVersion();
+    const result = await runExecution(moto, definition, { modelPackageArn: version.arn, trigger: { source: 'approval' } });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.output).toMatchObject({ result: 'already-deployed', endpointConfig: 'churn-v1-00000000' });
+    expect(result.states).not.toContain('Create model');
+    expect((await endpointConfig()).EndpointConfigName).toBe('churn-v1-00000000');
+  });
+
+  test('is deployed again when forced', async () => {
+    const version = await servingVersion();
+    const result = await runExecution(moto, definition, { modelPackageArn: version.arn, force: true });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.output).toMatchObject({ result: 'deployed', previousEndpointConfig: 'churn-v1-00000000' });
+    expect((await endpointConfig()).EndpointConfigName).toBe(result.output.endpointConfig);
+  });
+});
+
 describe('refusals', () => {
   test('a version that is not approved is not deployed', async () => {
     const version = await register('PendingManualApproval');
@@ -155,6 +198,7 @@ describe('refusals', () => {
     [{ modelPackageArn: 'arn:aws:sagemaker:us-east-1:123456789012:model-package/fraud/1' }, 'InvalidInput', 'config.modelPackageArn: must be absent or a string and a version of model package group'],
     [{ modelPackageArn: 42 }, 'InvalidInput', 'config.modelPackageArn: must be absent or a string'],
     [{ rollbackToPrevious: 'yes' }, 'InvalidInput', 'config.rollbackToPrevious: must be a boolean'],
+    [{ force: 'true' }, 'InvalidInput', 'config.force: must be a boolean'],
     [{ rollbackToPrevious: true }, 'NoPreviousVersion', 'rollbackToPrevious: the churn registry has fewer than two approved versions'],
   ])('%j fails with %s', async (input, error, cause) => {
     const result = await runExecution(moto, definition, input);
@@ -174,7 +218,7 @@ describe('refusals', () => {
 
 describe('when the update does not take', () => {
   const updating = (endpoint: { status: string; configName: string }) => ({
-    config: { modelPackageArn: 'arn:aws:sagemaker:us-east-1:123456789012:model-package/x/1', targetVariant: 'champion', rollbackToPrevious: false, pollSeconds: 1 },
+    config: { modelPackageArn: 'arn:aws:sagemaker:us-east-1:123456789012:model-package/x/1', targetVariant: 'champion', rollbackToPrevious: false, force: false, pollSeconds: 1 },
     deploy: { id: 'abcd1234' },
     package: { ModelPackageVersion: 1 },
     lineage: { values: {} },
