@@ -383,10 +383,11 @@ export class ModelMonitor extends Construct {
     if (props.dataQuality) {
       const baseline = this.baselineOf('dataQuality');
       monitors.push(
-        this.createMonitor('dataQuality', props.dataQuality, (name) =>
-          new sagemaker.CfnDataQualityJobDefinition(this, 'DataQualityJob', {
+        this.createMonitor(
+          'dataQuality',
+          props.dataQuality,
+          {
             ...common,
-            jobDefinitionName: name,
             dataQualityAppSpecification: { imageUri: this.modelMonitorImage, environment: publishMetrics },
             dataQualityBaselineConfig: {
               constraintsResource: { s3Uri: this.s3Uri(baseline.constraintsKey) },
@@ -394,7 +395,8 @@ export class ModelMonitor extends Construct {
             },
             dataQualityJobInput: { endpointInput: endpointInput({}) },
             dataQualityJobOutputConfig: output('dataQuality'),
-          }),
+          },
+          (settings, name) => new sagemaker.CfnDataQualityJobDefinition(this, 'DataQualityJob', { ...settings, jobDefinitionName: name }),
         ),
       );
     }
@@ -402,15 +404,17 @@ export class ModelMonitor extends Construct {
       const options = props.modelQuality;
       const baseline = this.baselineOf('modelQuality');
       monitors.push(
-        this.createMonitor('modelQuality', options, (name) =>
-          new sagemaker.CfnModelQualityJobDefinition(this, 'ModelQualityJob', {
+        this.createMonitor(
+          'modelQuality',
+          options,
+          {
             ...common,
-            jobDefinitionName: name,
             modelQualityAppSpecification: { imageUri: this.modelMonitorImage, problemType: options.problemType, environment: publishMetrics },
             modelQualityBaselineConfig: { constraintsResource: { s3Uri: this.s3Uri(baseline.constraintsKey) } },
             modelQualityJobInput: { endpointInput: endpointInput(options, offsetsOf(options)), groundTruthS3Input: groundTruth },
             modelQualityJobOutputConfig: output('modelQuality'),
-          }),
+          },
+          (settings, name) => new sagemaker.CfnModelQualityJobDefinition(this, 'ModelQualityJob', { ...settings, jobDefinitionName: name }),
         ),
       );
     }
@@ -418,15 +422,17 @@ export class ModelMonitor extends Construct {
       const options = props.bias;
       const baseline = this.baselineOf('bias');
       monitors.push(
-        this.createMonitor('bias', options, (name) =>
-          new sagemaker.CfnModelBiasJobDefinition(this, 'BiasJob', {
+        this.createMonitor(
+          'bias',
+          options,
+          {
             ...common,
-            jobDefinitionName: name,
             modelBiasAppSpecification: { imageUri: this.clarifyImage!, configUri: this.s3Uri(baseline.analysisConfigKey!), environment: publishMetrics },
             modelBiasBaselineConfig: { constraintsResource: { s3Uri: this.s3Uri(baseline.constraintsKey) } },
             modelBiasJobInput: { endpointInput: endpointInput(options, offsetsOf(options)), groundTruthS3Input: groundTruth },
             modelBiasJobOutputConfig: output('bias'),
-          }),
+          },
+          (settings, name) => new sagemaker.CfnModelBiasJobDefinition(this, 'BiasJob', { ...settings, jobDefinitionName: name }),
         ),
       );
     }
@@ -434,15 +440,17 @@ export class ModelMonitor extends Construct {
       const options = props.explainability;
       const baseline = this.baselineOf('explainability');
       monitors.push(
-        this.createMonitor('explainability', options, (name) =>
-          new sagemaker.CfnModelExplainabilityJobDefinition(this, 'ExplainabilityJob', {
+        this.createMonitor(
+          'explainability',
+          options,
+          {
             ...common,
-            jobDefinitionName: name,
             modelExplainabilityAppSpecification: { imageUri: this.clarifyImage!, configUri: this.s3Uri(baseline.analysisConfigKey!), environment: publishMetrics },
             modelExplainabilityBaselineConfig: { constraintsResource: { s3Uri: this.s3Uri(baseline.constraintsKey) } },
             modelExplainabilityJobInput: { endpointInput: endpointInput(options) },
             modelExplainabilityJobOutputConfig: output('explainability'),
-          }),
+          },
+          (settings, name) => new sagemaker.CfnModelExplainabilityJobDefinition(this, 'ExplainabilityJob', { ...settings, jobDefinitionName: name }),
         ),
       );
     }
@@ -564,17 +572,17 @@ export class ModelMonitor extends Construct {
     };
   }
 
-  private createMonitor(
+  private createMonitor<Settings extends object>(
     kind: MonitorKind,
     options: MonitorOptions,
-    create: (name: string) => CfnResource & { attrJobDefinitionArn: string },
+    settings: Settings,
+    create: (settings: Settings, name: string) => CfnResource & { attrJobDefinitionArn: string },
   ): DeployedMonitor {
     const frequency = options.schedule ?? MonitoringFrequency.hourly();
     // The name changes with the settings (a definition cannot be updated in place), so CloudFormation
     // creates the new definition before deleting the old one.
-    const definition = create('PENDING');
-    const settings = Stack.of(this).resolve((definition as any).cfnProperties);
-    const hash = createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 8);
+    const definition = create(settings, 'PENDING');
+    const hash = createHash('sha256').update(JSON.stringify(Stack.of(this).resolve(settings))).digest('hex').slice(0, 8);
     const jobDefinitionName = `${Names.uniqueResourceName(definition, { maxLength: 54, separator: '-' })}-${hash}`;
     (definition as unknown as { jobDefinitionName: string }).jobDefinitionName = jobDefinitionName;
     const scheduleId = `${kind.charAt(0).toUpperCase()}${kind.slice(1)}Schedule`;
