@@ -55,3 +55,35 @@ export function validateExecutionInput(scope: Construct, id: string, fields: rea
   }
   return chain;
 }
+
+/**
+ * A short id for one execution (12 hex characters taken from UUIDs), for naming what the run
+ * creates within SageMaker's 63-character limits.
+ */
+export const RUN_ID_EXPRESSION = "States.Format('{}{}', States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0), States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 1))";
+
+export interface InputOverDefaultsOptions {
+  /**
+   * Fields set beside `config`, as Pass state parameters (keys ending in `.$` take JSONPath or intrinsics).
+   * @default - none
+   */
+  readonly parameters?: Record<string, unknown>;
+  /**
+   * The expression that builds `config` from `$.defaults` and the execution input.
+   * @default - the input merged over the defaults
+   */
+  readonly configExpression?: string;
+}
+
+/**
+ * The first two states of a console-startable workflow: load the defaults taken from the config, then
+ * merge the execution input over them into `$.config` (with any further fields), ready for
+ * `validateExecutionInput`.
+ */
+export function inputOverDefaults(scope: Construct, defaults: Record<string, unknown>, options: InputOverDefaultsOptions = {}): sfn.Chain {
+  return new sfn.Pass(scope, 'Load defaults', { result: sfn.Result.fromObject({ defaults: { ...defaults } }), resultPath: '$' }).next(
+    new sfn.Pass(scope, 'Merge input over defaults', {
+      parameters: { 'config.$': options.configExpression ?? 'States.JsonMerge($.defaults, $$.Execution.Input, false)', ...options.parameters },
+    }),
+  );
+}

@@ -5,7 +5,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { grantPublishTo } from '../core/alarm-topic';
-import { validateExecutionInput, type InputField } from '../core/input-validation';
+import { inputOverDefaults, validateExecutionInput, type InputField } from '../core/input-validation';
 import { MlFunction } from '../core/ml-function';
 import { MlWorkflow } from '../core/ml-workflow';
 import { acknowledgeWildcardResource } from '../core/private/nag';
@@ -166,10 +166,10 @@ export class AbTestAnalysis extends Construct {
       ],
       analyze,
     );
-    const definition = new sfn.Pass(this, 'Load defaults', { result: sfn.Result.fromObject({ defaults: { ...this.defaults } }), resultPath: '$' })
+    const definition = inputOverDefaults(this, this.defaults, {
       // The model is fixed by the workflow; the input cannot point it at another model's predictions.
-      .next(new sfn.Pass(this, 'Merge input over defaults', { parameters: { 'config.$': `States.JsonMerge(States.JsonMerge($.defaults, $$.Execution.Input, false), States.StringToJson('{"model":"${props.modelName}"}'), false)` } }))
-      .next(validated);
+      configExpression: `States.JsonMerge(States.JsonMerge($.defaults, $$.Execution.Input, false), States.StringToJson('{"model":"${props.modelName}"}'), false)`,
+    }).next(validated);
 
     this.workflow = new MlWorkflow(this, 'Workflow', {
       definition,

@@ -4,7 +4,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { grantPublishTo } from '../core/alarm-topic';
-import { validateExecutionInput, type InputField } from '../core/input-validation';
+import { inputOverDefaults, validateExecutionInput, type InputField } from '../core/input-validation';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import { MlWorkflow } from '../core/ml-workflow';
 import type { ModelEndpoint } from '../serving/model-endpoint';
@@ -188,12 +188,6 @@ export class ChampionChallengerPromotion extends Construct {
       parameters: { index: 0, 'count.$': 'States.ArrayLength($.config.trafficSteps)' },
       resultPath: '$.loop',
     });
-    const readInput = new sfn.Pass(this, 'Merge input over defaults', {
-      parameters: {
-        'config.$': 'States.JsonMerge($.defaults, $$.Execution.Input, false)',
-        endpointName,
-      },
-    });
     const validated = validateExecutionInput(
       this,
       'Validate input',
@@ -207,9 +201,7 @@ export class ChampionChallengerPromotion extends Construct {
         new sfn.Fail(this, 'No traffic steps', { error: 'InvalidInput', cause: 'trafficSteps: must be a non-empty array of { championWeight, challengerWeight }' }),
       )),
     );
-    const definition = new sfn.Pass(this, 'Load defaults', { result: sfn.Result.fromObject({ defaults: { ...this.defaults } }), resultPath: '$' })
-      .next(readInput)
-      .next(new sfn.Choice(this, 'Steps given?').when(sfn.Condition.isPresent('$.config.trafficSteps'), validated).otherwise(
+    const definition = inputOverDefaults(this, this.defaults, { parameters: { endpointName } }).next(new sfn.Choice(this, 'Steps given?').when(sfn.Condition.isPresent('$.config.trafficSteps'), validated).otherwise(
         new sfn.Fail(this, 'Missing traffic steps', { error: 'InvalidInput', cause: 'trafficSteps: must be a non-empty array of { championWeight, challengerWeight }' }),
       ));
 

@@ -4,7 +4,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { grantPublishTo } from '../core/alarm-topic';
-import { validateExecutionInput, type InputField } from '../core/input-validation';
+import { inputOverDefaults, validateExecutionInput, type InputField } from '../core/input-validation';
 import { MlWorkflow } from '../core/ml-workflow';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import type { ModelEndpoint } from '../serving/model-endpoint';
@@ -129,9 +129,7 @@ export class ShadowComparison extends Construct {
       ],
       observe,
     );
-    const definition = new sfn.Pass(this, 'Load defaults', { result: sfn.Result.fromObject({ defaults: { ...this.defaults } }), resultPath: '$' })
-      .next(new sfn.Pass(this, 'Merge input over defaults', { parameters: { 'config.$': 'States.JsonMerge($.defaults, $$.Execution.Input, false)' } }))
-      .next(validated);
+    const definition = inputOverDefaults(this, this.defaults).next(validated);
 
     this.workflow = new MlWorkflow(this, 'Workflow', {
       definition,

@@ -9,7 +9,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { TransformInstanceType } from '@aws-sdk/client-sagemaker';
 import { Construct } from 'constructs';
 import { grantPublishTo } from '../core/alarm-topic';
-import { validateExecutionInput, type InputField } from '../core/input-validation';
+import { inputOverDefaults, RUN_ID_EXPRESSION, validateExecutionInput, type InputField } from '../core/input-validation';
 import { ManagedPolicyRole } from '../core/managed-policy-role';
 import { MlWorkflow } from '../core/ml-workflow';
 import { executionConsoleUrlExpression, FailureNotice } from '../core/private/failure-notice';
@@ -259,16 +259,7 @@ export class BatchInference extends Construct {
       ],
       pick,
     );
-    const definition = new sfn.Pass(this, 'Load defaults', { result: sfn.Result.fromObject({ defaults: { ...this.defaults } }), resultPath: '$' })
-      .next(
-        new sfn.Pass(this, 'Merge input over defaults', {
-          parameters: {
-            'config.$': 'States.JsonMerge($.defaults, $$.Execution.Input, false)',
-            run: { 'id.$': "States.Format('{}{}', States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0), States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 1))" },
-          },
-        }),
-      )
-      .next(validated);
+    const definition = inputOverDefaults(this, this.defaults, { parameters: { run: { 'id.$': RUN_ID_EXPRESSION } } }).next(validated);
 
     this.workflow = new MlWorkflow(this, 'Workflow', {
       definition,

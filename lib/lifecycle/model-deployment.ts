@@ -6,7 +6,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { grantPublishTo } from '../core/alarm-topic';
-import { validateExecutionInput, type InputField } from '../core/input-validation';
+import { inputOverDefaults, RUN_ID_EXPRESSION, validateExecutionInput, type InputField } from '../core/input-validation';
 import { ManagedPolicyRole } from '../core/managed-policy-role';
 import { MlWorkflow } from '../core/ml-workflow';
 import { executionConsoleUrlExpression, FailureNotice } from '../core/private/failure-notice';
@@ -386,16 +386,7 @@ export class ModelDeployment extends Construct {
       ],
       whichVersion,
     );
-    const definition = new sfn.Pass(this, 'Load defaults', { result: sfn.Result.fromObject({ defaults: { ...this.defaults }, lineageDefaults }), resultPath: '$' })
-      .next(
-        new sfn.Pass(this, 'Merge input over defaults', {
-          parameters: {
-            'config.$': 'States.JsonMerge($.defaults, $$.Execution.Input, false)',
-            deploy: { 'id.$': "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0)", 'lineageDefaults.$': '$.lineageDefaults' },
-          },
-        }),
-      )
-      .next(validated);
+    const definition = inputOverDefaults(this, this.defaults, { parameters: { deploy: { 'id.$': RUN_ID_EXPRESSION, lineageDefaults } } }).next(validated);
 
     this.workflow = new MlWorkflow(this, 'Workflow', {
       definition,

@@ -98,7 +98,7 @@ describe('deploying an approved version', () => {
     const result = await runExecution(moto, definition, { modelPackageArn: version.arn, targetVariant: 'challenger', trigger: { source: 'approval' } });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.output).toMatchObject({ result: 'deployed', modelPackageArn: version.arn, modelVersion: 1, variant: 'challenger', previousEndpointConfig: 'churn-config-1' });
-    expect(result.output.endpointConfig).toMatch(/^churn-v1-[0-9a-f]{8}$/);
+    expect(result.output.endpointConfig).toMatch(/^churn-v1-[0-9a-f]{12}$/);
 
     const config = await endpointConfig();
     expect(config.EndpointConfigName).toBe(result.output.endpointConfig);
