@@ -13,6 +13,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { terminalQueue } from '../core/private/terminal-queue';
 import { grantPublishTo } from '../core/alarm-topic';
 import { validateExecutionInput, type InputField } from '../core/input-validation';
 import { MlFunction } from '../core/ml-function';
@@ -99,20 +100,9 @@ export class FeatureIngestion extends Construct {
       id: 'AwsSolutions-KDS3',
       reason: 'Feature records may hold personal data: like every store of the platform the stream is encrypted with its customer-managed key (HIPAA/NIST key control); the KMS cost is accepted.',
     });
-    const queue = (queueId: string) =>
-      new sqs.Queue(this, queueId, {
-        encryption: sqs.QueueEncryption.KMS,
-        encryptionMasterKey: props.encryptionKey,
-        enforceSSL: true,
-        retentionPeriod: Duration.days(14),
-        removalPolicy,
-      });
-    this.rejectedRecords = queue('RejectedRecords');
-    this.ingestionFailures = queue('IngestionFailures');
-    for (const q of [this.rejectedRecords, this.ingestionFailures]) {
-      const reason = 'This queue is itself the destination of records that could not be ingested; a queue behind it would only move the same messages.';
-      Validations.of(q).acknowledge({ id: 'AwsSolutions-SQS3', reason });
-    }
+    const holds = 'the destination of records that could not be ingested';
+    this.rejectedRecords = terminalQueue(this, 'RejectedRecords', { encryptionKey: props.encryptionKey, removalPolicy, holds });
+    this.ingestionFailures = terminalQueue(this, 'IngestionFailures', { encryptionKey: props.encryptionKey, removalPolicy, holds });
 
     const functionProps = {
       encryptionKey: props.encryptionKey,

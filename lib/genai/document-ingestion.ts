@@ -11,6 +11,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { terminalQueue } from '../core/private/terminal-queue';
 import { DataKey } from '../core/data-key';
 import { MlFunction } from '../core/ml-function';
 import { acknowledgeWildcardResource } from '../core/private/nag';
@@ -107,17 +108,7 @@ export class DocumentIngestion extends Construct {
       }),
     );
     const timeout = Duration.minutes(5);
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetters', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: queueKey,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-      removalPolicy,
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the document events; a queue behind it would only move the same messages.',
-    });
+    this.deadLetterQueue = terminalQueue(this, 'DeadLetters', { encryptionKey: queueKey, removalPolicy, holds: 'the dead-letter queue of the document events' });
     this.queue = new sqs.Queue(this, 'Events', {
       encryption: sqs.QueueEncryption.KMS,
       encryptionMasterKey: queueKey,

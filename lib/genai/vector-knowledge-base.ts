@@ -9,6 +9,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as opensearch from 'aws-cdk-lib/aws-opensearchservice';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { terminalQueue } from '../core/private/terminal-queue';
 import { MlFunction } from '../core/ml-function';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import { KnnIndex, type KnnIndexOptions } from './knn-index';
@@ -113,17 +114,7 @@ export class VectorKnowledgeBase extends Construct {
     this.vpc = props.vpc;
     const zones = capacity.availabilityZoneCount ?? 1;
 
-    this.indexManagerDeadLetterQueue = new sqs.Queue(this, 'IndexManagerDeadLetters', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.encryptionKey,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-      removalPolicy,
-    });
-    Validations.of(this.indexManagerDeadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the index manager; a queue behind it would only move the same events.',
-    });
+    this.indexManagerDeadLetterQueue = terminalQueue(this, 'IndexManagerDeadLetters', { encryptionKey: props.encryptionKey, removalPolicy, holds: 'the dead-letter queue of the index manager' });
     const manager = new MlFunction(this, 'IndexManager', {
       handler: 'knn-index',
       description: 'Creates, updates and deletes the k-NN index of the knowledge base (custom resource)',

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -10,6 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { terminalQueue } from '../core/private/terminal-queue';
 import { MlFunction } from '../core/ml-function';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import type { ModelEndpoint } from '../serving/model-endpoint';
@@ -87,17 +88,7 @@ export class DriftDetector extends Construct {
     this.modelName = endpoint.modelName;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.encryptionKey,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-      removalPolicy,
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the drift detector; a queue behind it would only move the same events.',
-    });
+    this.deadLetterQueue = terminalQueue(this, 'DeadLetterQueue', { encryptionKey: props.encryptionKey, removalPolicy, holds: 'the dead-letter queue of the drift detector' });
     const detector = new MlFunction(this, 'Function', {
       handler: 'detect-drift',
       description: `Measures data drift of ${endpoint.modelName}'s captured requests against its baseline`,

@@ -12,6 +12,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { terminalQueue } from '../core/private/terminal-queue';
 import { grantPublishTo } from '../core/alarm-topic';
 import { ManagedPolicyRole } from '../core/managed-policy-role';
 import { MlWorkflow } from '../core/ml-workflow';
@@ -134,17 +135,7 @@ export class RetrainingTrigger extends Construct {
       "The workflow reads the status of the execution holding the cooldown lock: one of its own executions, whose names Step Functions chooses; describe-only, limited to this state machine's generated name.",
     );
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.encryptionKey,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-      removalPolicy,
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the retraining trigger rule; a queue behind it would only move the same events.',
-    });
+    this.deadLetterQueue = terminalQueue(this, 'DeadLetterQueue', { encryptionKey: props.encryptionKey, removalPolicy, holds: 'the dead-letter queue of the retraining trigger rule' });
 
     this.rule = new events.Rule(this, 'Rule', {
       description: `Model Monitor executions of ${this.modelName} that failed or found violations`,
