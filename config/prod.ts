@@ -1,4 +1,5 @@
 import { churnLifecycle } from './churn-lifecycle';
+import { churnModelCard } from './churn-model-card';
 import { customerChurnFeatures } from './feature-groups';
 import { ragGuardrail, ragPrompt } from './rag-prompt';
 import type { PlatformConfigInput } from './schema';
@@ -76,20 +77,7 @@ export const prod: PlatformConfigInput = {
         featureDriftThresholds: { tenure_months: 0.2, monthly_charges: 0.2, support_tickets_30d: 0.3, contract_type: 0.2 },
         // A retraining takes a day and its canary another: at most one per three days.
         retrainingCooldownHours: 72,
-        modelCard: {
-          owner: 'customer-analytics',
-          problemType: 'Binary classification',
-          algorithmType: 'XGBoost',
-          intendedUse: {
-            purpose: 'Rank customers by their propensity to cancel within 90 days.',
-            intendedUses: 'Prioritises retention offers by the customer-care team; never used alone to change a price or end a contract.',
-            riskRating: 'Medium',
-            riskRatingExplanation: 'A wrong score misdirects a retention offer; a person reviews every action taken on it.',
-            factorsAffectingEfficiency: 'Customers with under three months of tenure and new contract types are rare in the training data.',
-          },
-          trainingDetails: { objective: 'binary:logistic (log loss)', observations: 'Trained on 24 months of account, billing and support history; classes rebalanced by weighting.' },
-          ethicalConsiderations: 'Contract type stands in for customer segment: bias drift on it is monitored by Clarify.',
-        },
+        modelCard: churnModelCard,
       },
       driftDetection: { intervalMinutes: 10, psiThreshold: 0.2 },
       // A person approves each version; the deployment then follows the canary guardrails above.

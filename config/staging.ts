@@ -1,4 +1,5 @@
 import { churnLifecycle } from './churn-lifecycle';
+import { churnModelCard } from './churn-model-card';
 import { customerChurnFeatures } from './feature-groups';
 import { ragGuardrail, ragPrompt } from './rag-prompt';
 import type { PlatformConfigInput } from './schema';
@@ -57,20 +58,7 @@ export const staging: PlatformConfigInput = {
         },
         featureDriftThresholds: { tenure_months: 0.3, monthly_charges: 0.3 },
         retrainingCooldownHours: 24,
-        modelCard: {
-          owner: 'customer-analytics',
-          problemType: 'Binary classification',
-          algorithmType: 'XGBoost',
-          intendedUse: {
-            purpose: 'Rank customers by their propensity to cancel within 90 days.',
-            intendedUses: 'Prioritises retention offers by the customer-care team; never used alone to change a price or end a contract.',
-            riskRating: 'Medium',
-            riskRatingExplanation: 'A wrong score misdirects a retention offer; a person reviews every action taken on it.',
-            factorsAffectingEfficiency: 'Customers with under three months of tenure and new contract types are rare in the training data.',
-          },
-          trainingDetails: { objective: 'binary:logistic (log loss)', observations: 'Trained on 24 months of account, billing and support history; classes rebalanced by weighting.' },
-          ethicalConsiderations: 'Contract type stands in for customer segment: bias drift on it is monitored by Clarify.',
-        },
+        modelCard: churnModelCard,
       },
       driftDetection: { intervalMinutes: 15, psiThreshold: 0.2 },
       // Weekly retraining and dataset markers; an approved version becomes the challenger, which the promotion workflow then judges.
