@@ -1,24 +1,14 @@
 import { ProductionVariantInstanceType } from '@aws-sdk/client-sagemaker';
 import fc from 'fast-check';
-import { ConfigError, ENVIRONMENT_NAMES, loadConfig, parseConfig, type PlatformConfigInput } from '../../config';
+import { ENVIRONMENT_NAMES, loadConfig, parseConfig } from '../../config';
+import { configProblems } from '../support/config-problems';
 import { dev } from '../../config/dev';
 import { prod } from '../../config/prod';
 import { staging } from '../../config/staging';
 
 const clone = <T>(value: T): T => structuredClone(value);
 
-/** Parses a copy of a shipped config after `mutate`, returning the error lines (empty when valid). */
-function problems(base: PlatformConfigInput, mutate: (config: any) => void): string[] {
-  const config = clone(base);
-  mutate(config);
-  try {
-    parseConfig(config, 'test');
-    return [];
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return [...error.problems];
-  }
-}
+const problems = configProblems;
 
 describe('environment configs', () => {
   test.each(ENVIRONMENT_NAMES)('the shipped %s config is valid', (envName) => {

@@ -1,20 +1,10 @@
-import { ConfigError, loadConfig, parseConfig, type PlatformConfigInput } from '../../config';
+import { loadConfig } from '../../config';
+import { configProblems } from '../support/config-problems';
 import { dev } from '../../config/dev';
 import { prod } from '../../config/prod';
 import { staging } from '../../config/staging';
 
-/** Parses a copy of a shipped config after `mutate`, returning the error lines (empty when valid). */
-function problems(base: PlatformConfigInput, mutate: (config: any) => void): string[] {
-  const config = structuredClone(base);
-  mutate(config);
-  try {
-    parseConfig(config, 'test');
-    return [];
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return [...error.problems];
-  }
-}
+const problems = configProblems;
 
 describe('the modelMonitor section', () => {
   test('is on for the churn model in staging and prod, which capture data; dev leaves it off', () => {

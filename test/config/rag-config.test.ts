@@ -1,19 +1,10 @@
-import { ConfigError, loadConfig, parseConfig, type PlatformConfigInput } from '../../config';
+import { loadConfig, type PlatformConfigInput } from '../../config';
+import { configProblems } from '../support/config-problems';
 import { dev } from '../../config/dev';
 import { prod } from '../../config/prod';
 
-/** Parses a copy of a shipped config after changing its rag section; returns the error lines (empty when valid). */
-function problems(base: PlatformConfigInput, mutate: (rag: any) => void): string[] {
-  const config = structuredClone(base);
-  mutate(config.rag);
-  try {
-    parseConfig(config, 'test');
-    return [];
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return [...error.problems];
-  }
-}
+/** The problems of a shipped config after changing its rag section. */
+const problems = (base: PlatformConfigInput, mutate: (rag: any) => void): string[] => configProblems(base, (config) => mutate(config.rag));
 
 describe('the rag config section', () => {
   test('dev is one small node in one zone; prod is multi-AZ with dedicated masters and retained data', () => {
