@@ -8,6 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { acknowledgeIamLambdaApi, managedRulesWebAcl } from '../core/private/iam-rest-api';
 import { MlFunction } from '../core/ml-function';
 import { RAG_METRICS_NAMESPACE } from './document-ingestion';
 import { embeddingModelArn, foundationModelArn, generationModelProblem, validateEmbeddingModel } from './private/bedrock-models';
@@ -177,7 +178,10 @@ export class RagApi extends Construct {
       },
       defaultMethodOptions: { authorizationType: apigateway.AuthorizationType.IAM },
     });
-    this.acknowledgeApi();
+    acknowledgeIamLambdaApi(this.api, {
+      grantedWith: 'RagApi.grantQuery',
+      whyNoCache: "Answers are generated for the caller's own question under a guardrail; an API Gateway cache would serve one caller's answer to another.",
+    });
 
     const requestModel = this.api.addModel('QueryRequest', {
       contentType: 'application/json',
@@ -201,7 +205,7 @@ export class RagApi extends Construct {
     });
 
     if (props.waf) {
-      this.webAcl = this.createWebAcl();
+      this.webAcl = managedRulesWebAcl(this, 'RagApi', 1000);
       const wafLogs = new logs.LogGroup(this, 'WebAclLogs', {
         logGroupName: `aws-waf-logs-${Names.uniqueResourceName(this, { maxLength: 100 })}`,
         encryptionKey: props.encryptionKey,
@@ -268,46 +272,6 @@ export class RagApi extends Construct {
       alarm.addAlarmAction(action);
       this.alarms.push(alarm);
     }
-  }
-
-  private createWebAcl(): wafv2.CfnWebACL {
-    const visibility = (metricName: string): wafv2.CfnWebACL.VisibilityConfigProperty => ({ cloudWatchMetricsEnabled: true, sampledRequestsEnabled: true, metricName });
-    const managed = (name: string, priority: number): wafv2.CfnWebACL.RuleProperty => ({
-      name,
-      priority,
-      overrideAction: { none: {} },
-      statement: { managedRuleGroupStatement: { vendorName: 'AWS', name } },
-      visibilityConfig: visibility(name),
-    });
-    return new wafv2.CfnWebACL(this, 'WebAcl', {
-      defaultAction: { allow: {} },
-      scope: 'REGIONAL',
-      visibilityConfig: visibility('RagApi'),
-      rules: [
-        managed('AWSManagedRulesCommonRuleSet', 1),
-        managed('AWSManagedRulesKnownBadInputsRuleSet', 2),
-        { name: 'RatePerIp', priority: 3, action: { block: {} }, statement: { rateBasedStatement: { limit: 1000, aggregateKeyType: 'IP' } }, visibilityConfig: visibility('RatePerIp') },
-      ],
-    });
-  }
-
-  private acknowledgeApi(): void {
-    const role = this.api.node.tryFindChild('CloudWatchRole');
-    if (role) {
-      Validations.of(role).acknowledge({
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
-        reason: "API Gateway's account-level logging role must let the service create and write any API's log groups; AWS documents this managed policy for it.",
-      });
-    }
-    Validations.of(this.api).acknowledge({
-      id: 'AwsSolutions-COG4',
-      reason: 'Callers are services, not end users: the method requires SigV4 IAM authorization (AuthorizationType AWS_IAM), granted with RagApi.grantQuery.',
-    });
-    const stage = Validations.of(this.api.deploymentStage);
-    const cacheReason = "Answers are generated for the caller's own question under a guardrail; an API Gateway cache would serve one caller's answer to another.";
-    stage.acknowledge({ id: 'HIPAA.Security-APIGWCacheEnabledAndEncrypted', reason: cacheReason }, { id: 'NIST.800.53.R5-APIGWCacheEnabledAndEncrypted', reason: cacheReason });
-    const certReason = 'The only backend is a Lambda proxy integration, which API Gateway calls through the Lambda API; a client certificate only authenticates HTTP backends.';
-    stage.acknowledge({ id: 'HIPAA.Security-APIGWSSLEnabled', reason: certReason }, { id: 'NIST.800.53.R5-APIGWSSLEnabled', reason: certReason });
   }
 
   private validate(props: RagApiProps, maxQuestion: number): void {

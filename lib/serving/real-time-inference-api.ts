@@ -8,6 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { acknowledgeIamLambdaApi, managedRulesWebAcl } from '../core/private/iam-rest-api';
 import { DataKey } from '../core/data-key';
 import { MlFunction } from '../core/ml-function';
 import { AlarmSeverity } from './endpoint-alarms';
@@ -187,7 +188,11 @@ export class RealTimeInferenceApi extends Construct {
       },
       defaultMethodOptions: { authorizationType: apigateway.AuthorizationType.IAM },
     });
-    acknowledgeApi(this.api);
+    acknowledgeIamLambdaApi(this.api, {
+      grantedWith: 'RealTimeInferenceApi.grantInvoke',
+      whyNoCache:
+        'Responses are predictions for the caller’s own payload; an API Gateway cache would serve one caller’s prediction to another. A prediction cache with per-request keys belongs in the inference path instead.',
+    });
 
     // API Gateway rejects structurally wrong bodies before they cost a Lambda invocation; the
     // handler then checks every field and names the one that is wrong.
@@ -260,7 +265,7 @@ export class RealTimeInferenceApi extends Construct {
     }
 
     if (props.waf) {
-      this.webAcl = this.createWebAcl(props.wafRateLimitPer5Minutes ?? 2000);
+      this.webAcl = managedRulesWebAcl(this, 'InferenceApi', props.wafRateLimitPer5Minutes ?? 2000);
       // WAF only delivers to log groups whose names start with aws-waf-logs-.
       const wafLogs = new logs.LogGroup(this, 'WebAclLogs', {
         logGroupName: `aws-waf-logs-${Names.uniqueResourceName(this, { maxLength: 100 })}`,
@@ -448,37 +453,6 @@ export class RealTimeInferenceApi extends Construct {
     add(AlarmSeverity.WARNING, 'HandlerThrottles', this.handler.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }), 0, 'inference function hit its reserved concurrency');
   }
 
-  private createWebAcl(rateLimit: number): wafv2.CfnWebACL {
-    const visibility = (metricName: string): wafv2.CfnWebACL.VisibilityConfigProperty => ({
-      cloudWatchMetricsEnabled: true,
-      sampledRequestsEnabled: true,
-      metricName,
-    });
-    const managed = (name: string, priority: number): wafv2.CfnWebACL.RuleProperty => ({
-      name,
-      priority,
-      overrideAction: { none: {} },
-      statement: { managedRuleGroupStatement: { vendorName: 'AWS', name } },
-      visibilityConfig: visibility(name),
-    });
-    return new wafv2.CfnWebACL(this, 'WebAcl', {
-      defaultAction: { allow: {} },
-      scope: 'REGIONAL',
-      visibilityConfig: visibility('InferenceApi'),
-      rules: [
-        managed('AWSManagedRulesCommonRuleSet', 1),
-        managed('AWSManagedRulesKnownBadInputsRuleSet', 2),
-        {
-          name: 'RatePerIp',
-          priority: 3,
-          action: { block: {} },
-          statement: { rateBasedStatement: { limit: rateLimit, aggregateKeyType: 'IP' } },
-          visibilityConfig: visibility('RatePerIp'),
-        },
-      ],
-    });
-  }
-
   private validate(props: RealTimeInferenceApiProps): void {
     const where = `${this.node.path} (RealTimeInferenceApi)`;
     const checks: Array<[string, number | undefined, number, number]> = [
@@ -493,30 +467,4 @@ export class RealTimeInferenceApi extends Construct {
       }
     }
   }
-}
-
-function acknowledgeApi(api: apigateway.RestApi): void {
-  const role = api.node.tryFindChild('CloudWatchRole');
-  if (role) {
-    Validations.of(role).acknowledge({
-      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
-      reason: 'API Gateway\'s account-level logging role must let the service create and write any API\'s log groups; AWS documents this managed policy for it.',
-    });
-  }
-  Validations.of(api).acknowledge({
-    id: 'AwsSolutions-COG4',
-    reason: 'Callers are services, not end users: every method requires SigV4 IAM authorization (AuthorizationType AWS_IAM), granted with RealTimeInferenceApi.grantInvoke.',
-  });
-  const stage = Validations.of(api.deploymentStage);
-  const cacheReason =
-    'Responses are predictions for the caller’s own payload; an API Gateway cache would serve one caller’s prediction to another. A prediction cache with per-request keys belongs in the inference path instead.';
-  stage.acknowledge(
-    { id: 'HIPAA.Security-APIGWCacheEnabledAndEncrypted', reason: cacheReason },
-    { id: 'NIST.800.53.R5-APIGWCacheEnabledAndEncrypted', reason: cacheReason },
-  );
-  const certReason = 'The only backend is a Lambda proxy integration, which API Gateway calls through the Lambda API; a client certificate only authenticates HTTP backends.';
-  stage.acknowledge(
-    { id: 'HIPAA.Security-APIGWSSLEnabled', reason: certReason },
-    { id: 'NIST.800.53.R5-APIGWSSLEnabled', reason: certReason },
-  );
 }
