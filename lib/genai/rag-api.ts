@@ -8,7 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
-import { acknowledgeIamLambdaApi, managedRulesWebAcl } from '../core/private/iam-rest-api';
+import { iamLambdaRestApi, managedRulesWebAcl } from '../core/private/iam-rest-api';
 import { MlFunction } from '../core/ml-function';
 import { RAG_METRICS_NAMESPACE } from './document-ingestion';
 import { embeddingModelArn, foundationModelArn, generationModelProblem, validateEmbeddingModel } from './private/bedrock-models';
@@ -158,29 +158,17 @@ export class RagApi extends Construct {
 
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { encryptionKey: props.encryptionKey, retention, removalPolicy });
     const cloudWatchRole = props.cloudWatchRole ?? true;
-    this.api = new apigateway.RestApi(this, 'Resource', {
-      restApiName: Names.uniqueResourceName(this, { maxLength: 64 }),
+    this.api = iamLambdaRestApi(this, {
       description: 'Retrieval-augmented generation: questions answered from the knowledge base',
-      endpointTypes: [apigateway.EndpointType.REGIONAL],
+      stageName: STAGE_NAME,
+      accessLogs,
+      throttlingRateLimit: props.throttlingRateLimit ?? 50,
+      throttlingBurstLimit: props.throttlingBurstLimit ?? 100,
       cloudWatchRole,
-      ...(cloudWatchRole ? { cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN } : {}),
-      deployOptions: {
-        stageName: STAGE_NAME,
-        accessLogDestination: new apigateway.LogGroupLogDestination(accessLogs),
-        accessLogFormat: apigateway.AccessLogFormat.jsonWithStandardFields(),
-        loggingLevel: apigateway.MethodLoggingLevel.INFO,
-        // Questions may hold personal data: never log bodies.
-        dataTraceEnabled: false,
-        metricsEnabled: true,
-        tracingEnabled: true,
-        throttlingRateLimit: props.throttlingRateLimit ?? 50,
-        throttlingBurstLimit: props.throttlingBurstLimit ?? 100,
+      notes: {
+        grantedWith: 'RagApi.grantQuery',
+        whyNoCache: "Answers are generated for the caller's own question under a guardrail; an API Gateway cache would serve one caller's answer to another.",
       },
-      defaultMethodOptions: { authorizationType: apigateway.AuthorizationType.IAM },
-    });
-    acknowledgeIamLambdaApi(this.api, {
-      grantedWith: 'RagApi.grantQuery',
-      whyNoCache: "Answers are generated for the caller's own question under a guardrail; an API Gateway cache would serve one caller's answer to another.",
     });
 
     const requestModel = this.api.addModel('QueryRequest', {

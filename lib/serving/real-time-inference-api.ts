@@ -8,7 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
-import { acknowledgeIamLambdaApi, managedRulesWebAcl } from '../core/private/iam-rest-api';
+import { iamLambdaRestApi, managedRulesWebAcl } from '../core/private/iam-rest-api';
 import { DataKey } from '../core/data-key';
 import { MlFunction } from '../core/ml-function';
 import { AlarmSeverity } from './endpoint-alarms';
@@ -166,32 +166,18 @@ export class RealTimeInferenceApi extends Construct {
     }
 
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { encryptionKey: this.encryptionKey, retention, removalPolicy });
-    this.api = new apigateway.RestApi(this, 'Resource', {
-      restApiName: Names.uniqueResourceName(this, { maxLength: 64 }),
+    this.api = iamLambdaRestApi(this, {
       description: 'Real-time model inference',
-      endpointTypes: [apigateway.EndpointType.REGIONAL],
+      stageName: STAGE_NAME,
+      accessLogs,
+      throttlingRateLimit: props.throttlingRateLimit ?? 100,
+      throttlingBurstLimit: props.throttlingBurstLimit ?? 200,
       cloudWatchRole: true,
-      // The role is account-wide (AWS::ApiGateway::Account): keep it when one environment's stack is
-      // deleted, or the other environments' APIs in the account would lose their execution logs.
-      cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN,
-      deployOptions: {
-        stageName: STAGE_NAME,
-        accessLogDestination: new apigateway.LogGroupLogDestination(accessLogs),
-        accessLogFormat: apigateway.AccessLogFormat.jsonWithStandardFields(),
-        loggingLevel: apigateway.MethodLoggingLevel.INFO,
-        // Request bodies may hold personal data: never log them.
-        dataTraceEnabled: false,
-        metricsEnabled: true,
-        tracingEnabled: true,
-        throttlingRateLimit: props.throttlingRateLimit ?? 100,
-        throttlingBurstLimit: props.throttlingBurstLimit ?? 200,
+      notes: {
+        grantedWith: 'RealTimeInferenceApi.grantInvoke',
+        whyNoCache:
+          'Responses are predictions for the caller’s own payload; an API Gateway cache would serve one caller’s prediction to another. A prediction cache with per-request keys belongs in the inference path instead.',
       },
-      defaultMethodOptions: { authorizationType: apigateway.AuthorizationType.IAM },
-    });
-    acknowledgeIamLambdaApi(this.api, {
-      grantedWith: 'RealTimeInferenceApi.grantInvoke',
-      whyNoCache:
-        'Responses are predictions for the caller’s own payload; an API Gateway cache would serve one caller’s prediction to another. A prediction cache with per-request keys belongs in the inference path instead.',
     });
 
     // API Gateway rejects structurally wrong bodies before they cost a Lambda invocation; the

@@ -1,4 +1,5 @@
-import { Validations } from 'aws-cdk-lib';
+import { Names, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
@@ -58,4 +59,47 @@ export function acknowledgeIamLambdaApi(api: apigateway.RestApi, notes: { readon
   );
   const certReason = 'The only backend is a Lambda proxy integration, which API Gateway calls through the Lambda API; a client certificate only authenticates HTTP backends.';
   stage.acknowledge({ id: 'HIPAA.Security-APIGWSSLEnabled', reason: certReason }, { id: 'NIST.800.53.R5-APIGWSSLEnabled', reason: certReason });
+}
+
+export interface IamLambdaApiProps {
+  readonly description: string;
+  readonly stageName: string;
+  readonly accessLogs: logs.ILogGroup;
+  readonly throttlingRateLimit: number;
+  readonly throttlingBurstLimit: number;
+  /** Whether this API sets API Gateway's account-level logging role (one API per account needs to). */
+  readonly cloudWatchRole: boolean;
+  /** The compliance notes that differ between APIs. */
+  readonly notes: { readonly grantedWith: string; readonly whyNoCache: string };
+}
+
+/**
+ * A regional REST API (`Resource` in `scope`) whose every method requires SigV4 IAM auth: JSON access
+ * logs, INFO execution logs without bodies (they may hold personal data), metrics, X-Ray and stage
+ * throttling, with its compliance notes.
+ */
+export function iamLambdaRestApi(scope: Construct, props: IamLambdaApiProps): apigateway.RestApi {
+  const api = new apigateway.RestApi(scope, 'Resource', {
+    restApiName: Names.uniqueResourceName(scope, { maxLength: 64 }),
+    description: props.description,
+    endpointTypes: [apigateway.EndpointType.REGIONAL],
+    cloudWatchRole: props.cloudWatchRole,
+    // The role is account-wide (AWS::ApiGateway::Account): keep it when one environment's stack is
+    // deleted, or the other environments' APIs in the account would lose their execution logs.
+    ...(props.cloudWatchRole ? { cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN } : {}),
+    deployOptions: {
+      stageName: props.stageName,
+      accessLogDestination: new apigateway.LogGroupLogDestination(props.accessLogs),
+      accessLogFormat: apigateway.AccessLogFormat.jsonWithStandardFields(),
+      loggingLevel: apigateway.MethodLoggingLevel.INFO,
+      dataTraceEnabled: false,
+      metricsEnabled: true,
+      tracingEnabled: true,
+      throttlingRateLimit: props.throttlingRateLimit,
+      throttlingBurstLimit: props.throttlingBurstLimit,
+    },
+    defaultMethodOptions: { authorizationType: apigateway.AuthorizationType.IAM },
+  });
+  acknowledgeIamLambdaApi(api, props.notes);
+  return api;
 }
