@@ -35,6 +35,15 @@ const HYPERPARAMETERS = z.record(z.string().min(1).max(256), z.string().max(2500
 export const lifecycleSchema = z.strictObject({
   /** manual: a person approves each version (staging, prod); automatic: versions that pass the gate deploy at once (dev only). */
   approval: z.enum(['manual', 'automatic']).default('manual'),
+  /**
+   * Name of the family's model package group. Unset, the blueprint derives one from the stack;
+   * set it to keep (or `cdk import`) an existing group with its versions, e.g. when moving from an
+   * earlier stack layout (see the README's migration notes).
+   */
+  modelPackageGroupName: z
+    .string()
+    .regex(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/, 'must be 1-63 letters, digits or hyphens, starting and ending with a letter or digit (SageMaker ModelPackageGroupName)')
+    .optional(),
   preprocessing: jobSchema(Object.values(ProcessingInstanceType), 'processing'),
   training: jobSchema(Object.values(TrainingInstanceType), 'training').extend({
     hyperparameters: HYPERPARAMETERS.default({}),

@@ -18,11 +18,19 @@ export const prod: PlatformConfigInput = {
   alarmEmails: [],
   network: { vpc: true, availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'] },
   api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true, predictionLog: true, predictionLogRetentionDays: 180 },
+  // What every prod model family does unless it says otherwise: capture for Model Monitor, page on
+  // errors and latency, roll out behind a canary, watch drift. A family sets only what differs.
+  modelDefaults: {
+    dataCapture: { samplingPercentage: 20 },
+    alarms: { error5xxRatePercent: 0.5, modelLatencyP99Ms: 300, anomalyDetection: true, pageOncePerIncident: true },
+    // A new model version reaches 10% of capacity first and bakes for 10 minutes under the alarms.
+    deploymentGuardrails: { mode: 'canary', percent: 10, waitMinutes: 10 },
+    driftDetection: { intervalMinutes: 10, psiThreshold: 0.2 },
+  },
   models: [
     {
       name: 'churn',
       description: 'Customer churn propensity (XGBoost binary classifier).',
-      dataCapture: { samplingPercentage: 20 },
       variants: [
         {
           name: 'champion',
@@ -51,9 +59,6 @@ export const prod: PlatformConfigInput = {
           capacity: { kind: 'instance', instanceType: 'ml.c5.xlarge', initialInstanceCount: 1 },
         },
       ],
-      alarms: { error5xxRatePercent: 0.5, modelLatencyP99Ms: 300, anomalyDetection: true, pageOncePerIncident: true },
-      // A new model version reaches 10% of capacity first and bakes for 10 minutes under the alarms.
-      deploymentGuardrails: { mode: 'canary', percent: 10, waitMinutes: 10 },
       modelMonitor: {
         headers: ['tenure_months', 'monthly_charges', 'support_tickets_30d', 'contract_type'],
         dataQuality: { schedule: 'hourly' },
@@ -79,7 +84,6 @@ export const prod: PlatformConfigInput = {
         retrainingCooldownHours: 72,
         modelCard: churnModelCard,
       },
-      driftDetection: { intervalMinutes: 10, psiThreshold: 0.2 },
       // A person approves each version; the deployment then follows the canary guardrails above.
       lifecycle: {
         ...churnLifecycle,

@@ -16,6 +16,12 @@ import { checkModelMonitor, modelMonitorSchema } from './model-monitor';
 export const ENVIRONMENT_NAMES = ['dev', 'staging', 'prod'] as const;
 export type EnvironmentName = (typeof ENVIRONMENT_NAMES)[number];
 
+/**
+ * Each model family gets the stack `MlPlatform-<env>-<family>`; these names belong to the shared
+ * stacks (lib/stacks/platform.ts), in any case.
+ */
+const RESERVED_FAMILY_NAMES: readonly string[] = ['foundation', 'features', 'serving', 'lifecycle', 'experiments', 'monitoring', 'rag', 'observability'];
+
 const LOG_RETENTION_DAYS = Object.values(RetentionDays).filter((value): value is number => typeof value === 'number' && value > 0);
 
 const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+$/;
@@ -261,6 +267,9 @@ export const platformConfigSchema = z
       if (names.has(model.name)) {
         ctx.addIssue({ code: 'custom', path: ['models', index, 'name'], message: `'${model.name}' is already used by another model` });
       }
+      if (RESERVED_FAMILY_NAMES.includes(model.name)) {
+        ctx.addIssue({ code: 'custom', path: ['models', index, 'name'], message: `'${model.name}' is the name of a shared stack (MlPlatform-<env>-<name>); choose another family name` });
+      }
       names.add(model.name);
       checkExperiments(config, model, index, ctx);
       checkModelMonitor(model, index, ctx);
@@ -337,7 +346,32 @@ function checkExperiments(config: RawConfig, model: RawConfig['models'][number],
   }
 }
 
-export type PlatformConfigInput = z.input<typeof platformConfigSchema>;
+type SchemaInput = z.input<typeof platformConfigSchema>;
+/** One model family as written in a config file, every field of the schema. */
+export type ModelConfigInput = SchemaInput['models'][number];
+
+/** Any part of a value: objects partial at every level; arrays and scalars whole. */
+export type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
+
+/** Settings that many model families share, written once per environment (`modelDefaults`). */
+export type ModelDefaultsInput = DeepPartial<Omit<ModelConfigInput, 'name'>>;
+
+/**
+ * A model family as written in a config file: with `modelDefaults`, only what differs from them
+ * (the schema checks the merged family, so a field missing from both is reported by its path).
+ */
+export type ModelFamilyInput = DeepPartial<ModelConfigInput> & { readonly name: string };
+
+/** The config of one environment as written in `config/<env>.ts`. */
+export type PlatformConfigInput = Omit<SchemaInput, 'models'> & {
+  /**
+   * What the environment's model families have in common, merged under each of them: objects field
+   * by field at every level, arrays and scalars whole. A family replaces a default by setting the
+   * field, and drops a default section by setting it to `undefined` explicitly.
+   */
+  readonly modelDefaults?: ModelDefaultsInput;
+  readonly models: readonly (ModelConfigInput | ModelFamilyInput)[];
+};
 export type PlatformConfig = z.output<typeof platformConfigSchema>;
 export type ModelConfig = PlatformConfig['models'][number];
 export type VariantConfig = ModelConfig['variants'][number];
@@ -353,14 +387,61 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses and validates a raw config object; throws a ConfigError that lists every bad field by path. */
-export function parseConfig(raw: unknown, source: string): PlatformConfig {
-  const result = platformConfigSchema.safeParse(raw);
-  if (!result.success) {
-    throw new ConfigError(
-      source,
-      result.error.issues.map((issue) => `${formatPath(issue.path as Array<string | number>) || '(root)'}: ${issue.message}`),
-    );
+/** An object literal (from any realm: structuredClone in a test VM makes objects of another one). */
+const isPlainObject = (value: unknown): value is Record<string, unknown> => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === null || Object.getPrototypeOf(prototype) === null;
+};
+
+/** `defaults` under `value`: plain objects merged key by key; anything else in `value` wins whole; an own key set to `undefined` drops the default. */
+export function mergeDefaults(defaults: unknown, value: unknown): unknown {
+  if (!isPlainObject(defaults) || !isPlainObject(value)) return value === undefined ? defaults : value;
+  const merged: Record<string, unknown> = { ...defaults };
+  for (const [key, own] of Object.entries(value)) {
+    if (own === undefined) delete merged[key];
+    else merged[key] = mergeDefaults(defaults[key], own);
   }
-  return result.data;
+  return merged;
+}
+
+/** Whether `path` is set in `value` (own keys all the way down). */
+function isSetAt(value: unknown, path: ReadonlyArray<PropertyKey>): boolean {
+  let current = value;
+  for (const part of path) {
+    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, part)) return false;
+    current = (current as Record<PropertyKey, unknown>)[part];
+  }
+  return true;
+}
+
+/**
+ * Parses and validates a raw config object; throws a ConfigError that lists every bad field by path.
+ * `modelDefaults` are merged under every model first; a problem with a value that came from them
+ * names the model's path and says so.
+ */
+export function parseConfig(raw: unknown, source: string): PlatformConfig {
+  const problems: string[] = [];
+  let input = raw;
+  if (isPlainObject(raw) && Object.hasOwn(raw, 'modelDefaults')) {
+    const { modelDefaults, ...rest } = raw;
+    if (!isPlainObject(modelDefaults)) {
+      problems.push(`modelDefaults: must be an object of model settings; got ${Array.isArray(modelDefaults) ? 'an array' : typeof modelDefaults}`);
+      input = rest;
+    } else {
+      if (Object.hasOwn(modelDefaults, 'name')) problems.push('modelDefaults.name: a name is never shared; set it on each model');
+      input = { ...rest, models: Array.isArray(rest.models) ? rest.models.map((model) => mergeDefaults(modelDefaults, model)) : rest.models };
+    }
+  }
+  const result = platformConfigSchema.safeParse(input);
+  if (!result.success) {
+    const models = isPlainObject(raw) && Array.isArray(raw.models) ? raw.models : [];
+    for (const issue of result.error.issues) {
+      const path = issue.path as Array<string | number>;
+      const fromDefaults = path[0] === 'models' && typeof path[1] === 'number' && path.length > 2 && !isSetAt(models[path[1]], path.slice(2)) && isSetAt((raw as Record<string, unknown>).modelDefaults, path.slice(2));
+      problems.push(`${formatPath(path) || '(root)'}: ${issue.message}${fromDefaults ? ` (the value comes from modelDefaults.${formatPath(path.slice(2))})` : ''}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return result.data!;
 }

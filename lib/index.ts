@@ -13,6 +13,7 @@ export * from './core/workflow-options';
 
 // serving: model serving and real-time inference (seed patterns 2 and 11)
 export * from './serving/endpoint-alarms';
+export * from './serving/inference-route';
 export * from './serving/model-data';
 export * from './serving/model-endpoint';
 export * from './serving/real-time-inference-api';

@@ -2,7 +2,7 @@
 //
 // A workflow's id is the construct path of its state machine inside its stack, after the stack's id without the
 // environment prefix, and without the trailing `Resource`: the state machine
-// `MlPlatform-prod-Experiments/ShadowComparison-churn/Workflow/Resource` is `Experiments/ShadowComparison-churn/Workflow`.
+// `MlPlatform-prod-churn/ShadowComparison-churn/Workflow/Resource` (the churn family stack) is `churn/ShadowComparison-churn/Workflow`.
 // Construct ids are stable (renaming one replaces resources), so ids are too, and the same workflow has the same id
 // in every environment. When a workflow exists in several environments, the diagram shows the definition of the
 // last one in ENVIRONMENT_NAMES that has it: prod, else staging, else dev.
@@ -20,7 +20,7 @@ import { aslToMermaid } from './support/workflow-mermaid';
 export interface BlueprintWorkflow {
   readonly id: string;
   readonly envName: EnvironmentName;
-  /** Construct path of the state machine, e.g. `MlPlatform-prod-Experiments/ShadowComparison-churn/Workflow/Resource`. */
+  /** Construct path of the state machine, e.g. `MlPlatform-prod-churn/ShadowComparison-churn/Workflow/Resource`. */
   readonly path: string;
   readonly definition: object;
 }

@@ -3,13 +3,14 @@
 // lambda/shared/inference.ts; this file only wires SageMaker, logging and metrics.
 //
 // Environment:
-//   MODEL_ROUTES                       JSON routing table (see RoutingTableSchema), read lazily once
+//   ROUTES_PARAMETER_PREFIX            SSM prefix of the models' routes (one parameter per model; see lambda/shared/route-parameters.ts)
+//   ROUTE_CACHE_TTL_SECONDS            optional, seconds a route is served from memory (default 60)
 //   POWERTOOLS_METRICS_NAMESPACE       EMF namespace; POWERTOOLS_SERVICE_NAME names the service
 //   SAGEMAKER_TIMEOUT_MS               optional per-attempt timeout for InvokeEndpoint (504 when exceeded)
 //   PREDICTION_LOG_TABLE               optional DynamoDB table; when set every served prediction is logged there
 //   PREDICTION_LOG_TTL_DAYS            optional, days a logged prediction is kept (default 90)
 //   PREDICTION_LOG_TIMEOUT_MS          optional per-attempt timeout for the PutItem (default 1000)
-//   AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME / AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REGION: read by the SDK itself
+//   AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME / AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SSM / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REGION: read by the SDK itself
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -36,12 +37,13 @@ import {
   ConfigError,
   errorResponse,
   handlePrediction,
-  loadRoutingTable,
+  InferenceError,
   sageMakerBackend,
   type InferenceBackend,
   type RequestEnricher,
-  type RoutingTable,
+  type RouteSource,
 } from '../shared/inference';
+import { routeParametersFromEnv } from '../shared/route-parameters';
 
 const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME ?? 'model-inference';
 
@@ -83,7 +85,7 @@ function getEnricher(): NonNullable<typeof enricher> {
 /** Model dimension value when the request never resolved to a configured model (keeps cardinality bounded). */
 const UNRESOLVED_MODEL = 'unresolved';
 
-type Routes = { readonly ok: true; readonly table: RoutingTable } | { readonly ok: false; readonly error: ConfigError };
+type Routes = { readonly ok: true; readonly table: RouteSource } | { readonly ok: false; readonly error: ConfigError };
 let routes: Routes | undefined;
 
 function clientOptions(): SageMakerRuntimeClientConfig {
@@ -154,13 +156,15 @@ async function logPrediction(table: string, dynamodb: DynamoDBClient, input: Pre
   }
 }
 
-/** Reads MODEL_ROUTES on first use; the result (or the error) is kept for the life of the environment. */
+/** Sets up the route cache on first use; the result (or the error) is kept for the life of the environment. */
 function getRoutes(): Routes {
   if (routes === undefined) {
     try {
-      routes = { ok: true, table: loadRoutingTable(process.env.MODEL_ROUTES) };
+      const onStale = (model: string, error: unknown) =>
+        logger.warn('route refresh failed; serving the last route read', { model, error: { name: (error as Error)?.name, message: (error as Error)?.message } });
+      routes = { ok: true, table: routeParametersFromEnv(process.env, { onStale }) };
     } catch (error) {
-      const configError = error instanceof ConfigError ? error : new ConfigError('MODEL_ROUTES: could not be loaded');
+      const configError = error instanceof ConfigError ? error : new ConfigError('ROUTES_PARAMETER_PREFIX: could not be loaded');
       logger.error('invalid function configuration', { error: configError.message });
       routes = { ok: false, error: configError };
     }
@@ -247,7 +251,12 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
     return outcome.response;
   } catch (error) {
     try {
-      logger.error('unexpected error while serving a prediction', error as Error);
+      if (error instanceof InferenceError) {
+        // The model's route could not be read (503) or is unusable (500); the message says which.
+        logger.error('model route unavailable', { model: event?.pathParameters?.model, status: error.status, code: error.code, reason: error.message });
+      } else {
+        logger.error('unexpected error while serving a prediction', error as Error);
+      }
       count(UNRESOLVED_MODEL, 'PredictionErrors');
     } catch {
       // Logging must never turn a 500 into a crash.

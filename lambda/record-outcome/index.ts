@@ -4,9 +4,10 @@
 //
 // Environment:
 //   PREDICTION_LOG_TABLE               DynamoDB prediction log (partition key predictionId)
-//   MODEL_ROUTES                       JSON routing table of the inference API; only its model names are used (404 for others)
+//   ROUTES_PARAMETER_PREFIX            SSM prefix of the inference API's routes; only whether a model has one is used (404 for others)
+//   ROUTE_CACHE_TTL_SECONDS            optional, seconds a route is served from memory (default 60)
 //   POWERTOOLS_METRICS_NAMESPACE       EMF namespace; POWERTOOLS_SERVICE_NAME names the service
-//   AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REGION: read by the SDK itself
+//   AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SSM / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REGION: read by the SDK itself
 //
 // Responses: 201 first recording, 200 identical repeat (idempotent), 400 bad body (names the field),
 // 404 unknown model or no such prediction for the model, 409 a different outcome is already recorded,
@@ -28,13 +29,13 @@ import {
   ConfigError,
   errorResponse,
   InferenceError,
-  loadRoutingTable,
   RequestError,
-  resolveRoute,
+  resolveRouteFrom,
   toHttpResponse,
   UpstreamError,
-  type RoutingTable,
+  type RouteSource,
 } from '../shared/inference';
+import { routeParametersFromEnv } from '../shared/route-parameters';
 
 const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME ?? 'model-outcomes';
 
@@ -44,7 +45,7 @@ const metrics = new Metrics({ serviceName: SERVICE_NAME });
 const dynamodb = new DynamoDBClient({ requestHandler: { requestTimeout: 3_000, throwOnRequestTimeout: true } });
 
 type Config =
-  | { readonly ok: true; readonly table: string; readonly routes: RoutingTable }
+  | { readonly ok: true; readonly table: string; readonly routes: RouteSource }
   | { readonly ok: false; readonly error: ConfigError };
 let config: Config | undefined;
 
@@ -56,7 +57,7 @@ function getConfig(): Config {
       if (table === undefined || table.length === 0) {
         throw new ConfigError('PREDICTION_LOG_TABLE: is not set');
       }
-      config = { ok: true, table, routes: loadRoutingTable(process.env.MODEL_ROUTES) };
+      config = { ok: true, table, routes: routeParametersFromEnv(process.env) };
     } catch (error) {
       const configError = error instanceof ConfigError ? error : new ConfigError('configuration could not be loaded');
       logger.error('invalid function configuration', { error: configError.message });
@@ -90,7 +91,7 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
     }
     // Same order as the predict route: the body first, then the model.
     const request = parseOutcomeRequest(event.body, event.isBase64Encoded ?? false);
-    model = resolveRoute(current.routes, modelName).model;
+    model = (await resolveRouteFrom(current.routes, modelName)).model;
 
     try {
       const written = await dynamodb.send(new UpdateItemCommand(outcomeUpdate(current.table, model, request, new Date())));
@@ -112,7 +113,7 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
       return toHttpResponse(200, body);
     }
   } catch (error) {
-    return failure(error, model, count);
+    return failure(error, model, count, event?.pathParameters?.model ?? undefined);
   } finally {
     if (metricsAdded) {
       try {
@@ -124,13 +125,20 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
   }
 }
 
-function failure(error: unknown, model: string | undefined, count: (model: string, metric: 'OutcomeErrors') => void): APIGatewayProxyResult {
+/** `model` is the resolved model; `requested` the path's name, logged when the route could not be resolved. */
+function failure(error: unknown, model: string | undefined, count: (model: string, metric: 'OutcomeErrors') => void, requested?: string): APIGatewayProxyResult {
   try {
     if (error instanceof RequestError) {
       logger.warn('request rejected', { status: error.status, field: error.field, reason: error.message, model });
       return errorResponse(error);
     }
-    const upstream = error instanceof InferenceError ? undefined : classifyDynamoDbError(error);
+    if (error instanceof InferenceError) {
+      // The model's route could not be read (503) or is unusable (500); the message says which.
+      logger.error('model route unavailable', { model: model ?? requested, status: error.status, code: error.code, reason: error.message });
+      count(model ?? 'unresolved', 'OutcomeErrors');
+      return errorResponse(error);
+    }
+    const upstream = classifyDynamoDbError(error);
     const { name, message } = (error ?? {}) as { name?: unknown; message?: unknown };
     if (upstream instanceof UpstreamError) {
       logger.error('prediction log unavailable', { model, status: upstream.status, code: upstream.code, cause: { name, message } });

@@ -100,7 +100,7 @@ export class UpstreamError extends InferenceError {
   }
 }
 
-/** The function's own configuration is unusable (for example MODEL_ROUTES). Always a 500. */
+/** The function's own configuration is unusable (for example a model's route). Always a 500. */
 export class ConfigError extends InferenceError {
   override readonly name = 'ConfigError';
   readonly status = 500;
@@ -274,7 +274,7 @@ export function decodeJsonBody(rawBody: string | null | undefined, isBase64Encod
 }
 
 // ---------------------------------------------------------------------------------------------
-// Routing table (MODEL_ROUTES)
+// Routing table (one route per model family; see lambda/shared/routes.ts for where it is read from)
 // ---------------------------------------------------------------------------------------------
 
 export const VariantRouteSchema = z.object({
@@ -326,7 +326,7 @@ export const ModelRouteSchema = z
     }
   });
 
-/** Value of the MODEL_ROUTES env var: model name (the `{model}` path parameter) -> endpoint and its variants. */
+/** A routing table: model name (the `{model}` path parameter) -> endpoint and its variants. Each entry is one family's route parameter. */
 export const RoutingTableSchema = z
   .record(z.string().min(1, 'model names must be non-empty'), ModelRouteSchema)
   .refine((table) => Object.keys(table).length > 0, { message: 'must define at least one model' });
@@ -370,6 +370,12 @@ export interface ResolvedRoute {
   readonly sticky?: { readonly salt: string };
 }
 
+/** Something that answers a model's route: the SSM-backed cache of lambda/shared/routes.ts or a table in memory. */
+export interface RouteSource {
+  /** The model's route; `undefined` when the model is unknown. */
+  route(model: string): Promise<ModelRoute | undefined>;
+}
+
 /**
  * Looks the model up in the routing table. Unknown model -> 404 listing the known models; unknown
  * target variant -> 400 naming it and listing the model's variants.
@@ -382,7 +388,28 @@ export function resolveRoute(table: RoutingTable, modelName: string, targetVaria
       'model',
     );
   }
-  const route = table[modelName] as ModelRoute;
+  return routeFor(modelName, table[modelName] as ModelRoute, targetVariant);
+}
+
+/**
+ * Looks the model up in a route source (a fleet's routes are not listed, so a 404 names only the
+ * model); unknown target variant -> 400 as {@link resolveRoute}.
+ */
+export async function resolveRouteFrom(routes: RoutingTable | RouteSource, modelName: string, targetVariant?: string): Promise<ResolvedRoute> {
+  if (!isRouteSource(routes)) return resolveRoute(routes, modelName, targetVariant);
+  const route = await routes.route(modelName);
+  if (route === undefined) {
+    throw new RequestError(404, `model: unknown model ${JSON.stringify(modelName)}`, 'model');
+  }
+  return routeFor(modelName, route, targetVariant);
+}
+
+function isRouteSource(routes: RoutingTable | RouteSource): routes is RouteSource {
+  // A table's values are routes (objects), never functions, whatever its models are called.
+  return typeof (routes as Partial<RouteSource>).route === 'function';
+}
+
+function routeFor(modelName: string, route: ModelRoute, targetVariant: string | undefined): ResolvedRoute {
   if (targetVariant !== undefined && !Object.hasOwn(route.variants, targetVariant)) {
     throw new RequestError(
       400,
@@ -803,7 +830,8 @@ export function defaultAssignment(request: PredictRequest, route: ResolvedRoute)
 }
 
 export interface PredictionDeps {
-  readonly routes: RoutingTable;
+  /** The models served: a table in memory, or a source that reads each model's route on demand. */
+  readonly routes: RoutingTable | RouteSource;
   readonly backend: InferenceBackend;
   readonly ids: IdGenerator;
   /** Milliseconds clock for latency; defaults to performance.now. */
@@ -863,7 +891,7 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
       throw new RequestError(400, 'model: path parameter is required (POST /models/{model}/predict)', 'model');
     }
     const request = parseRequest(input.body, input.isBase64Encoded ?? false);
-    const resolved = resolveRoute(deps.routes, input.modelName, request.targetVariant);
+    const resolved = await resolveRouteFrom(deps.routes, input.modelName, request.targetVariant);
     model = resolved.model;
     const chosen = (deps.assign ?? defaultAssignment)(request, resolved);
     if (chosen.targetVariant !== undefined && !Object.hasOwn(resolved.variants, chosen.targetVariant)) {

@@ -110,12 +110,17 @@ export function inferenceApiWidgets(api: RealTimeInferenceApi, modelNames: reado
       width: WIDTH,
       height: HEIGHT,
     }),
-    new cloudwatch.GraphWidget({
-      title: 'Predictions and failed requests per model',
-      left: modelNames.map((name) => api.metricPredictions(name, { label: `${name} predictions` })),
-      right: modelNames.map((name) => api.metricPredictionErrors(name, { label: `${name} errors` })),
-      width: WIDTH,
-      height: HEIGHT,
-    }),
+    // Per-model lines for a family's own dashboard; a fleet's overview ranks models instead (fleet-widgets.ts).
+    ...(modelNames.length === 0
+      ? []
+      : [
+          new cloudwatch.GraphWidget({
+            title: 'Predictions and failed requests per model',
+            left: modelNames.map((name) => api.metricPredictions(name, { label: `${name} predictions` })),
+            right: modelNames.map((name) => api.metricPredictionErrors(name, { label: `${name} errors` })),
+            width: WIDTH,
+            height: HEIGHT,
+          }),
+        ]),
   ];
 }

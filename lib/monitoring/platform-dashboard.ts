@@ -5,6 +5,7 @@ import type { RealTimeInferenceApi } from '../serving/real-time-inference-api';
 import { endpointWidgets, inferenceApiWidgets } from './endpoint-widgets';
 import { experimentWidgets, type ExperimentWorkflows } from './experiment-widgets';
 import { featureStoreWidgets } from './feature-store-widgets';
+import { fleetOverviewWidgets, type FleetOverviewOptions } from './fleet-widgets';
 import type { DriftDetector } from './drift-detector';
 import { driftWidgets } from './drift-widgets';
 import { ragWidgets } from './rag-widgets';
@@ -74,8 +75,13 @@ export class PlatformDashboard extends Construct {
     this.addSection(...ragWidgets(ingestion, api, guardrail));
   }
 
-  /** Adds the inference API's widgets for the given models. */
+  /** Adds the inference API's widgets, with a graph per model for the given models (none: API-wide only). */
   public addInferenceApi(api: RealTimeInferenceApi, modelNames: readonly string[]): void {
     this.addSection(...inferenceApiWidgets(api, modelNames));
+  }
+
+  /** Adds a fleet's overview: the top families by traffic, failures and latency, and what is in ALARM. */
+  public addFleetOverview(api: RealTimeInferenceApi, options: FleetOverviewOptions): void {
+    this.addSection(...fleetOverviewWidgets(api, options));
   }
 }

@@ -1,4 +1,4 @@
-import { Duration, Lazy, Names, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Names, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -9,11 +9,13 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { iamLambdaRestApi, managedRulesWebAcl } from '../core/private/iam-rest-api';
+import { acknowledgeWildcardResource } from '../core/private/nag';
 import { DataKey } from '../core/data-key';
 import { MlFunction } from '../core/ml-function';
 import { AlarmSeverity } from './endpoint-alarms';
 import type { PredictionLog } from '../experiments/prediction-log';
 import type { FeatureGroup } from '../features/feature-group';
+import { InferenceRoute } from './inference-route';
 import type { ModelEndpoint } from './model-endpoint';
 
 export interface RealTimeInferenceApiProps {
@@ -90,13 +92,28 @@ export interface RealTimeInferenceApiProps {
    * @default - no alarms
    */
   readonly alarmActions?: Partial<Record<AlarmSeverity, cloudwatch.IAlarmAction>>;
+  /**
+   * SSM parameter-name prefix of the models' routes: each served model's route is the parameter
+   * `<prefix><modelName>`, written beside its endpoint (see {@link InferenceRoute}). A plain string
+   * starting and ending with `/`.
+   * @default - `/cdk-ml-patterns/<unique id of this construct>/routes/`
+   */
+  readonly routeParameterPrefix?: string;
+  /**
+   * How long the handlers serve a route from memory before reading its parameter again. A change of
+   * route (a new variant, a new sticky salt) reaches every request within this time.
+   * @default Duration.minutes(1)
+   */
+  readonly routeCacheTtl?: Duration;
 }
 
-/** Route table the handlers read from `MODEL_ROUTES`. */
-interface ModelRoute {
-  readonly endpointName: string;
-  readonly variants: Record<string, { readonly modelVersion: string; readonly weight?: number }>;
-  readonly sticky?: { readonly salt: string };
+/** Per-model metrics of the inference handler that {@link RealTimeInferenceApi.metricTopModels} ranks models by. */
+export type TopModelsMetric = 'Predictions' | 'PredictionErrors' | 'ModelLatency';
+
+/** The tag that lets the inference handler invoke an endpoint: one IAM statement covers any number of endpoints. */
+export interface EndpointAccessTag {
+  readonly key: string;
+  readonly value: string;
 }
 
 export interface AddEndpointOptions {
@@ -134,7 +151,11 @@ export class RealTimeInferenceApi extends Construct {
   public readonly outcomeHandler?: lambda.Function;
   /** Serves online feature lookups, once `addFeatureLookup` has been called. */
   public featureLookupHandler?: lambda.Function;
-  private readonly routes = new Map<string, { endpoint: ModelEndpoint; options: AddEndpointOptions }>();
+  /** Prefix of the SSM parameters that hold the models' routes (`<prefix><modelName>`). */
+  public readonly routeParameterPrefix: string;
+  /** Endpoints carrying this tag can be invoked by the handler; {@link addEndpoint} sets it. */
+  public readonly endpointAccessTag: EndpointAccessTag;
+  private readonly routes = new Map<string, InferenceRoute>();
   private validator!: apigateway.RequestValidator;
   private handlerReservedConcurrency = 10;
   private handlerSettings!: { retention: logs.RetentionDays; removalPolicy: RemovalPolicy; vpc?: ec2.IVpc; vpcSubnets?: ec2.SubnetSelection };
@@ -144,7 +165,14 @@ export class RealTimeInferenceApi extends Construct {
     const retention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
     const removalPolicy = props.logRemovalPolicy ?? RemovalPolicy.RETAIN;
     this.encryptionKey = props.encryptionKey ?? new DataKey(this, 'Key', { description: 'Real-time inference API logs' }).key;
+    const uniqueId = Names.uniqueId(this);
+    this.routeParameterPrefix = props.routeParameterPrefix ?? `/cdk-ml-patterns/${uniqueId}/routes/`;
+    this.endpointAccessTag = { key: 'cdk-ml-patterns:inference-api', value: uniqueId };
     this.validate(props);
+    const routeEnvironment = {
+      ROUTES_PARAMETER_PREFIX: this.routeParameterPrefix,
+      ROUTE_CACHE_TTL_SECONDS: String((props.routeCacheTtl ?? Duration.minutes(1)).toSeconds()),
+    };
 
     this.handlerSettings = { retention, removalPolicy, vpc: props.vpc, vpcSubnets: props.vpcSubnets };
     this.handlerReservedConcurrency = props.reservedConcurrency ?? 10;
@@ -157,8 +185,24 @@ export class RealTimeInferenceApi extends Construct {
         // Per-attempt limits, so that two SageMaker attempts and two prediction-log writes fit in the timeout.
         SAGEMAKER_TIMEOUT_MS: '12000',
         PREDICTION_LOG_TIMEOUT_MS: '1000',
+        ...routeEnvironment,
       },
     });
+    this.grantReadRoutes(this.handler);
+    // One statement for every endpoint the API serves, however many: the endpoints carry the tag.
+    const anyEndpoint = Stack.of(this).formatArn({ service: 'sagemaker', resource: 'endpoint', resourceName: '*' });
+    this.handler.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['sagemaker:InvokeEndpoint'],
+        resources: [anyEndpoint],
+        conditions: { StringEquals: { [`aws:ResourceTag/${this.endpointAccessTag.key}`]: this.endpointAccessTag.value } },
+      }),
+    );
+    acknowledgeWildcardResource(
+      (this.handler.role as unknown as { grantsPolicy: iam.ManagedPolicy }).grantsPolicy,
+      anyEndpoint,
+      `Invokes only endpoints tagged ${this.endpointAccessTag.key}=${this.endpointAccessTag.value} (addEndpoint tags them): one statement for a fleet of any size instead of one ARN per endpoint, which would outgrow the managed-policy size limit.`,
+    );
     if (props.predictionLog) {
       this.handler.addEnvironment('PREDICTION_LOG_TABLE', props.predictionLog.table.tableName);
       this.handler.addEnvironment('PREDICTION_LOG_TTL_DAYS', String(props.predictionLogRetentionDays ?? 90));
@@ -223,9 +267,10 @@ export class RealTimeInferenceApi extends Construct {
       this.outcomeHandler = this.createHandler('OutcomeHandler', 'record-outcome', 'Records business outcomes against logged predictions', {
         timeout: Duration.seconds(10),
         reservedConcurrency: props.reservedConcurrency ?? 10,
-        environment: { AWS_MAX_ATTEMPTS: '3', PREDICTION_LOG_TABLE: props.predictionLog.table.tableName },
+        environment: { AWS_MAX_ATTEMPTS: '3', PREDICTION_LOG_TABLE: props.predictionLog.table.tableName, ...routeEnvironment },
       });
       props.predictionLog.grantRecordOutcomes(this.outcomeHandler);
+      this.grantReadRoutes(this.outcomeHandler);
       const outcomeModel = this.api.addModel('OutcomeRequest', {
         contentType: 'application/json',
         schema: {
@@ -289,16 +334,24 @@ export class RealTimeInferenceApi extends Construct {
     }
   }
 
-  /** Serves an endpoint at `POST /models/{endpoint.modelName}/predict` and lets the handler invoke it. */
-  public addEndpoint(endpoint: ModelEndpoint, options: AddEndpointOptions = {}): void {
+  /**
+   * Serves an endpoint at `POST /models/{endpoint.modelName}/predict`: writes its route (an SSM
+   * parameter beside the endpoint, in the endpoint's stack) and tags the endpoint so that the
+   * handler may invoke it. The endpoint may live in another stack: nothing of it flows into the
+   * API's stack, so a fleet's families deploy on their own.
+   */
+  public addEndpoint(endpoint: ModelEndpoint, options: AddEndpointOptions = {}): InferenceRoute {
     if (this.routes.has(endpoint.modelName)) {
       throw new Error(`${this.node.path} (RealTimeInferenceApi): addEndpoint: a model named '${endpoint.modelName}' is already served`);
     }
-    if (options.stickyRouting && endpoint.variants.filter((variant) => variant.kind === 'production').length < 2) {
-      throw new Error(`${this.node.path} (RealTimeInferenceApi): addEndpoint: stickyRouting needs at least two production variants; '${endpoint.modelName}' has one`);
-    }
-    this.routes.set(endpoint.modelName, { endpoint, options });
-    endpoint.grantInvoke(this.handler);
+    const route = new InferenceRoute(endpoint, 'InferenceRoute', { api: this, endpoint, ...options });
+    this.routes.set(endpoint.modelName, route);
+    return route;
+  }
+
+  /** Names of the models served through {@link addEndpoint} in this app. */
+  public get modelNames(): string[] {
+    return [...this.routes.keys()];
   }
 
   /**
@@ -360,6 +413,25 @@ export class RealTimeInferenceApi extends Construct {
     return this.handlerMetric('PredictionErrors', modelName, props);
   }
 
+  /**
+   * The `limit` models with the highest value of one of the handler's per-model metrics, across
+   * every family the API serves (a CloudWatch Metrics Insights query, so it needs no list of models
+   * and stays one expression for any fleet size). Default: 5-minute periods.
+   */
+  public metricTopModels(metric: TopModelsMetric, options: { readonly limit?: number; readonly period?: Duration; readonly label?: string } = {}): cloudwatch.MathExpression {
+    const limit = options.limit ?? 10;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+      throw new Error(`${this.node.path} (RealTimeInferenceApi): metricTopModels: limit: must be a whole number from 1 to 500; got ${limit}`);
+    }
+    const aggregate = metric === 'ModelLatency' ? 'MAX' : 'SUM';
+    return new cloudwatch.MathExpression({
+      expression: `SELECT ${aggregate}(${metric}) FROM SCHEMA("${METRICS_NAMESPACE}", Model, service) WHERE service = '${SERVICE_NAME}' GROUP BY Model ORDER BY ${aggregate}() DESC LIMIT ${limit}`,
+      usingMetrics: {},
+      period: options.period ?? Duration.minutes(5),
+      label: options.label ?? '',
+    });
+  }
+
   private handlerMetric(metricName: string, modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
@@ -371,20 +443,15 @@ export class RealTimeInferenceApi extends Construct {
     });
   }
 
-  private routeTable(): Record<string, ModelRoute> {
-    const table: Record<string, ModelRoute> = {};
-    for (const [name, { endpoint, options }] of this.routes) {
-      table[name] = {
-        endpointName: endpoint.endpointName,
-        variants: Object.fromEntries(
-          endpoint.variants
-            .filter((variant) => variant.kind === 'production')
-            .map((variant) => [variant.name, { modelVersion: variant.modelVersion, weight: variant.weight }]),
-        ),
-        ...(options.stickyRouting ? { sticky: { salt: options.stickySalt ?? name } } : {}),
-      };
-    }
-    return table;
+  /** Lets a handler read the routes' parameters (and nothing else of Parameter Store). */
+  private grantReadRoutes(handler: lambda.Function): void {
+    const routes = Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: `${this.routeParameterPrefix.slice(1)}*` });
+    handler.addToRolePolicy(new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: [routes] }));
+    acknowledgeWildcardResource(
+      (handler.role as unknown as { grantsPolicy: iam.ManagedPolicy }).grantsPolicy,
+      routes,
+      `Reads the route of whichever model a request names: one parameter per model under ${this.routeParameterPrefix}; read-only.`,
+    );
   }
 
   /** A handler function of the API; the id keeps the construct paths of earlier releases. */
@@ -408,7 +475,6 @@ export class RealTimeInferenceApi extends Construct {
       vpc,
       vpcSubnets,
       environment: {
-        MODEL_ROUTES: Lazy.string({ produce: () => Stack.of(this).toJsonString(this.routeTable()) }),
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         POWERTOOLS_LOG_LEVEL: 'INFO',
@@ -447,10 +513,22 @@ export class RealTimeInferenceApi extends Construct {
       ['reservedConcurrency', props.reservedConcurrency, 1, 1000],
       ['wafRateLimitPer5Minutes', props.wafRateLimitPer5Minutes, 10, 2_000_000_000],
     ];
+    const problems: string[] = [];
     for (const [name, value, min, max] of checks) {
       if (value !== undefined && (!(value >= min) || value > max)) {
-        throw new Error(`${where}: ${name}: must be from ${min} to ${max}; got ${value}`);
+        problems.push(`${name}: must be from ${min} to ${max}; got ${value}`);
       }
+    }
+    const prefix = props.routeParameterPrefix;
+    if (prefix !== undefined && (Token.isUnresolved(prefix) || !/^\/[a-zA-Z0-9_.\-/]{0,900}\/$/.test(prefix) || prefix.toLowerCase().startsWith('/aws') || prefix.toLowerCase().startsWith('/ssm'))) {
+      problems.push(`routeParameterPrefix: must be a plain string that starts and ends with '/', holds only letters, digits and _ . - /, and does not start with /aws or /ssm; got '${prefix}'`);
+    }
+    const ttl = props.routeCacheTtl;
+    if (ttl !== undefined && !(ttl.toSeconds() >= 0 && ttl.toSeconds() <= 86_400)) {
+      problems.push(`routeCacheTtl: must be from 0 seconds to 1 day; got ${ttl.toSeconds()} seconds`);
+    }
+    if (problems.length > 0) {
+      throw new Error(`${where}:\n  ${problems.join('\n  ')}`);
     }
   }
 }

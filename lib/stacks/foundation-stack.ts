@@ -79,9 +79,31 @@ export class FoundationStack extends Stack {
       ['SageMakerApi', ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API],
       ['CloudWatchLogs', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
       ['XRay', ec2.InterfaceVpcEndpointAwsService.XRAY],
+      // The inference handlers read each model's route from Parameter Store.
+      ['Ssm', ec2.InterfaceVpcEndpointAwsService.SSM],
     ] as const) {
       vpc.addInterfaceEndpoint(id, { service, privateDnsEnabled: true, securityGroups: [endpointSecurityGroup], open: false });
     }
+    if (config.models.some((model) => model.modelMonitor)) this.addMetricsEndpoint(vpc, config.network.cidr);
     return vpc;
+  }
+
+  /** Model Monitor's containers publish CloudWatch metrics; in isolated subnets they need this endpoint. */
+  private addMetricsEndpoint(vpc: ec2.IVpc, cidr: string): void {
+    const securityGroup = new ec2.SecurityGroup(this, 'MetricsEndpointSecurityGroup', {
+      vpc,
+      description: 'HTTPS from inside the VPC to the CloudWatch metrics endpoint (Model Monitor jobs)',
+      allowAllOutbound: false,
+    });
+    // The literal range from the config (not the VPC's token), so that compliance checks can read it.
+    securityGroup.addIngressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), 'HTTPS from the VPC');
+    new ec2.InterfaceVpcEndpoint(this, 'MetricsEndpoint', {
+      vpc,
+      service: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+      privateDnsEnabled: true,
+      securityGroups: [securityGroup],
+      open: false,
+      subnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+    });
   }
 }

@@ -14,13 +14,13 @@ import { ModelDeployment } from '../lifecycle/model-deployment';
 import { ModelApprovalPolicy, ModelPackageGroup } from '../lifecycle/model-package-group';
 import { ModelRetirement } from '../lifecycle/model-retirement';
 import { TrainingPipeline, type JobResources } from '../lifecycle/training-pipeline';
+import type { ModelConfig } from '../../config/schema';
+import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { FoundationStack } from './foundation-stack';
-import type { ServingStack } from './serving-stack';
 
 export interface LifecycleStackProps extends StackProps {
   readonly config: PlatformConfig;
   readonly foundation: FoundationStack;
-  readonly serving: ServingStack;
 }
 
 /** The lifecycle workflows of one model family. */
@@ -34,12 +34,12 @@ export interface ModelLifecycle {
 }
 
 /**
- * The model lifecycle of each model with a `lifecycle` config: its registry (model package group),
- * training pipeline, deployment on approval, retirement, and batch inference; plus the training-data
- * bucket whose dataset markers start training runs.
+ * What the model families' lifecycles share: the training-data bucket, whose dataset markers start
+ * training runs, and the run-artifacts bucket. Each family's registry, pipeline, deployment,
+ * retirement and batch inference live in its own stack ({@link buildModelLifecycle}); the buckets
+ * stay here, with the ids of earlier releases, so that their data never moves.
  */
 export class LifecycleStack extends Stack {
-  public readonly lifecycles: ModelLifecycle[] = [];
   /** Training datasets, one per prefix: `<family>/datasets/<version>/`, completed by a `_SUCCESS` marker. */
   public readonly trainingDataBucket: s3.Bucket;
   /** Training runs (`<family>/runs/<run id>/`: splits, model, evaluation) and batch inference (`<family>/batch-input|batch-output/`). */
@@ -47,7 +47,7 @@ export class LifecycleStack extends Stack {
 
   constructor(scope: Construct, id: string, props: LifecycleStackProps) {
     super(scope, id, props);
-    const { config, foundation, serving } = props;
+    const { config, foundation } = props;
     const retain = config.retainData;
     this.trainingDataBucket = new SecureBucket(this, 'TrainingData', {
       encryptionKey: foundation.dataKey,
@@ -55,85 +55,99 @@ export class LifecycleStack extends Stack {
       retain,
       eventBridgeEnabled: true,
     }).bucket;
-    const common = {
-      notificationTopic: foundation.alarmTopic.topic,
-      encryptionKey: foundation.dataKey,
-      logRetention: config.logRetentionDays as logs.RetentionDays,
-      logRemovalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
-      failureAlarmAction: foundation.alarmTopic.alarmAction,
-    };
-    // Its own bucket rather than the foundation's: the grants name prefixes in it, which stay in this stack.
+    // Its own bucket rather than the foundation's: the families' grants name prefixes in it.
     this.artifactsBucket = new SecureBucket(this, 'RunArtifacts', { encryptionKey: foundation.dataKey, serverAccessLogsBucket: foundation.accessLogsBucket, retain }).bucket;
-    const artifacts = this.artifactsBucket;
-
-    config.models.forEach((model, index) => {
-      const lifecycle = model.lifecycle;
-      if (!lifecycle) return;
-      const endpoint = serving.endpoints[index];
-      const registry = new ModelPackageGroup(this, `Registry-${model.name}`, {
-        modelFamily: model.name,
-        description: model.description,
-        approvalPolicy: lifecycle.approval === 'automatic' ? ModelApprovalPolicy.AUTOMATIC : ModelApprovalPolicy.MANUAL,
-        removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
-      });
-      const training = new TrainingPipeline(this, `Training-${model.name}`, {
-        ...common,
-        modelPackageGroup: registry,
-        dataBucket: this.trainingDataBucket,
-        artifactsBucket: artifacts,
-        preprocessing: jobResources(lifecycle.preprocessing),
-        training: { ...jobResources(lifecycle.training), hyperparameters: lifecycle.training.hyperparameters, metricDefinitions: lifecycle.training.metricDefinitions },
-        transferLearning: lifecycle.transferLearning,
-        evaluation: jobResources(lifecycle.evaluation),
-        gate: { metric: lifecycle.evaluation.metric, threshold: lifecycle.evaluation.threshold, direction: lifecycle.evaluation.direction },
-        vpc: foundation.vpc,
-        schedule: lifecycle.retrainSchedule ? events.Schedule.expression(lifecycle.retrainSchedule) : undefined,
-        trainOnDataArrival: lifecycle.trainOnDataArrival,
-      });
-      const deployment = new ModelDeployment(this, `Deployment-${model.name}`, {
-        ...common,
-        modelPackageGroup: registry,
-        endpoint,
-        targetVariant: lifecycle.deployment.targetVariant,
-        deployOnApproval: lifecycle.deployment.deployOnApproval,
-      });
-      const retirement = new ModelRetirement(this, `Retirement-${model.name}`, { ...common, modelPackageGroup: registry, endpoint, artifactsBucket: artifacts, retainArtifacts: retain });
-      const batch = lifecycle.batchInference;
-      const batchInference =
-        batch &&
-        new BatchInference(this, `BatchInference-${model.name}`, {
-          ...common,
-          modelPackageGroup: registry,
-          bucket: artifacts,
-          inferenceImages: [lifecycle.training.image],
-          instanceType: batch.instanceType,
-          instanceCount: batch.instanceCount,
-          contentType: batch.contentType,
-          inputFilter: batch.inputFilter,
-          outputFilter: batch.outputFilter,
-          joinInputToOutput: batch.joinInputToOutput,
-          schedule: batch.schedule ? scheduler.ScheduleExpression.expression(batch.schedule) : undefined,
-          vpc: foundation.vpc,
-        });
-      // The deployed versions read the artifacts the pipeline wrote and pull the inference image.
-      const runs = artifacts.arnForObjects(`${model.name}/runs/*`);
-      iam.Grant.addToPrincipal({ grantee: deployment.modelRole, actions: ['s3:GetObject'], resourceArns: [runs] });
-      foundation.dataKey.grantDecrypt(deployment.modelRole);
-      deployment.modelRole.grantPullImage(lifecycle.training.image);
-      acknowledgeWildcardResource(deployment.modelRole.role.grantsPolicy, runs, `Deployed versions' artifacts lie under the training run that produced them (${model.name}/runs/<run id>/); read-only.`);
-      // What operators need to start the workflows from the console or approve a version.
-      new CfnOutput(this, `RegistryName-${model.name}`, { value: registry.modelPackageGroupName, description: `Model package group of ${model.name}: approve versions here` });
-      for (const [name, workflow] of [
-        ['Training', training.workflow],
-        ['Deployment', deployment.workflow],
-        ['Retirement', retirement.workflow],
-        ...(batchInference ? [['BatchInference', batchInference.workflow] as const] : []),
-      ] as const) {
-        new CfnOutput(this, `${name}Workflow-${model.name}`, { value: workflow.stateMachine.stateMachineArn, description: `${name} workflow of ${model.name}` });
-      }
-      this.lifecycles.push({ modelName: model.name, registry, training, deployment, retirement, batchInference });
-    });
   }
+}
+
+export interface ModelLifecycleProps {
+  readonly config: PlatformConfig;
+  readonly model: ModelConfig & { lifecycle: LifecycleConfig };
+  readonly foundation: FoundationStack;
+  readonly buckets: LifecycleStack;
+  readonly endpoint: ModelEndpoint;
+}
+
+/**
+ * The lifecycle of one model family, in `scope` (its stack): registry (model package group), training
+ * pipeline, deployment on approval, retirement, batch inference, and the outputs operators start
+ * them from. Construct ids are those of the earlier one-stack layout.
+ */
+export function buildModelLifecycle(scope: Construct, props: ModelLifecycleProps): ModelLifecycle {
+  const { config, model, foundation, buckets, endpoint } = props;
+  const lifecycle = model.lifecycle;
+  const retain = config.retainData;
+  const common = {
+    notificationTopic: foundation.alarmTopic.topic,
+    encryptionKey: foundation.dataKey,
+    logRetention: config.logRetentionDays as logs.RetentionDays,
+    logRemovalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    failureAlarmAction: foundation.alarmTopic.alarmAction,
+  };
+  const artifacts = buckets.artifactsBucket;
+  const registry = new ModelPackageGroup(scope, `Registry-${model.name}`, {
+    modelFamily: model.name,
+    modelPackageGroupName: lifecycle.modelPackageGroupName,
+    description: model.description,
+    approvalPolicy: lifecycle.approval === 'automatic' ? ModelApprovalPolicy.AUTOMATIC : ModelApprovalPolicy.MANUAL,
+    removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+  });
+  const training = new TrainingPipeline(scope, `Training-${model.name}`, {
+    ...common,
+    modelPackageGroup: registry,
+    dataBucket: buckets.trainingDataBucket,
+    artifactsBucket: artifacts,
+    preprocessing: jobResources(lifecycle.preprocessing),
+    training: { ...jobResources(lifecycle.training), hyperparameters: lifecycle.training.hyperparameters, metricDefinitions: lifecycle.training.metricDefinitions },
+    transferLearning: lifecycle.transferLearning,
+    evaluation: jobResources(lifecycle.evaluation),
+    gate: { metric: lifecycle.evaluation.metric, threshold: lifecycle.evaluation.threshold, direction: lifecycle.evaluation.direction },
+    vpc: foundation.vpc,
+    schedule: lifecycle.retrainSchedule ? events.Schedule.expression(lifecycle.retrainSchedule) : undefined,
+    trainOnDataArrival: lifecycle.trainOnDataArrival,
+  });
+  const deployment = new ModelDeployment(scope, `Deployment-${model.name}`, {
+    ...common,
+    modelPackageGroup: registry,
+    endpoint,
+    targetVariant: lifecycle.deployment.targetVariant,
+    deployOnApproval: lifecycle.deployment.deployOnApproval,
+  });
+  const retirement = new ModelRetirement(scope, `Retirement-${model.name}`, { ...common, modelPackageGroup: registry, endpoint, artifactsBucket: artifacts, retainArtifacts: retain });
+  const batch = lifecycle.batchInference;
+  const batchInference =
+    batch &&
+    new BatchInference(scope, `BatchInference-${model.name}`, {
+      ...common,
+      modelPackageGroup: registry,
+      bucket: artifacts,
+      inferenceImages: [lifecycle.training.image],
+      instanceType: batch.instanceType,
+      instanceCount: batch.instanceCount,
+      contentType: batch.contentType,
+      inputFilter: batch.inputFilter,
+      outputFilter: batch.outputFilter,
+      joinInputToOutput: batch.joinInputToOutput,
+      schedule: batch.schedule ? scheduler.ScheduleExpression.expression(batch.schedule) : undefined,
+      vpc: foundation.vpc,
+    });
+  // The deployed versions read the artifacts the pipeline wrote and pull the inference image.
+  const runs = artifacts.arnForObjects(`${model.name}/runs/*`);
+  iam.Grant.addToPrincipal({ grantee: deployment.modelRole, actions: ['s3:GetObject'], resourceArns: [runs] });
+  foundation.dataKey.grantDecrypt(deployment.modelRole);
+  deployment.modelRole.grantPullImage(lifecycle.training.image);
+  acknowledgeWildcardResource(deployment.modelRole.role.grantsPolicy, runs, `Deployed versions' artifacts lie under the training run that produced them (${model.name}/runs/<run id>/); read-only.`);
+  // What operators need to start the workflows from the console or approve a version.
+  new CfnOutput(scope, `RegistryName-${model.name}`, { value: registry.modelPackageGroupName, description: `Model package group of ${model.name}: approve versions here` });
+  for (const [name, workflow] of [
+    ['Training', training.workflow],
+    ['Deployment', deployment.workflow],
+    ['Retirement', retirement.workflow],
+    ...(batchInference ? [['BatchInference', batchInference.workflow] as const] : []),
+  ] as const) {
+    new CfnOutput(scope, `${name}Workflow-${model.name}`, { value: workflow.stateMachine.stateMachineArn, description: `${name} workflow of ${model.name}` });
+  }
+  return { modelName: model.name, registry, training, deployment, retirement, batchInference };
 }
 
 function jobResources(job: LifecycleConfig['preprocessing']): JobResources {

@@ -1,76 +1,97 @@
-import { Tags } from 'aws-cdk-lib';
+import { Tags, type Stack } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { PlatformConfig } from '../../config/schema';
-import { ExperimentsStack } from './experiments-stack';
+import { ExperimentsStack, hasExperimentWorkflows } from './experiments-stack';
 import { FeaturesStack } from './features-stack';
 import { FoundationStack } from './foundation-stack';
 import { LifecycleStack } from './lifecycle-stack';
-import { MonitoringStack } from './monitoring-stack';
+import { ModelFamilyStack } from './model-family-stack';
 import { ObservabilityStack } from './observability-stack';
 import { RagStack } from './rag-stack';
 import { ServingStack } from './serving-stack';
 
+/** Suffixes of the shared stacks (`MlPlatform-<env>-<suffix>`); no model family may take one as its name. */
+export const SHARED_STACK_SUFFIXES = ['Foundation', 'Features', 'Serving', 'Lifecycle', 'Experiments', 'Monitoring', 'Rag', 'Observability'] as const;
+
 export interface MlPlatformStacks {
   readonly foundation: FoundationStack;
+  /** The inference API and the prediction log. */
   readonly serving: ServingStack;
-  /** Only when a model has an experiment workflow. */
+  /** The reports bucket the families' shadow comparisons write; only when a family has an experiment workflow. */
   readonly experiments?: ExperimentsStack;
   /** Only when the config has a feature store. */
   readonly features?: FeaturesStack;
-  /** Only when a model has a lifecycle config. */
+  /** The training-data and run-artifacts buckets; only when a family has a lifecycle config. */
   readonly lifecycle?: LifecycleStack;
-  /** Only when a model has `modelMonitor`. */
-  readonly monitoring?: MonitoringStack;
+  /** One stack per model family, in config order. */
+  readonly families: readonly ModelFamilyStack[];
   readonly observability: ObservabilityStack;
   /** Only when the config has a rag section. */
   readonly rag?: RagStack;
 }
 
-/** Builds every stack of one environment of the blueprint from its validated config. */
+/** Name of the stack of one model family: `MlPlatform-<env>-<family>`. */
+export function familyStackName(envName: string, family: string): string {
+  return `MlPlatform-${envName}-${family}`;
+}
+
+/**
+ * Builds every stack of one environment of the blueprint from its validated config: shared stacks
+ * for what the families share (foundation, feature store, inference API, lifecycle and experiment
+ * buckets, RAG, the overview dashboard) and one stack per model family, so that no stack grows with
+ * the fleet and each family deploys on its own.
+ */
 export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatformStacks {
   const env = { account: config.account, region: config.region };
   const prefix = `MlPlatform-${config.envName}`;
-  const foundation = new FoundationStack(scope, `${prefix}-Foundation`, { env, config, description: `cdk-ml-patterns ${config.envName}: keys, buckets, alarms, network` });
+  const what = `cdk-ml-patterns ${config.envName}`;
+  const foundation = new FoundationStack(scope, `${prefix}-Foundation`, { env, config, description: `${what}: keys, buckets, alarms, network` });
   const features = config.featureStore
-    ? new FeaturesStack(scope, `${prefix}-Features`, { env, config, foundation, description: `cdk-ml-patterns ${config.envName}: feature store and ingestion` })
+    ? new FeaturesStack(scope, `${prefix}-Features`, { env, config, foundation, description: `${what}: feature store and ingestion` })
     : undefined;
-  const serving = new ServingStack(scope, `${prefix}-Serving`, { env, config, foundation, features, description: `cdk-ml-patterns ${config.envName}: model endpoints and inference API` });
-  const hasWorkflows = config.models.some(({ experiments: e }) => e.promotion || e.shadowComparison || e.abTest);
-  const experiments = hasWorkflows
-    ? new ExperimentsStack(scope, `${prefix}-Experiments`, {
-        env,
-        config,
-        foundation,
-        serving,
-        description: `cdk-ml-patterns ${config.envName}: champion-challenger, shadow and A/B workflows`,
-      })
+  const serving = new ServingStack(scope, `${prefix}-Serving`, { env, config, foundation, features, description: `${what}: real-time inference API and prediction log` });
+  const experiments = config.models.some(hasExperimentWorkflows)
+    ? new ExperimentsStack(scope, `${prefix}-Experiments`, { env, config, foundation, description: `${what}: experiment reports shared by the model families` })
     : undefined;
   const lifecycle = config.models.some((model) => model.lifecycle)
-    ? new LifecycleStack(scope, `${prefix}-Lifecycle`, {
+    ? new LifecycleStack(scope, `${prefix}-Lifecycle`, { env, config, foundation, description: `${what}: training data and run artifacts shared by the model families` })
+    : undefined;
+  const families = config.models.map(
+    (model) =>
+      new ModelFamilyStack(scope, familyStackName(config.envName, model.name), {
         env,
         config,
+        model,
         foundation,
         serving,
-        description: `cdk-ml-patterns ${config.envName}: training pipeline, model registry, deployment, retirement and batch inference`,
-      })
-    : undefined;
-  // Model Monitor violations start the family's training pipeline.
-  const retrainingWorkflows = Object.fromEntries((lifecycle?.lifecycles ?? []).map((model) => [model.modelName, model.training.workflow.stateMachine]));
-  const monitoring = config.models.some((model) => model.modelMonitor)
-    ? new MonitoringStack(scope, `${prefix}-Monitoring`, { env, config, foundation, serving, retrainingWorkflows, description: `cdk-ml-patterns ${config.envName}: Model Monitor, retraining trigger, model cards` })
-    : undefined;
+        lifecycleBuckets: lifecycle,
+        experimentReports: experiments,
+        description: `${what}: model family ${model.name} (endpoint, alarms, drift, lifecycle, monitoring, experiments, dashboard)`,
+      }),
+  );
   // The inference API of the serving stack sets API Gateway's account-level logging role; the RAG API's
   // stage logs need it in place first.
   const rag = config.rag
-    ? new RagStack(scope, `${prefix}-Rag`, { env, config, foundation, apiGatewayCloudWatchRole: false, description: `cdk-ml-patterns ${config.envName}: RAG knowledge base, ingestion and question answering` })
+    ? new RagStack(scope, `${prefix}-Rag`, { env, config, foundation, apiGatewayCloudWatchRole: false, description: `${what}: RAG knowledge base, ingestion and question answering` })
     : undefined;
   rag?.addStackDependency(serving, 'API Gateway account logging role');
-  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, experiments, features, monitoring, rag, description: `cdk-ml-patterns ${config.envName}: dashboard` });
+  const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, families, features, rag, description: `${what}: environment overview dashboard` });
   // cfn-lint's resource schemas do not accept Tags on these types yet; tagging them fails E3002.
   const excludeResourceTypes = ['AWS::CloudWatch::Dashboard', 'AWS::ApplicationAutoScaling::ScalableTarget'];
-  for (const stack of [foundation, serving, experiments, features, lifecycle, monitoring, rag, observability].filter((stack) => stack !== undefined)) {
+  const platform = { foundation, serving, experiments, features, lifecycle, families, rag, observability };
+  for (const stack of platformStacks(platform)) {
     Tags.of(stack).add('project', 'cdk-ml-patterns', { excludeResourceTypes });
     Tags.of(stack).add('environment', config.envName, { excludeResourceTypes });
   }
-  return { foundation, serving, experiments, features, lifecycle, monitoring, rag, observability };
+  for (const family of families) {
+    Tags.of(family).add('model-family', family.modelName, { excludeResourceTypes });
+  }
+  return platform;
+}
+
+/** Every stack of the platform, shared and per family. */
+export function platformStacks(stacks: MlPlatformStacks): Stack[] {
+  const { foundation, serving, experiments, features, lifecycle, families, rag, observability } = stacks;
+  const all: Array<Stack | undefined> = [foundation, serving, experiments, features, lifecycle, ...families, rag, observability];
+  return all.filter((stack): stack is Stack => stack !== undefined);
 }

@@ -1,6 +1,7 @@
 import { ProductionVariantInstanceType } from '@aws-sdk/client-sagemaker';
 import fc from 'fast-check';
 import { ENVIRONMENT_NAMES, loadConfig, parseConfig } from '../../config';
+import { fleetConfig } from '../../config/fleet';
 import { configProblems } from '../support/config-problems';
 import { dev } from '../../config/dev';
 import { prod } from '../../config/prod';
@@ -126,7 +127,7 @@ describe('config validation names the bad field', () => {
     expect(problems(staging, (c) => (c.models[0].experiments.abTest.variantB = 'blue'))).toEqual([
       "models[0].experiments.abTest.variantB: 'blue' is not a production variant of churn (champion, challenger)",
     ]);
-    expect(problems(prod, (c) => (c.models[0].deploymentGuardrails = { mode: 'linear' }))).toEqual([
+    expect(problems(prod, (c) => (c.models[0].deploymentGuardrails = { mode: 'linear', percent: undefined }))).toEqual([
       'models[0].deploymentGuardrails.percent: is required for linear traffic shifting',
     ]);
   });
@@ -200,4 +201,75 @@ describe('instance types come from the AWS SDK', () => {
       { numRuns: 100 },
     );
   });
+});
+
+describe('modelDefaults: settings many families share, written once', () => {
+  const family = (name: string) => ({ ...clone(prod.models[0]), name, lifecycle: undefined, modelMonitor: undefined });
+
+  test('fill in what a family leaves out, key by key, and a family overrides or drops any of them', () => {
+    const config = parseConfig(
+      {
+        ...clone(prod),
+        models: [
+          family('churn'),
+          { ...family('fraud'), alarms: { modelLatencyP99Ms: 800 }, deploymentGuardrails: { mode: 'all-at-once' } },
+          { ...family('upsell'), driftDetection: undefined },
+        ],
+      },
+      'test',
+    );
+    const [churn, fraud, upsell] = config.models;
+    expect(churn.alarms).toMatchObject({ error5xxRatePercent: 0.5, modelLatencyP99Ms: 300, anomalyDetection: true });
+    expect(churn.dataCapture).toMatchObject({ samplingPercentage: 20 });
+    // Objects merge key by key: fraud keeps the default error rate under its own latency.
+    expect(fraud.alarms).toMatchObject({ error5xxRatePercent: 0.5, modelLatencyP99Ms: 800 });
+    // A family's value of a key wins whole over the default's, down to the keys it does not repeat.
+    expect(fraud.deploymentGuardrails).toMatchObject({ mode: 'all-at-once' });
+    expect(churn.driftDetection).toMatchObject({ intervalMinutes: 10 });
+    expect(upsell.driftDetection).toBeUndefined();
+  });
+
+  test('a bad default is reported at every family it reaches, with the model path and where the value comes from', () => {
+    expect(
+      problems(prod, (c) => {
+        c.modelDefaults.alarms.modelLatencyP99Ms = -1;
+        c.models.push({ ...family('fraud'), alarms: { modelLatencyP99Ms: 900 } }, family('upsell'));
+      }),
+    ).toEqual([
+      'models[0].alarms.modelLatencyP99Ms: Too small: expected number to be >0 (the value comes from modelDefaults.alarms.modelLatencyP99Ms)',
+      'models[2].alarms.modelLatencyP99Ms: Too small: expected number to be >0 (the value comes from modelDefaults.alarms.modelLatencyP99Ms)',
+    ]);
+  });
+
+  test('cannot name a model, and must be an object', () => {
+    expect(problems(prod, (c) => (c.modelDefaults.name = 'shared'))).toEqual(['modelDefaults.name: a name is never shared; set it on each model']);
+    expect(problems(prod, (c) => (c.modelDefaults = []))).toEqual([
+      'modelDefaults: must be an object of model settings; got an array',
+      expect.stringMatching(/^models\[0\]\.modelMonitor: needs dataCapture/),
+    ]);
+  });
+
+  test('a family cannot take the name of a shared stack', () => {
+    expect(problems(prod, (c) => c.models.push(family('serving'), family('rag')))).toEqual([
+      "models[1].name: 'serving' is the name of a shared stack (MlPlatform-<env>-<name>); choose another family name",
+      "models[2].name: 'rag' is the name of a shared stack (MlPlatform-<env>-<name>); choose another family name",
+    ]);
+  });
+
+  test('a 50-family fleet of the prod config is one default block and 50 short families, and valid', () => {
+    const fleet = fleetConfig(prod, 50);
+    const config = parseConfig(fleet, 'fleet');
+    expect(config.models.map((model) => model.name)).toEqual(Array.from({ length: 50 }, (_, i) => `churn-${i}`));
+    expect(config.models[49].variants[0].model.modelData).toEqual({ key: 'churn-49/1.0.0/model.tar.gz' });
+    expect(config.models.every((model) => model.deploymentGuardrails?.mode === 'canary')).toBe(true);
+    expect(() => fleetConfig(prod, 0)).toThrow('fleetConfig: count: must be a whole number from 1 to 500; got 0');
+  });
+});
+
+test('lifecycle.modelPackageGroupName keeps an existing registry, and must be a SageMaker group name', () => {
+  expect(loadConfig('prod').models[0].lifecycle?.modelPackageGroupName).toBeUndefined();
+  expect(problems(prod, (c) => (c.models[0].lifecycle.modelPackageGroupName = 'old_registry'))).toEqual([
+    'models[0].lifecycle.modelPackageGroupName: must be 1-63 letters, digits or hyphens, starting and ending with a letter or digit (SageMaker ModelPackageGroupName)',
+  ]);
+  expect(problems(prod, (c) => (c.models[0].lifecycle.modelPackageGroupName = 'mlplatformprodlifecycle-registrychurn-b498213f'))).toEqual([]);
 });

@@ -42,7 +42,7 @@ describe('the modelMonitor section', () => {
   test('cross-field rules: data capture, facets and drift thresholds among the headers, one SHAP value per header, where the prediction is', () => {
     expect(
       problems(prod, (c) => {
-        delete c.models[0].dataCapture;
+        c.models[0].dataCapture = undefined; // drops the environment's default
         delete c.models[0].driftDetection;
         c.models[0].modelMonitor.bias.facets[0].name = 'gender';
         c.models[0].modelMonitor.explainability.shapBaseline = [1, 2];
@@ -52,6 +52,7 @@ describe('the modelMonitor section', () => {
       }),
     ).toEqual([
       'models[0].modelMonitor.retrainingCooldownHours: Too small: expected number to be >=1',
+      "models[0].driftDetection: needs dataCapture: the detector reads churn's captured requests (the value comes from modelDefaults.driftDetection)",
       "models[0].modelMonitor: needs dataCapture: Model Monitor reads churn's captured requests",
       "models[0].modelMonitor.bias.facets[0].name: 'gender' is not one of headers (tenure_months, monthly_charges, support_tickets_30d, contract_type)",
       'models[0].modelMonitor.explainability.shapBaseline: needs one value per header (4); got 2',

@@ -13,9 +13,11 @@ import { enableStepFunctionsExecution, renderForMoto, runExecution } from '../su
 const sample = (name: string) => JSON.parse(readFileSync(join(__dirname, '..', '..', 'examples', 'inputs', name), 'utf8'));
 const staging = synthesizePlatform('staging');
 const prod = synthesizePlatform('prod');
-const experiments = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.experiments!.stackName].toJSON();
+/** The churn family's stack: its experiment, lifecycle and monitoring workflows. */
+const churn = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.families.find((family) => family.modelName === 'churn')!.stackName].toJSON();
+const experiments = churn;
+const lifecycle = churn;
 const features = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.features!.stackName].toJSON();
-const lifecycle = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.lifecycle!.stackName].toJSON();
 
 let moto: MotoServer;
 beforeAll(async () => {
@@ -55,13 +57,10 @@ test('a sample with a mistake is stopped at validation with the field named', as
 test("moto's Amazon States Language parser accepts every state machine of the blueprint", async () => {
   await moto.reset();
   const sfn = new SFNClient(sdkTestConfig(moto.endpoint));
-  const machines = [staging, prod].flatMap((platform) => [
-    ...renderStateMachineDefinitions(experiments(platform)),
-    ...renderStateMachineDefinitions(features(platform)),
-    ...renderStateMachineDefinitions(lifecycle(platform)),
-  ]);
-  // Staging: promotion, A/B, batch features, and four lifecycle workflows; prod: shadow, batch features, four lifecycle workflows.
-  expect(machines.length).toBe(5 + 8);
+  const machines = [staging, prod].flatMap((platform) => Object.values(platform.templates).flatMap((template) => renderStateMachineDefinitions(template.toJSON())));
+  // Both: batch features, four lifecycle workflows (training, deployment, retirement, batch inference),
+  // Model Monitor baselining and its retraining trigger; staging adds promotion and A/B, prod the shadow comparison.
+  expect(machines.length).toBe(9 + 8);
   for (const machine of machines) {
     const created = await sfn.send(
       new CreateStateMachineCommand({ name: `${machine.logicalId}-${machines.indexOf(machine)}`, definition: JSON.stringify(machine.definition), roleArn: 'arn:aws:iam::123456789012:role/sfn' }),

@@ -9,6 +9,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { assignVariant, hashCallerId } from '../../lambda/shared/experiments';
 import { apiGatewayEvent, emfDocuments, handlerModulePaths, invokeApi, loadFreshHandler, logEntries, POWERTOOLS_METRICS_ENV_KEYS, useHandlerEnv, type ApiHandler, type JsonBodyOptions } from '../support/handler-harness';
 import { freePort, queueSageMakerResults, sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
+import { putRouteParameters, startFakeSsm, type FakeSsm, type RouteParameterEnv } from '../support/routes';
 
 const { source: HANDLER_SOURCE, bundle: HANDLER_BUNDLE } = handlerModulePaths('invoke');
 const NAMESPACE = 'CdkMlPatterns/InvokeTest';
@@ -28,7 +29,9 @@ const setEnv = useHandlerEnv(
     ...POWERTOOLS_METRICS_ENV_KEYS,
     'AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME',
     'AWS_ENDPOINT_URL_DYNAMODB',
-    'MODEL_ROUTES',
+    'AWS_ENDPOINT_URL_SSM',
+    'ROUTES_PARAMETER_PREFIX',
+    'ROUTE_CACHE_TTL_SECONDS',
     'SAGEMAKER_TIMEOUT_MS',
     'PREDICTION_LOG_TABLE',
     'PREDICTION_LOG_TTL_DAYS',
@@ -36,8 +39,16 @@ const setEnv = useHandlerEnv(
     'FEATURE_GROUPS',
     'AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME',
   ],
-  { MODEL_ROUTES: JSON.stringify(ROUTES), POWERTOOLS_METRICS_NAMESPACE: NAMESPACE, POWERTOOLS_SERVICE_NAME: 'inference-test' },
+  { POWERTOOLS_METRICS_NAMESPACE: NAMESPACE, POWERTOOLS_SERVICE_NAME: 'inference-test' },
 );
+
+/** The SSM the handlers read routes from (moto), one prefix per describe; never reset. */
+let routeStore: MotoServer;
+beforeAll(async () => {
+  routeStore = await startMoto();
+}, 30_000);
+afterAll(async () => routeStore?.stop());
+const routes = (prefix: string, table: Readonly<Record<string, unknown>>): Promise<RouteParameterEnv> => putRouteParameters(routeStore.endpoint, prefix, table);
 
 function predictEvent(model: string | undefined, body: unknown, options: JsonBodyOptions = {}): APIGatewayProxyEvent {
   return apiGatewayEvent(
@@ -53,7 +64,7 @@ describe('invoke handler against moto SageMaker runtime', () => {
 
   beforeAll(async () => {
     moto = await startMoto();
-    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: moto.endpoint });
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: moto.endpoint, ...(await routes('/invoke-test/moto/', ROUTES)) });
     handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
   });
 
@@ -138,7 +149,7 @@ describe('invoke handler against moto SageMaker runtime', () => {
     expect(body).toMatchObject({ predictionId: 'order-42', variant: 'blue', modelVersion: 'churn-v1', prediction: { ok: true } });
   });
 
-  it("reports modelVersion 'unknown' when the endpoint answers from a variant missing in MODEL_ROUTES", async () => {
+  it("reports modelVersion 'unknown' when the endpoint answers from a variant missing in its route", async () => {
     // With nothing queued moto answers with its static defaults.
     const { response, body } = await invokeApi(handler, predictEvent('churn', { payload: 1 }));
 
@@ -178,11 +189,11 @@ describe('invoke handler against moto SageMaker runtime', () => {
     expect(body.message).toMatch(/^body: is required/);
   });
 
-  it('answers 404 listing the known models for an unknown model', async () => {
+  it('answers 404 naming the unknown model (a fleet\'s models are not listed)', async () => {
     const { response, body } = await invokeApi(handler, predictEvent('upsell', { payload: 1 }));
 
     expect(response.statusCode).toBe(404);
-    expect(body).toEqual({ error: 'NotFound', message: 'model: unknown model "upsell"; known models: churn, fraud' });
+    expect(body).toEqual({ error: 'NotFound', message: 'model: unknown model "upsell"' });
   });
 
   it('answers 400 naming the unknown target variant and listing the variants', async () => {
@@ -334,7 +345,7 @@ describe('invoke handler against SageMaker runtime failures', () => {
     fake = await startFakeSageMaker();
     setEnv({
       AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: fake.endpoint,
-      MODEL_ROUTES: JSON.stringify(failureRoutes),
+      ...(await routes('/invoke-test/failures/', failureRoutes)),
       SAGEMAKER_TIMEOUT_MS: '400',
     });
     handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
@@ -395,7 +406,7 @@ describe('invoke handler when the endpoint is unreachable', () => {
 
   beforeAll(async () => {
     const closedPort = await freePort();
-    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: `http://127.0.0.1:${closedPort}` });
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: `http://127.0.0.1:${closedPort}`, ...(await routes('/invoke-test/moto/', ROUTES)) });
     handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
   });
 
@@ -407,24 +418,24 @@ describe('invoke handler when the endpoint is unreachable', () => {
   });
 });
 
-describe('invoke handler with a bad MODEL_ROUTES', () => {
+describe('invoke handler with a bad route', () => {
   let handler: ApiHandler;
 
-  beforeAll(() => {
-    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: 'http://127.0.0.1:9', MODEL_ROUTES: '{"churn":{"variants":{}}}' });
+  beforeAll(async () => {
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: 'http://127.0.0.1:9', ...(await routes('/invoke-test/bad/', { churn: '{"variants":{}}', fraud: '{' })) });
     handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
   });
 
-  it('answers 500 naming MODEL_ROUTES and logs the configuration error, on every request', async () => {
+  it('answers 500 naming the parameter and the fields, and logs the configuration error, on every request', async () => {
     const first = await invokeApi(handler, predictEvent('churn', { payload: 1 }));
 
     expect(first.response.statusCode).toBe(500);
     expect(first.body).toEqual({
       error: 'ConfigurationError',
-      message: expect.stringMatching(/^MODEL_ROUTES: churn\.endpointName: .*; churn\.variants: must define at least one variant$/),
+      message: expect.stringMatching(/^route of "churn" \(SSM parameter \/invoke-test\/bad\/churn\): endpointName: .*; variants: must define at least one variant$/),
     });
     expect(logEntries(first.lines, 'ERROR')).toContainEqual(
-      expect.objectContaining({ message: 'invalid function configuration', error: expect.stringMatching(/^MODEL_ROUTES: /) }),
+      expect.objectContaining({ message: 'model route unavailable', model: 'churn', status: 500, reason: first.body.message }),
     );
     expect(emfDocuments(first.lines)).toContainEqual(expect.objectContaining({ Model: 'unresolved', PredictionErrors: 1 }));
 
@@ -433,15 +444,108 @@ describe('invoke handler with a bad MODEL_ROUTES', () => {
     expect(second.body.message).toBe(first.body.message);
   });
 
-  it('answers 500 naming MODEL_ROUTES when it is not set at all', async () => {
-    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: 'http://127.0.0.1:9' });
-    delete process.env.MODEL_ROUTES;
-    const unset = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
-
-    const { response, body } = await invokeApi(unset, predictEvent('churn', { payload: 1 }));
+  it('answers 500 when a route is not JSON', async () => {
+    const { response, body } = await invokeApi(handler, predictEvent('fraud', { payload: 1 }));
 
     expect(response.statusCode).toBe(500);
-    expect(body).toEqual({ error: 'ConfigurationError', message: 'MODEL_ROUTES: is not set' });
+    expect(body).toEqual({ error: 'ConfigurationError', message: 'route of "fraud" (SSM parameter /invoke-test/bad/fraud): is not valid JSON' });
+  });
+
+  it('answers 404 for a model without a route, and for a name no family can have', async () => {
+    for (const model of ['nosuch', 'Not_A_Family', 'x'.repeat(40)]) {
+      const { response, body } = await invokeApi(handler, predictEvent(model, { payload: 1 }));
+      expect(response.statusCode).toBe(404);
+      expect(body).toMatchObject({ message: `model: unknown model ${JSON.stringify(model)}` });
+    }
+  });
+
+  it.each([
+    [undefined, 'ROUTES_PARAMETER_PREFIX: is not set'],
+    ['routes', 'ROUTES_PARAMETER_PREFIX: must start and end with \'/\' and hold only letters, digits and _ . - /; got "routes"'],
+  ])('answers 500 naming ROUTES_PARAMETER_PREFIX when it is %p', async (prefix, message) => {
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: 'http://127.0.0.1:9', ...(prefix === undefined ? {} : { ROUTES_PARAMETER_PREFIX: prefix }) });
+    const misconfigured = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
+
+    const { response, body, lines } = await invokeApi(misconfigured, predictEvent('churn', { payload: 1 }));
+
+    expect(response.statusCode).toBe(500);
+    expect(body).toEqual({ error: 'ConfigurationError', message });
+    expect(logEntries(lines, 'ERROR')).toContainEqual(expect.objectContaining({ message: 'invalid function configuration', error: message }));
+  });
+
+  it('answers 500 naming ROUTE_CACHE_TTL_SECONDS when it is not a number of seconds', async () => {
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: 'http://127.0.0.1:9', ROUTES_PARAMETER_PREFIX: '/p/', ROUTE_CACHE_TTL_SECONDS: '1m' });
+    const misconfigured = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
+
+    const { response, body } = await invokeApi(misconfigured, predictEvent('churn', { payload: 1 }));
+
+    expect(response.statusCode).toBe(500);
+    expect(body.message).toBe('ROUTE_CACHE_TTL_SECONDS: must be a whole number of seconds from 0 to 86400; got "1m"');
+  });
+});
+
+describe('invoke handler when the route store throttles, fails, slows down, goes away and recovers', () => {
+  let ssm: FakeSsm;
+  let sagemaker: Awaited<ReturnType<typeof startFakeSageMaker>>;
+  let handler: ApiHandler;
+  const route = JSON.stringify({ endpointName: 'echo', variants: { green: { modelVersion: 'echo-1' } } });
+
+  beforeAll(async () => {
+    [ssm, sagemaker] = await Promise.all([startFakeSsm({ '/fleet/echo': route }), startFakeSageMaker()]);
+    // TTL 0: every request reads its route, so each one meets the store as it is now.
+    setEnv({ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: sagemaker.endpoint, AWS_ENDPOINT_URL_SSM: ssm.endpoint, ROUTES_PARAMETER_PREFIX: '/fleet/', ROUTE_CACHE_TTL_SECONDS: '0' });
+    handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
+  });
+
+  afterAll(async () => {
+    sagemaker.server.closeAllConnections();
+    await new Promise<void>((resolve) => sagemaker.server.close(() => resolve()));
+    await ssm.close().catch(() => undefined);
+  });
+
+  it('answers 503 RoutingUnavailable while no route was ever read, and never calls the endpoint', async () => {
+    ssm.mode = 'throttle';
+    sagemaker.requests.length = 0;
+
+    const { response, body, lines } = await invokeApi(handler, predictEvent('echo', { payload: 1 }));
+
+    expect(response.statusCode).toBe(503);
+    expect(body).toEqual({ error: 'RoutingUnavailable', message: 'model: the route of "echo" could not be read; retry' });
+    expect(logEntries(lines, 'ERROR')).toContainEqual(expect.objectContaining({ message: 'model route unavailable', model: 'echo', status: 503 }));
+    expect(sagemaker.requests).toHaveLength(0);
+  });
+
+  it('recovers on the next request once the store answers, reading the parameter over the wire', async () => {
+    ssm.mode = 'ok';
+    ssm.requests.length = 0;
+
+    const { response, body } = await invokeApi(handler, predictEvent('echo', { payload: 1 }));
+
+    expect(response.statusCode).toBe(200);
+    expect(body).toMatchObject({ model: 'echo', variant: 'green', modelVersion: 'echo-1' });
+    expect(ssm.requests).toEqual(['/fleet/echo']);
+  });
+
+  it.each(['error', 'slow', 'throttle'] as const)('keeps serving the last route read while the store is %s, and warns', async (mode) => {
+    ssm.mode = mode;
+
+    const { response, body, lines } = await invokeApi(handler, predictEvent('echo', { payload: 1 }));
+
+    expect(response.statusCode).toBe(200);
+    expect(body).toMatchObject({ model: 'echo', modelVersion: 'echo-1' });
+    expect(logEntries(lines, 'WARN')).toContainEqual(expect.objectContaining({ message: 'route refresh failed; serving the last route read', model: 'echo' }));
+  }, 10_000);
+
+  it('keeps serving when the store goes away; a new execution environment answers 503 until it is back', async () => {
+    await ssm.close();
+
+    const served = await invokeApi(handler, predictEvent('echo', { payload: 1 }));
+    expect(served.response.statusCode).toBe(200);
+
+    const fresh = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
+    const unavailable = await invokeApi(fresh, predictEvent('echo', { payload: 1 }));
+    expect(unavailable.response.statusCode).toBe(503);
+    expect(unavailable.body.error).toBe('RoutingUnavailable');
   });
 });
 
@@ -476,12 +580,13 @@ describe('invoke handler with sticky routing and a prediction log', () => {
   let moto: MotoServer;
   let dynamodb: DynamoDBClient;
   let handler: ApiHandler;
+  let stickyRouteEnv: RouteParameterEnv;
 
   const env = (overrides: Parameters<typeof setEnv>[0] = {}): void =>
     setEnv({
       AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: fake.endpoint,
       AWS_ENDPOINT_URL_DYNAMODB: moto.endpoint,
-      MODEL_ROUTES: JSON.stringify(stickyRoutes),
+      ...stickyRouteEnv,
       PREDICTION_LOG_TABLE: TABLE,
       ...overrides,
     });
@@ -490,6 +595,7 @@ describe('invoke handler with sticky routing and a prediction log', () => {
 
   beforeAll(async () => {
     [fake, moto] = await Promise.all([startFakeSageMaker(), startMoto()]);
+    stickyRouteEnv = await routes('/invoke-test/sticky/', stickyRoutes);
     env();
     dynamodb = new DynamoDBClient(sdkTestConfig(moto.endpoint));
     await createPredictionLogTable(dynamodb, TABLE);
@@ -651,13 +757,15 @@ describe('invoke handler with sticky routing and a prediction log', () => {
   });
 
   it('answers 500 naming the weight when a sticky route lacks weights', async () => {
-    env({ MODEL_ROUTES: JSON.stringify({ ranker: { ...stickyRoutes.ranker, variants: { blue: { modelVersion: '1' } } } }) });
+    env(await routes('/invoke-test/sticky-unweighted/', { ranker: { ...stickyRoutes.ranker, variants: { blue: { modelVersion: '1' } } } }));
     const misconfigured = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
     const { response, body } = await invokeApi(misconfigured, predictEvent('ranker', { payload: 1, callerId: 'erin' }));
 
     expect(response.statusCode).toBe(500);
-    expect(body.message).toBe('MODEL_ROUTES: ranker.variants.blue.weight: is required on every variant when sticky routing is on');
+    expect(body.message).toBe(
+      'route of "ranker" (SSM parameter /invoke-test/sticky-unweighted/ranker): variants.blue.weight: is required on every variant when sticky routing is on',
+    );
     env();
   });
 
@@ -730,7 +838,7 @@ describe('invoke handler enriching a request with online features', () => {
     setEnv({
       AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: sagemaker.endpoint,
       AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME: `http://127.0.0.1:${(featureStore.address() as AddressInfo).port}`,
-      MODEL_ROUTES: JSON.stringify({ echo: { endpointName: 'echo', variants: { green: { modelVersion: 'echo-1' } } } }),
+      ...(await routes('/invoke-test/features/', { echo: { endpointName: 'echo', variants: { green: { modelVersion: 'echo-1' } } } })),
       FEATURE_GROUPS: JSON.stringify([group]),
     });
     handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);

@@ -9,6 +9,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { predictionLogItem, predictionLogRecord } from '../../lambda/shared/experiments';
 import { apiGatewayEvent, emfDocuments, handlerModulePaths, invokeApi, loadFreshHandler, logEntries, POWERTOOLS_METRICS_ENV_KEYS, quietly, useHandlerEnv, type ApiHandler } from '../support/handler-harness';
 import { freePort, sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
+import { putRouteParameters, type RouteParameterEnv } from '../support/routes';
 
 const { source: HANDLER_SOURCE, bundle: HANDLER_BUNDLE } = handlerModulePaths('record-outcome');
 const NAMESPACE = 'CdkMlPatterns/OutcomeTest';
@@ -19,12 +20,21 @@ const ROUTES = {
   fraud: { endpointName: 'fraud-endpoint', variants: { AllTraffic: { modelVersion: 'fraud-7' } } },
 };
 
-const setEnv = useHandlerEnv([...POWERTOOLS_METRICS_ENV_KEYS, 'AWS_ENDPOINT_URL_DYNAMODB', 'MODEL_ROUTES', 'PREDICTION_LOG_TABLE'], {
-  MODEL_ROUTES: JSON.stringify(ROUTES),
+const setHandlerEnv = useHandlerEnv([...POWERTOOLS_METRICS_ENV_KEYS, 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_ENDPOINT_URL_SSM', 'ROUTES_PARAMETER_PREFIX', 'PREDICTION_LOG_TABLE'], {
   PREDICTION_LOG_TABLE: TABLE,
   POWERTOOLS_METRICS_NAMESPACE: NAMESPACE,
   POWERTOOLS_SERVICE_NAME: 'outcome-test',
 });
+
+/** The SSM the handler reads routes from (moto, never reset); every describe reads ROUTES from it. */
+let routeStore: MotoServer;
+let routeEnv: RouteParameterEnv;
+beforeAll(async () => {
+  routeStore = await startMoto();
+  routeEnv = await putRouteParameters(routeStore.endpoint, '/outcome-test/', ROUTES);
+}, 30_000);
+afterAll(async () => routeStore?.stop());
+const setEnv = (overrides: Parameters<typeof setHandlerEnv>[0] = {}): void => setHandlerEnv({ ...routeEnv, ...overrides });
 
 function outcomeEvent(model: string | undefined, body: unknown, options: { raw?: boolean } = {}): APIGatewayProxyEvent {
   return apiGatewayEvent(
@@ -173,11 +183,11 @@ describe('record-outcome handler against moto DynamoDB', () => {
     expect(await stored('p-6')).not.toHaveProperty('outcomeType');
   });
 
-  it('answers 404 listing the known models for an unknown model', async () => {
+  it('answers 404 naming the unknown model', async () => {
     const { response, body } = await invokeApi(handler, outcomeEvent('upsell', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
 
     expect(response.statusCode).toBe(404);
-    expect(body).toEqual({ error: 'NotFound', message: 'model: unknown model "upsell"; known models: churn, fraud' });
+    expect(body).toEqual({ error: 'NotFound', message: 'model: unknown model "upsell"' });
   });
 
   it.each([
@@ -303,13 +313,24 @@ describe('record-outcome handler configuration', () => {
     expect(body).toEqual({ error: 'ConfigurationError', message: 'PREDICTION_LOG_TABLE: is not set' });
   });
 
-  it('answers 500 naming MODEL_ROUTES when it is invalid', async () => {
-    setEnv({ AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:9', MODEL_ROUTES: '[]' });
+  it('answers 500 naming ROUTES_PARAMETER_PREFIX when it is invalid', async () => {
+    setEnv({ AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:9', ROUTES_PARAMETER_PREFIX: 'no-slashes' });
     const handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
 
     const { response, body } = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
 
     expect(response.statusCode).toBe(500);
-    expect(body.message).toMatch(/^MODEL_ROUTES: /);
+    expect(body.message).toMatch(/^ROUTES_PARAMETER_PREFIX: must start and end with '\/'/);
+  });
+
+  it('answers 503 RoutingUnavailable, writing nothing, when the routes cannot be read', async () => {
+    setEnv({ AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:9', AWS_ENDPOINT_URL_SSM: `http://127.0.0.1:${await freePort()}` });
+    const handler = loadFreshHandler<ApiHandler>(HANDLER_SOURCE);
+
+    const { response, body, lines } = await invokeApi(handler, outcomeEvent('churn', { predictionId: 'p-1', outcome: { type: 'binary', value: 1 } }));
+
+    expect(response.statusCode).toBe(503);
+    expect(body).toEqual({ error: 'RoutingUnavailable', message: 'model: the route of "churn" could not be read; retry' });
+    expect(logEntries(lines, 'ERROR')).toContainEqual(expect.objectContaining({ message: 'model route unavailable', model: 'churn', status: 503 }));
   });
 });

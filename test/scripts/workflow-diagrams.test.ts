@@ -31,8 +31,8 @@ describe('npm run diagrams', () => {
   test('finds every state machine of every environment, with ids free of the environment', () => {
     const ids = (envName: string) => byEnvironment[ENVIRONMENT_NAMES.indexOf(envName as never)].map((workflow) => workflow.id);
     expect(ids('dev')).toEqual(expect.arrayContaining(['Features/Ingestion/BatchWorkflow']));
-    expect(ids('staging')).toEqual(expect.arrayContaining(['Features/Ingestion/BatchWorkflow', 'Experiments/Promotion-churn/Workflow', 'Experiments/AbTest-churn/Workflow']));
-    expect(ids('prod')).toEqual(expect.arrayContaining(['Features/Ingestion/BatchWorkflow', 'Experiments/ShadowComparison-churn/Workflow']));
+    expect(ids('staging')).toEqual(expect.arrayContaining(['Features/Ingestion/BatchWorkflow', 'churn/Promotion-churn/Workflow', 'churn/AbTest-churn/Workflow']));
+    expect(ids('prod')).toEqual(expect.arrayContaining(['Features/Ingestion/BatchWorkflow', 'churn/ShadowComparison-churn/Workflow']));
     for (const workflow of byEnvironment.flat()) {
       // The id is the path without the environment's stack prefix and without the state machine's Resource.
       expect([`MlPlatform-${workflow.envName}-${workflow.id}/Resource`, `MlPlatform-${workflow.envName}-${workflow.id}`]).toContain(workflow.path);
@@ -43,9 +43,9 @@ describe('npm run diagrams', () => {
     const envOf = Object.fromEntries(workflows.map((workflow) => [workflow.id, workflow.envName]));
     expect(envOf).toMatchObject({
       'Features/Ingestion/BatchWorkflow': 'prod',
-      'Experiments/ShadowComparison-churn/Workflow': 'prod',
-      'Experiments/Promotion-churn/Workflow': 'staging',
-      'Experiments/AbTest-churn/Workflow': 'staging',
+      'churn/ShadowComparison-churn/Workflow': 'prod',
+      'churn/Promotion-churn/Workflow': 'staging',
+      'churn/AbTest-churn/Workflow': 'staging',
     });
     // The batch workflow's concurrency differs by environment (config batchConcurrency: dev 2, staging 5, prod 20).
     const ingestion = diagrams.find((diagram) => diagram.id === 'Features/Ingestion/BatchWorkflow')!;
@@ -53,7 +53,7 @@ describe('npm run diagrams', () => {
   });
 
   test('draws the synthesized definitions: the input checks collapsed, the real states and transitions kept', () => {
-    const promotion = diagrams.find((diagram) => diagram.id === 'Experiments/Promotion-churn/Workflow')!.mermaid;
+    const promotion = diagrams.find((diagram) => diagram.id === 'churn/Promotion-churn/Workflow')!.mermaid;
     expect(promotion).toContain('  s_Merge_input_over_defaults --> s_Steps_given\n');
     expect(promotion).toContain('  s_Steps_given -->|"config.trafficSteps present"| validate_input\n');
     expect(promotion).toContain('  validate_input -->|"valid"| s_Count_steps\n');
@@ -74,11 +74,11 @@ describe('npm run diagrams', () => {
 
 describe('the README diagram blocks', () => {
   const diagrams: WorkflowDiagram[] = [
-    { id: 'Experiments/Promotion-churn/Workflow', envName: 'staging', mermaid: 'flowchart TD\n  a --> b\n' },
+    { id: 'churn/Promotion-churn/Workflow', envName: 'staging', mermaid: 'flowchart TD\n  a --> b\n' },
     { id: 'Features/Ingestion/BatchWorkflow', envName: 'prod', mermaid: 'flowchart TD\n  c --> d\n' },
   ];
   const empty = (id: string) => `<!-- workflow-diagram: ${id} -->\n${DIAGRAM_END}`;
-  const source = `# Title\n\n## Promotion\n\n${empty('Experiments/Promotion-churn/Workflow')}\n\n## Features\n\n${empty('Features/Ingestion/BatchWorkflow')}\n`;
+  const source = `# Title\n\n## Promotion\n\n${empty('churn/Promotion-churn/Workflow')}\n\n## Features\n\n${empty('Features/Ingestion/BatchWorkflow')}\n`;
   const current = replaceDiagrams(source, diagrams);
 
   test('are filled between their markers with a note and a mermaid block, and nothing else changes', () => {
@@ -105,13 +105,13 @@ describe('the README diagram blocks', () => {
       ].join('\n'),
     );
     expect(replaceDiagrams(current, diagrams)).toBe(current);
-    expect(diagramMarkers(current)).toEqual(['Experiments/Promotion-churn/Workflow', 'Features/Ingestion/BatchWorkflow']);
+    expect(diagramMarkers(current)).toEqual(['churn/Promotion-churn/Workflow', 'Features/Ingestion/BatchWorkflow']);
     expect(diagramProblems(current, diagrams)).toEqual([]);
   });
 
   test('that differ from the generated diagram are reported as stale', () => {
     const edited = current.replace('  a --> b', '  a --> c');
-    expect(diagramProblems(edited, diagrams)).toEqual(["README.md: the diagram of 'Experiments/Promotion-churn/Workflow' is stale; run `npm run diagrams`"]);
+    expect(diagramProblems(edited, diagrams)).toEqual(["README.md: the diagram of 'churn/Promotion-churn/Workflow' is stale; run `npm run diagrams`"]);
     expect(diagramProblems(source, diagrams)).toHaveLength(2);
   });
 
@@ -134,8 +134,8 @@ describe('the README diagram blocks', () => {
   test('without an end marker are reported with the workflow named', () => {
     const unclosed = source.replace(`Workflow -->\n${DIAGRAM_END}`, 'Workflow -->\n');
     expect(diagramProblems(unclosed, diagrams)).toEqual([
-      "README.md: the marker for workflow 'Experiments/Promotion-churn/Workflow' has no <!-- /workflow-diagram --> after it; close it, then run `npm run diagrams`",
+      "README.md: the marker for workflow 'churn/Promotion-churn/Workflow' has no <!-- /workflow-diagram --> after it; close it, then run `npm run diagrams`",
     ]);
-    expect(() => replaceDiagrams(unclosed, diagrams)).toThrow("the marker for workflow 'Experiments/Promotion-churn/Workflow' has no");
+    expect(() => replaceDiagrams(unclosed, diagrams)).toThrow("the marker for workflow 'churn/Promotion-churn/Workflow' has no");
   });
 });

@@ -36,5 +36,5 @@ export function run(command: string, args: string[], options: { cwd?: string; en
 
 /** Runs the real `cdk synth` of the blueprint for one environment, without AWS credentials. */
 export function cdkSynth(envName: string, outdir: string): CommandResult {
-  return run(join(REPO_ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--all', '-q', '-c', `env=${envName}`, '-o', outdir], { env: credentialFreeEnv() });
+  return run(join(REPO_ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '-q', '-c', `env=${envName}`, '-o', outdir], { env: credentialFreeEnv() });
 }

@@ -1,9 +1,9 @@
-import { App, Stack } from 'aws-cdk-lib';
+import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { ENVIRONMENT_NAMES, loadConfig, type EnvironmentName, type PlatformConfig } from '../../config';
-import { buildPlatform, type MlPlatformStacks } from '../../lib/stacks/platform';
+import { buildPlatform, platformStacks, type MlPlatformStacks } from '../../lib/stacks/platform';
 
 export { ENVIRONMENT_NAMES };
 
@@ -22,7 +22,7 @@ export function synthesizePlatform(envName: EnvironmentName, config: PlatformCon
   const stacks = buildPlatform(app, config);
   const assembly = app.synth();
   const templates: Record<string, Template> = {};
-  for (const stack of Object.values(stacks).filter((stack) => stack !== undefined) as Stack[]) {
+  for (const stack of platformStacks(stacks)) {
     templates[stack.stackName] = Template.fromJSON(assembly.getStackByName(stack.stackName).template);
   }
   return { app, config, stacks, templates, outdir: assembly.directory };

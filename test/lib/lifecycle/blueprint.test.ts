@@ -1,10 +1,10 @@
 import { expectValidStateMachines } from '../../support/asl';
 import { ENVIRONMENT_NAMES, synthesizePlatform } from '../../support/platform';
 
-describe.each(ENVIRONMENT_NAMES)('the %s Lifecycle stack', (envName) => {
+describe.each(ENVIRONMENT_NAMES)('the %s lifecycle of the churn family', (envName) => {
   const platform = synthesizePlatform(envName);
-  const lifecycle = platform.stacks.lifecycle!;
-  const template = platform.templates[lifecycle.stackName];
+  const family = platform.stacks.families.find((stack) => stack.modelName === 'churn')!;
+  const template = platform.templates[family.stackName];
   const machines = expectValidStateMachines(template.toJSON());
   const states = (logicalIdPrefix: string) => (machines.find((machine) => machine.logicalId.startsWith(logicalIdPrefix))!.definition as any).States;
 
@@ -24,12 +24,13 @@ describe.each(ENVIRONMENT_NAMES)('the %s Lifecycle stack', (envName) => {
   });
 
   if (envName !== 'dev') {
-    test('Model Monitor violations start this family\'s training pipeline', () => {
-      const monitoring = platform.templates[platform.stacks.monitoring!.stackName];
-      const trigger = JSON.stringify(monitoring.findResources('AWS::StepFunctions::StateMachine'));
-      const trainingLogicalId = lifecycle.getLogicalId(lifecycle.lifecycles[0].training.workflow.stateMachine.node.defaultChild as any);
-      expect(trigger).toContain(`"StackName":"${lifecycle.stackName}"`);
-      expect(trigger).toContain(`PublishOutputRef${trainingLogicalId}`);
+    test('Model Monitor violations start this family\'s training pipeline, in the same stack', () => {
+      const trainingLogicalId = family.getLogicalId(family.lifecycle!.training.workflow.stateMachine.node.defaultChild as any);
+      const triggerLogicalId = family.getLogicalId(family.monitoring!.trigger.workflow.stateMachine.node.defaultChild as any);
+      const trigger = JSON.stringify(template.toJSON().Resources[triggerLogicalId]);
+      expect(trigger).toContain(`{"Ref":"${trainingLogicalId}"}`);
+      // No cross-stack export: the lifecycle and the monitor deploy together.
+      expect(trigger).not.toContain('Fn::ImportValue');
     });
   }
 });

@@ -1,7 +1,7 @@
-import { App, Stack } from 'aws-cdk-lib';
+import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { loadConfig, type PlatformConfig } from '../../../config';
-import { buildPlatform } from '../../../lib/stacks/platform';
+import { buildPlatform, platformStacks } from '../../../lib/stacks/platform';
 
 /**
  * SageMaker models and endpoint configurations are immutable: CloudFormation replaces them on any
@@ -23,7 +23,7 @@ function templates(config: PlatformConfig): Record<string, any> {
   const app = new App({ context: require('../../../cdk.json').context });
   const stacks = buildPlatform(app, config);
   const out: Record<string, any> = {};
-  for (const stack of Object.values(stacks).filter((stack) => stack !== undefined) as Stack[]) out[stack.stackName] = Template.fromStack(stack).toJSON();
+  for (const stack of platformStacks(stacks)) out[stack.stackName] = Template.fromStack(stack).toJSON();
   return out;
 }
 
@@ -41,7 +41,7 @@ function expectUpdatedInPlace(before: Record<string, any>, after: Record<string,
 }
 
 const endpointConfigs = (all: Record<string, any>) =>
-  Object.values<any>(all['MlPlatform-prod-Serving'].Resources).filter((r) => r.Type === 'AWS::SageMaker::EndpointConfig');
+  Object.values<any>(all['MlPlatform-prod-churn'].Resources).filter((r) => r.Type === 'AWS::SageMaker::EndpointConfig');
 
 describe('changing the prod endpoint', () => {
   const base = loadConfig('prod');
@@ -65,7 +65,7 @@ describe('changing the prod endpoint', () => {
 
   test('the check notices a replacement, so passing means something', () => {
     const after = structuredClone(before);
-    const endpoint = Object.values<any>(after['MlPlatform-prod-Serving'].Resources).find((r) => r.Type === 'AWS::SageMaker::Endpoint');
+    const endpoint = Object.values<any>(after['MlPlatform-prod-churn'].Resources).find((r) => r.Type === 'AWS::SageMaker::Endpoint');
     endpoint.Properties.EndpointName = 'renamed';
     expect(() => expectUpdatedInPlace(before, after)).toThrow();
   });

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AlarmSeverity, AlarmTopic, DataKey, ModelEndpoint, RealTimeInferenceApi, type RealTimeInferenceApiProps } from '../../../lib';
@@ -56,25 +56,79 @@ describe('RealTimeInferenceApi', () => {
     });
   });
 
-  test('runs the pre-built handler bundle with the route table of every endpoint', () => {
-    const { template, stack, endpoint } = build();
+  test('runs the pre-built handler bundle and writes each route to a parameter beside its endpoint', () => {
+    const { template, stack, endpoint, api } = build();
     const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0];
     expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Handler: 'index.handler', ReservedConcurrentExecutions: 10, TracingConfig: { Mode: 'Active' } });
-    const routes = stack.resolve(fn.Properties.Environment.Variables.MODEL_ROUTES);
-    const rendered = JSON.stringify(routes);
-    expect(rendered).toContain('\\"churn\\":{\\"endpointName\\":\\"');
+    expect(fn.Properties.Environment.Variables).toMatchObject({ ROUTES_PARAMETER_PREFIX: api.routeParameterPrefix, ROUTE_CACHE_TTL_SECONDS: '60' });
+    expect(fn.Properties.Environment.Variables).not.toHaveProperty('MODEL_ROUTES');
+    expect(api.routeParameterPrefix).toMatch(/^\/cdk-ml-patterns\/ApiInference[0-9A-F]{8}\/routes\/$/);
+    const parameters = template.findResources('AWS::SSM::Parameter');
+    expect(Object.keys(parameters)).toHaveLength(1);
+    const parameter = Object.values(parameters)[0] as { Properties: { Name: string; Type: string; Value: unknown } };
+    expect(parameter.Properties).toMatchObject({ Name: `${api.routeParameterPrefix}churn`, Type: 'String' });
+    const rendered = JSON.stringify(stack.resolve(parameter.Properties.Value));
     expect(rendered).toContain('\\"variants\\":{\\"champion\\":{\\"modelVersion\\":\\"1.0.0\\",\\"weight\\":9},\\"challenger\\":{\\"modelVersion\\":\\"1.1.0\\",\\"weight\\":1}}');
     expect(rendered).toContain(stack.getLogicalId(endpoint.endpoint));
+    // The route parameter lives in the endpoint's scope (its stack), not the API's.
+    expect(endpoint.node.tryFindChild('InferenceRoute')).toBeDefined();
     // The code is the esbuild bundle shipped in assets/, not a bundling step at synth.
     expect(fn.Properties.Code.S3Key).toMatch(/^[a-f0-9]{64}\.zip$/);
     expect(existsSync(join(lambdaBundleDir('invoke'), 'index.js'))).toBe(true);
   });
 
-  test('lets the handler invoke only the endpoints it serves', () => {
-    const { template, stack, endpoint } = build();
+  test('lets the handler invoke only endpoints tagged for this API, with one statement whatever their number', () => {
+    const { template, api } = build();
+    template.hasResourceProperties('AWS::SageMaker::Endpoint', { Tags: Match.arrayWith([{ Key: api.endpointAccessTag.key, Value: api.endpointAccessTag.value }]) });
+    const invokeStatements = Object.values(template.findResources('AWS::IAM::ManagedPolicy')).flatMap((policy: any) =>
+      policy.Properties.PolicyDocument.Statement.filter((statement: any) => statement.Action === 'sagemaker:InvokeEndpoint'),
+    );
+    expect(invokeStatements).toEqual([
+      {
+        Action: 'sagemaker:InvokeEndpoint',
+        Effect: 'Allow',
+        Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':sagemaker:us-east-1:111111111111:endpoint/*']] },
+        Condition: { StringEquals: { [`aws:ResourceTag/${api.endpointAccessTag.key}`]: api.endpointAccessTag.value } },
+      },
+    ]);
     template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
-      PolicyDocument: { Statement: Match.arrayWith([{ Action: 'sagemaker:InvokeEndpoint', Effect: 'Allow', Resource: { Ref: stack.getLogicalId(endpoint.endpoint) } }]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Action: 'ssm:GetParameter',
+            Effect: 'Allow',
+            Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:ssm:us-east-1:111111111111:parameter${api.routeParameterPrefix}*`]] },
+          },
+        ]),
+      },
     });
+  });
+
+  test('keeps the API stack the same for 100 endpoints in other stacks as for one', () => {
+    const apiStack = (count: number) => {
+      const app = new App();
+      const env = { account: '111111111111', region: 'us-east-1' };
+      const stack = new Stack(app, 'Api', { env });
+      const api = new RealTimeInferenceApi(stack, 'Inference');
+      const families: Stack[] = [];
+      for (let index = 0; index < count; index++) {
+        // Ten families to a stack keeps each under the resource limit.
+        if (index % 10 === 0) families.push(new Stack(app, `Families${index / 10}`, { env }));
+        const endpoint = new ModelEndpoint(families[families.length - 1], `Model${index}`, {
+          modelName: `family-${index}`,
+          variants: [{ name: 'a', model: { version: '1', image: IMAGE }, capacity: { kind: 'serverless', memorySizeInMb: 2048, maxConcurrency: 5 } }],
+        });
+        api.addEndpoint(endpoint);
+      }
+      const routes = families.reduce((sum, family) => sum + Object.keys(Template.fromStack(family).findResources('AWS::SSM::Parameter')).length, 0);
+      return { template: JSON.stringify(Template.fromStack(stack).toJSON()), routes, dependencies: stack.dependencies.length };
+    };
+    const one = apiStack(1);
+    const hundred = apiStack(100);
+    expect(hundred.routes).toBe(100);
+    // Byte for byte: no policy statement, environment variable or reference grows with the fleet.
+    expect(hundred.template).toBe(one.template);
+    expect(hundred.dependencies).toBe(0);
   });
 
   test('grantInvoke allows execute-api:Invoke on the predict route only', () => {
@@ -125,8 +179,12 @@ describe('RealTimeInferenceApi', () => {
   });
 
   test('rejects out-of-range limits with the prop and the construct path', () => {
-    expect(() => build({ reservedConcurrency: 0 })).toThrow('Api/Inference (RealTimeInferenceApi): reservedConcurrency: must be from 1 to 1000; got 0');
+    expect(() => build({ reservedConcurrency: 0 })).toThrow('Api/Inference (RealTimeInferenceApi):\n  reservedConcurrency: must be from 1 to 1000; got 0');
     expect(() => build({ throttlingRateLimit: -5 })).toThrow('throttlingRateLimit: must be from 1 to 10000; got -5');
+    // Every problem at once.
+    expect(() => build({ throttlingRateLimit: 0, routeParameterPrefix: 'routes', routeCacheTtl: Duration.days(2) })).toThrow(
+      "Api/Inference (RealTimeInferenceApi):\n  throttlingRateLimit: must be from 1 to 10000; got 0\n  routeParameterPrefix: must be a plain string that starts and ends with '/', holds only letters, digits and _ . - /, and does not start with /aws or /ssm; got 'routes'\n  routeCacheTtl: must be from 0 seconds to 1 day; got 172800 seconds",
+    );
   });
 
   test('with a prediction log, logs predictions and serves the outcomes route with its own function', () => {
@@ -144,7 +202,10 @@ describe('RealTimeInferenceApi', () => {
     const invoke = template.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('invokes SageMaker') } });
     const env = Object.values(invoke)[0].Properties.Environment.Variables;
     expect(env).toMatchObject({ PREDICTION_LOG_TABLE: { Ref: stack.getLogicalId(log.table.node.defaultChild as any) }, PREDICTION_LOG_TTL_DAYS: '30' });
-    expect(JSON.stringify(stack.resolve(env.MODEL_ROUTES))).toContain('\\"sticky\\":{\\"salt\\":\\"spring-test\\"}');
+    const route = Object.values(template.findResources('AWS::SSM::Parameter'))[0] as { Properties: { Value: unknown } };
+    expect(JSON.stringify(stack.resolve(route.Properties.Value))).toContain('\\"sticky\\":{\\"salt\\":\\"spring-test\\"}');
+    const outcomes = template.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('Records business outcomes') } });
+    expect(Object.values(outcomes)[0].Properties.Environment.Variables).toMatchObject({ ROUTES_PARAMETER_PREFIX: api.routeParameterPrefix });
     template.hasResourceProperties('AWS::ApiGateway::Model', { Schema: Match.objectLike({ required: ['predictionId', 'outcome'] }) });
     template.hasResourceProperties('AWS::ApiGateway::Model', { Schema: Match.objectLike({ properties: Match.objectLike({ callerId: Match.objectLike({ maxLength: 256 }) }) }) });
     // The inference function may only add predictions; the outcome function may only update them.
@@ -184,7 +245,7 @@ describe('RealTimeInferenceApi', () => {
       variants: [{ name: 'only', model: { version: '1', image: IMAGE }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } }],
     });
     const api = new RealTimeInferenceApi(stack, 'Inference');
-    expect(() => api.addEndpoint(endpoint, { stickyRouting: true })).toThrow("One/Inference (RealTimeInferenceApi): addEndpoint: stickyRouting needs at least two production variants; 'churn' has one");
+    expect(() => api.addEndpoint(endpoint, { stickyRouting: true })).toThrow("One/Churn/InferenceRoute (InferenceRoute): stickyRouting needs at least two production variants; 'churn' has 1");
   });
 
   test('creates critical and warning alarms when given actions', () => {

@@ -1,0 +1,62 @@
+import { Stack, Tags, Token } from 'aws-cdk-lib';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import type { ModelEndpoint } from './model-endpoint';
+import type { AddEndpointOptions, RealTimeInferenceApi } from './real-time-inference-api';
+
+export interface InferenceRouteProps extends AddEndpointOptions {
+  /** The API that serves the route. */
+  readonly api: RealTimeInferenceApi;
+  /** The endpoint served at `POST /models/{endpoint.modelName}/predict`. */
+  readonly endpoint: ModelEndpoint;
+}
+
+/** What the API's handlers read for one model (lambda/shared/inference.ts, ModelRouteSchema). */
+interface RouteDocument {
+  readonly endpointName: string;
+  readonly variants: Record<string, { readonly modelVersion: string; readonly weight?: number }>;
+  readonly sticky?: { readonly salt: string };
+}
+
+/**
+ * One model's route of a {@link RealTimeInferenceApi}: an SSM parameter `<api prefix><modelName>`
+ * holding the endpoint's name, its production variants (with their versions and weights) and sticky
+ * routing, plus the tag on the endpoint that lets the API's handler invoke it.
+ *
+ * Usually made by `api.addEndpoint(endpoint)`, which puts it beside the endpoint: in the endpoint's
+ * stack, so that adding, changing or removing a model family deploys that family's stack only.
+ */
+export class InferenceRoute extends Construct {
+  /** The parameter that holds the route. */
+  public readonly parameter: ssm.StringParameter;
+  public readonly modelName: string;
+
+  constructor(scope: Construct, id: string, props: InferenceRouteProps) {
+    super(scope, id);
+    const { api, endpoint } = props;
+    const where = `${this.node.path} (InferenceRoute)`;
+    if (Token.isUnresolved(endpoint.modelName)) {
+      throw new Error(`${where}: endpoint.modelName: must be a plain string (it names the route parameter); got a token`);
+    }
+    const production = endpoint.variants.filter((variant) => variant.kind === 'production');
+    if (props.stickyRouting && production.length < 2) {
+      throw new Error(`${where}: stickyRouting needs at least two production variants; '${endpoint.modelName}' has ${production.length}`);
+    }
+    if (props.stickySalt !== undefined && (props.stickySalt.length === 0 || props.stickySalt.length > 256)) {
+      throw new Error(`${where}: stickySalt: must be 1-256 characters; got ${props.stickySalt.length}`);
+    }
+    this.modelName = endpoint.modelName;
+    const route: RouteDocument = {
+      endpointName: endpoint.endpointName,
+      variants: Object.fromEntries(production.map((variant) => [variant.name, { modelVersion: variant.modelVersion, weight: variant.weight }])),
+      ...(props.stickyRouting ? { sticky: { salt: props.stickySalt ?? endpoint.modelName } } : {}),
+    };
+    this.parameter = new ssm.StringParameter(this, 'Parameter', {
+      parameterName: `${api.routeParameterPrefix}${endpoint.modelName}`,
+      stringValue: Stack.of(this).toJsonString(route),
+      description: `Route of model ${endpoint.modelName} for the real-time inference API`,
+      tier: ssm.ParameterTier.STANDARD,
+    });
+    Tags.of(endpoint).add(api.endpointAccessTag.key, api.endpointAccessTag.value, { includeResourceTypes: ['AWS::SageMaker::Endpoint'] });
+  }
+}
