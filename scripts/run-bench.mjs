@@ -10,7 +10,8 @@
 // Prints markdown tables and writes the raw figures to bench/results/latest.json.
 //
 // Knobs: BENCH_SYNTH_RUNS (default 3, after one unmeasured warm-up round), BENCH_INIT_RUNS (default 10),
-// BENCH_ENVS (default "dev,staging,prod").
+// BENCH_ENVS (default "dev,staging,prod"), BENCH_FLEETS (default "5,50": prod synthesized with that many model
+// families, bench/fleet-app.ts; the ratio of the largest to the smallest is how synth grows with the fleet).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, tmpdir, totalmem, arch } from 'node:os';
@@ -26,11 +27,12 @@ const cdkBin = join(root, 'node_modules', '.bin', 'cdk');
 const synthRuns = positiveInt(process.env.BENCH_SYNTH_RUNS, 3);
 const initRuns = positiveInt(process.env.BENCH_INIT_RUNS, 10);
 const envNames = (process.env.BENCH_ENVS ?? 'dev,staging,prod').split(',').map((name) => name.trim()).filter(Boolean);
+const fleetSizes = (process.env.BENCH_FLEETS ?? '5,50').split(',').map((size) => positiveInt(size.trim(), 0)).filter((size) => size > 0);
 
 // The environment a handler finds on Lambda, as far as its module scope reads it.
 const HANDLER_ENV = {
   AWS_REGION: 'us-east-1',
-  MODEL_ROUTES: '{"m":{"endpointName":"e","variants":{"a":{"modelVersion":"1"}}}}',
+  ROUTES_PARAMETER_PREFIX: '/cdk-ml-patterns/bench/routes/',
   POWERTOOLS_METRICS_NAMESPACE: 'x',
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 };
@@ -86,7 +88,7 @@ function synthOnce(target, scratch) {
   // Telemetry and notices are off so that no run waits on the network; both apps get the same CLI flags.
   const args = ['synth', '-q', '--no-notices', ...target.args, '-o', outdir];
   const start = performance.now();
-  run(cdkBin, args, { cwd: target.cwd, env: baseEnv({ CDK_DISABLE_CLI_TELEMETRY: 'true' }), timeout: 600_000 });
+  run(cdkBin, args, { cwd: target.cwd, env: baseEnv({ CDK_DISABLE_CLI_TELEMETRY: 'true', ...(target.env ?? {}) }), timeout: 900_000 });
   const ms = performance.now() - start;
   const templates = readdirSync(outdir).filter((name) => name.endsWith('.template.json'));
   const resources = templates.reduce(
@@ -106,6 +108,13 @@ function benchSynth(scratch) {
       args: ['--app', 'node app.js'],
     },
     ...envNames.map((env) => ({ id: env, label: `blueprint, env=${env}`, cwd: root, args: ['-c', `env=${env}`] })),
+    ...fleetSizes.map((size) => ({
+      id: `prod-${size}-families`,
+      label: `blueprint, prod with ${size} model families`,
+      cwd: root,
+      args: ['--app', 'node scripts/build-lambdas.mjs --quiet && npx ts-node --transpile-only bench/fleet-app.ts'],
+      env: { FLEET_FAMILIES: String(size) },
+    })),
   ];
   const samples = Object.fromEntries(targets.map((target) => [target.id, []]));
   const shape = {};
@@ -135,6 +144,18 @@ function benchSynth(scratch) {
       ...shape[target.id],
     };
   });
+}
+
+/** One line: how prod synth time grows from the smallest to the largest fleet measured. */
+function fleetGrowth(synth) {
+  const fleets = synth.filter((target) => /^prod-\d+-families$/.test(target.id)).map((target) => ({ ...target, size: Number(target.id.split('-')[1]) })).sort((a, b) => a.size - b.size);
+  if (fleets.length < 2) return [];
+  const [small, large] = [fleets[0], fleets[fleets.length - 1]];
+  const ratio = large.medianMs / small.medianMs;
+  return [
+    `**Fleet:** prod with ${large.size} model families synthesizes in ${(large.medianMs / 1000).toFixed(1)} s, ${ratio.toFixed(2)}x the ${(small.medianMs / 1000).toFixed(1)} s of ${small.size} families (${(large.size / small.size).toFixed(0)}x the families; ${(((large.medianMs - small.medianMs) / (large.size - small.size)) / 1000).toFixed(2)} s per family added).`,
+    '',
+  ];
 }
 
 // --- 2. bundle sizes -------------------------------------------------------------------------------
@@ -280,6 +301,7 @@ async function main() {
         .map((target) => `${(target.medianMs / 1000).toFixed(1)} s (${target.id}, ${target.ratioToBaseline.toFixed(1)}x)`)
         .join(', ')} against ${(baseline.medianMs / 1000).toFixed(1)} s for a one-bucket app on the same CLI.`,
       '',
+      ...fleetGrowth(synth),
       `## cdk synth wall time (median of ${synthRuns}, after 1 warm-up round)`,
       '',
       markdownTable(
