@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { VALIDATION_REPORT_FILE } from 'aws-cdk-lib/cx-api';
 import { App, Stack } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { ENVIRONMENT_NAMES, nagFindings, synthesizePlatform } from '../support/platform';
@@ -6,8 +9,18 @@ const ACKNOWLEDGED = 'aws:cdk:acknowledged-rules';
 /** One finding of one rule: `Pack-Rule` or `Pack-Rule[Kind::detail]`, never a bare pack or prefix. */
 const SPECIFIC_FINDING = /^(Annotation::)?(AwsSolutions|HIPAA\.Security|NIST\.800\.53\.R5)-[A-Za-z0-9]+(\[[A-Za-z]+::.+\])?$/;
 
+// Compliance at synth, as bin/app.ts does it: with aws-cdk-lib's template validation too (test-env.ts
+// turns it off for the other tests).
+delete process.env.CDK_VALIDATION;
+
 describe.each(ENVIRONMENT_NAMES)('cdk-nag on the %s environment', (envName) => {
   const platform = synthesizePlatform(envName);
+
+  test("aws-cdk-lib's CloudFormation template validation finds nothing", () => {
+    const report = JSON.parse(readFileSync(join(platform.outdir, VALIDATION_REPORT_FILE), 'utf8'));
+    // The report lists the plugins that found something.
+    expect(report.pluginReports.flatMap((plugin: { summary?: unknown; violations?: unknown[] }) => plugin.violations ?? [plugin.summary])).toEqual([]);
+  });
 
   test('AwsSolutions, HIPAA Security and NIST 800-53 R5 report no unacknowledged finding', () => {
     const findings = nagFindings(platform.app);

@@ -9,6 +9,8 @@ export function credentialFreeEnv(): NodeJS.ProcessEnv {
   for (const [key, value] of Object.entries(process.env)) {
     if (!/^AWS_/.test(key)) env[key] = value;
   }
+  // The CLI synthesizes as a user's would: with aws-cdk-lib's template validation (see test-env.ts).
+  delete env.CDK_VALIDATION;
   // Point the SDK at files that do not exist, so no shared credentials or config can be found.
   env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/credentials';
   env.AWS_CONFIG_FILE = '/nonexistent/config';
