@@ -10,7 +10,7 @@
 //   - KS p-value: Numerical Recipes in C (2nd ed.) §14.3, probks() with Stephens' (1970) correction
 //     λ = (√nₑ + 0.12 + 0.11/√nₑ)·D, nₑ = n·m/(n+m).
 //   - Incomplete gamma: Numerical Recipes in C (2nd ed.) §6.2, gser()/gcf()/gammq(); gammln() §6.1.
-import { z } from 'zod';
+import * as z from './zod';
 import { incompleteGammaContinuedFraction, incompleteGammaSeries, logGamma } from './stats';
 
 // ---------------------------------------------------------------------------------------------------
@@ -349,87 +349,92 @@ export function chiSquareTest(
 export const MAX_REFERENCE_SAMPLE = 10_000;
 const SUM_TOLERANCE = 1e-3;
 
-const finite = z.number().refine(Number.isFinite, { message: 'must be a finite number' });
-const proportion = finite.refine((value) => value >= 0 && value <= 1, { message: 'must be between 0 and 1' });
+const finite = z.number().check(z.refine(Number.isFinite, { message: 'must be a finite number' }));
+const proportion = finite.check(z.refine((value) => value >= 0 && value <= 1, { message: 'must be between 0 and 1' }));
 
 const NumericFeatureSchema = z
-  .object({
+  .strictObject({
     type: z.literal('numeric'),
-    binEdges: z.array(finite).min(1, { message: 'needs at least one edge' }),
+    binEdges: z.array(finite).check(z.minLength(1, { message: 'needs at least one edge' })),
     binProportions: z.array(proportion),
     sample: z
       .array(finite)
-      .min(1, { message: 'needs at least one reference value' })
-      .max(MAX_REFERENCE_SAMPLE, { message: `holds at most ${MAX_REFERENCE_SAMPLE} reference values` }),
+      .check(
+        z.minLength(1, { message: 'needs at least one reference value' }),
+        z.maxLength(MAX_REFERENCE_SAMPLE, { message: `holds at most ${MAX_REFERENCE_SAMPLE} reference values` }),
+      ),
   })
-  .strict()
-  .superRefine((feature, context) => {
-    for (let i = 1; i < feature.binEdges.length; i += 1) {
-      if (!(feature.binEdges[i]! > feature.binEdges[i - 1]!)) {
+  .check(
+    z.superRefine((feature, context) => {
+      for (let i = 1; i < feature.binEdges.length; i += 1) {
+        if (!(feature.binEdges[i]! > feature.binEdges[i - 1]!)) {
+          context.addIssue({
+            code: 'custom',
+            path: ['binEdges', i],
+            message: `must be strictly increasing; ${feature.binEdges[i]} follows ${feature.binEdges[i - 1]}`,
+          });
+          return;
+        }
+      }
+      if (feature.binProportions.length !== feature.binEdges.length + 1) {
         context.addIssue({
           code: 'custom',
-          path: ['binEdges', i],
-          message: `must be strictly increasing; ${feature.binEdges[i]} follows ${feature.binEdges[i - 1]}`,
+          path: ['binProportions'],
+          message: `must have binEdges.length + 1 = ${feature.binEdges.length + 1} entries; has ${feature.binProportions.length}`,
         });
         return;
       }
-    }
-    if (feature.binProportions.length !== feature.binEdges.length + 1) {
-      context.addIssue({
-        code: 'custom',
-        path: ['binProportions'],
-        message: `must have binEdges.length + 1 = ${feature.binEdges.length + 1} entries; has ${feature.binProportions.length}`,
-      });
-      return;
-    }
-    const sum = feature.binProportions.reduce((total, value) => total + value, 0);
-    if (Math.abs(sum - 1) > SUM_TOLERANCE) {
-      context.addIssue({ code: 'custom', path: ['binProportions'], message: `must sum to 1; sums to ${sum}` });
-    }
-  });
+      const sum = feature.binProportions.reduce((total, value) => total + value, 0);
+      if (Math.abs(sum - 1) > SUM_TOLERANCE) {
+        context.addIssue({ code: 'custom', path: ['binProportions'], message: `must sum to 1; sums to ${sum}` });
+      }
+    }),
+  );
 
 const CategoricalFeatureSchema = z
-  .object({
+  .strictObject({
     type: z.literal('categorical'),
     proportions: z.record(z.string(), proportion),
   })
-  .strict()
-  .superRefine((feature, context) => {
-    const values = Object.values(feature.proportions);
-    if (values.length === 0) {
-      context.addIssue({ code: 'custom', path: ['proportions'], message: 'needs at least one category' });
-      return;
-    }
-    const sum = values.reduce((total, value) => total + value, 0);
-    if (Math.abs(sum - 1) > SUM_TOLERANCE) {
-      context.addIssue({ code: 'custom', path: ['proportions'], message: `must sum to 1; sums to ${sum}` });
-    }
-  });
+  .check(
+    z.superRefine((feature, context) => {
+      const values = Object.values(feature.proportions);
+      if (values.length === 0) {
+        context.addIssue({ code: 'custom', path: ['proportions'], message: 'needs at least one category' });
+        return;
+      }
+      const sum = values.reduce((total, value) => total + value, 0);
+      if (Math.abs(sum - 1) > SUM_TOLERANCE) {
+        context.addIssue({ code: 'custom', path: ['proportions'], message: `must sum to 1; sums to ${sum}` });
+      }
+    }),
+  );
 
 export const BaselineSchema = z
-  .object({
+  .strictObject({
     version: z.literal(1),
     features: z.record(z.string(), z.discriminatedUnion('type', [NumericFeatureSchema, CategoricalFeatureSchema])),
-    columns: z.array(z.string().min(1)).min(1, { message: 'needs at least one column' }),
+    columns: z.array(z.string().check(z.minLength(1))).check(z.minLength(1, { message: 'needs at least one column' })),
   })
-  .strict()
-  .superRefine((baseline, context) => {
-    const seen = new Set<string>();
-    baseline.columns.forEach((column, index) => {
-      if (seen.has(column)) {
-        context.addIssue({ code: 'custom', path: ['columns', index], message: `duplicate column '${column}'` });
+  .check(
+    z.superRefine((baseline, context) => {
+      const seen = new Set<string>();
+      baseline.columns.forEach((column, index) => {
+        if (seen.has(column)) {
+          context.addIssue({ code: 'custom', path: ['columns', index], message: `duplicate column '${column}'` });
+        }
+        seen.add(column);
+      });
+      if (Object.keys(baseline.features).length === 0) {
+        context.addIssue({ code: 'custom', path: ['features'], message: 'needs at least one feature' });
       }
-      seen.add(column);
-    });
-    if (Object.keys(baseline.features).length === 0) {
-      context.addIssue({ code: 'custom', path: ['features'], message: 'needs at least one feature' });
-    }
-    for (const name of Object.keys(baseline.features)) {
-      if (!seen.has(name)) {
-        context.addIssue({ code: 'custom', path: ['features', name], message: `feature '${name}' is not one of the columns` });
+      for (const name of Object.keys(baseline.features)) {
+        if (!seen.has(name)) {
+          context.addIssue({ code: 'custom', path: ['features', name], message: `feature '${name}' is not one of the columns` });
+        }
       }
-    }
-  });
+    }),
+  );
 
 export type Baseline = z.infer<typeof BaselineSchema>;
 export type NumericFeatureBaseline = z.infer<typeof NumericFeatureSchema>;
@@ -561,13 +566,13 @@ export function buildBaseline(columns: readonly string[], rows: readonly Row[], 
 const CaptureLineSchema = z.object({
   captureData: z.object({
     endpointInput: z.object({
-      observedContentType: z.string().optional(),
-      mode: z.string().optional(),
+      observedContentType: z.optional(z.string()),
+      mode: z.optional(z.string()),
       data: z.string(),
       encoding: z.enum(['CSV', 'JSON', 'BASE64']),
     }),
   }),
-  eventMetadata: z.object({ eventId: z.string().optional(), inferenceTime: z.string().optional() }).optional(),
+  eventMetadata: z.optional(z.object({ eventId: z.optional(z.string()), inferenceTime: z.optional(z.string()) })),
 });
 
 const DATA_FIELD = 'captureData.endpointInput.data';

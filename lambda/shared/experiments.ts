@@ -11,7 +11,7 @@
 //   outcomeType S? ('binary' | 'continuous'), outcomeValue N?, outcomeAt S?   (written by the outcome API)
 //   GSI byModel: partition `model`, sort `servedAt`, projection ALL.
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from './zod';
 import {
   ConfigError,
   decodeJsonBody,
@@ -267,9 +267,10 @@ export type OutcomeType = (typeof OUTCOME_TYPES)[number];
 
 const BinaryOutcomeSchema = z.strictObject({
   type: z.literal('binary'),
-  value: z
-    .union([z.literal(0), z.literal(1), z.boolean()], { error: 'must be 0, 1, true or false' })
-    .transform((value): 0 | 1 => (value === true || value === 1 ? 1 : 0)),
+  value: z.pipe(
+    z.union([z.literal(0), z.literal(1), z.boolean()], { error: 'must be 0, 1, true or false' }),
+    z.transform((value: 0 | 1 | boolean): 0 | 1 => (value === true || value === 1 ? 1 : 0)),
+  ),
 });
 
 const ContinuousOutcomeSchema = z.strictObject({
@@ -281,7 +282,7 @@ const ContinuousOutcomeSchema = z.strictObject({
 export const OutcomeRequestSchema = z.strictObject({
   predictionId: z
     .string({ error: 'Invalid prediction id: expected a string' })
-    .regex(INFERENCE_ID_PATTERN, 'Invalid prediction id: expected 1-64 characters from A-Z a-z 0-9 - _ .'),
+    .check(z.regex(INFERENCE_ID_PATTERN, 'Invalid prediction id: expected 1-64 characters from A-Z a-z 0-9 - _ .')),
   outcome: z.discriminatedUnion('type', [BinaryOutcomeSchema, ContinuousOutcomeSchema], {
     error: (issue) => (issue.code === 'invalid_union' ? `must be one of ${OUTCOME_TYPES.map((type) => `'${type}'`).join(', ')}` : undefined),
   }),
@@ -549,20 +550,20 @@ export class AnalysisInputError extends Error {
   }
 }
 
-const IsoInstantSchema = z
-  .string({ error: 'must be an ISO-8601 date-time string' })
-  .pipe(z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time with a time zone, e.g. 2024-05-01T00:00:00Z' }));
+const IsoInstantSchema = z.pipe(
+  z.string({ error: 'must be an ISO-8601 date-time string' }),
+  z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time with a time zone, e.g. 2024-05-01T00:00:00Z' }),
+);
 
 const unitInterval = (what: string) =>
   z
     .number({ error: `must be a number strictly between 0 and 1 (${what})` })
-    .gt(0, `must be a number strictly between 0 and 1 (${what})`)
-    .lt(1, `must be a number strictly between 0 and 1 (${what})`);
+    .check(z.gt(0, `must be a number strictly between 0 and 1 (${what})`), z.lt(1, `must be a number strictly between 0 and 1 (${what})`));
 
 /** Input of the analysis Lambda (the state machine's task input). */
 export const AnalysisInputSchema = z
   .strictObject({
-    model: z.string({ error: 'must be a string' }).min(1, 'must be a non-empty string').max(256, 'must be at most 256 characters'),
+    model: z.string({ error: 'must be a string' }).check(z.minLength(1, 'must be a non-empty string'), z.maxLength(256, 'must be at most 256 characters')),
     /** Control / champion. */
     variantA: VariantNameSchema,
     /** Treatment / challenger. */
@@ -572,38 +573,38 @@ export const AnalysisInputSchema = z
     windowStart: IsoInstantSchema,
     /** Exclusive end of the servedAt window. */
     windowEnd: IsoInstantSchema,
-    alpha: unitInterval('two-sided significance level').default(0.05),
-    power: unitInterval('probability of detecting a real effect').default(0.8),
+    alpha: z._default(unitInterval('two-sided significance level'), 0.05),
+    power: z._default(unitInterval('probability of detecting a real effect'), 0.8),
     /** Absolute effect to detect: a rate difference for binary outcomes, a difference in means for continuous ones. */
-    minimumDetectableEffect: z
-      .number({ error: 'must be a finite number greater than 0' })
-      .positive('must be a finite number greater than 0'),
+    minimumDetectableEffect: z.number({ error: 'must be a finite number greater than 0' }).check(z.positive('must be a finite number greater than 0')),
     /** Binary only: expected rate of arm A, fixed in advance. Default: arm A's observed rate. */
-    baselineRate: unitInterval('expected success rate of variantA').optional(),
+    baselineRate: z.optional(unitInterval('expected success rate of variantA')),
     /** Continuous only: expected standard deviation of the outcome, fixed in advance. Default: the observed pooled one. */
-    standardDeviation: z.number({ error: 'must be a finite number greater than 0' }).positive('must be a finite number greater than 0').optional(),
+    standardDeviation: z.optional(z.number({ error: 'must be a finite number greater than 0' }).check(z.positive('must be a finite number greater than 0'))),
     /** Whether larger outcome values are better (conversion: yes; latency, error: no). Default true. */
-    higherIsBetter: z.boolean({ error: 'must be a boolean' }).default(true),
+    higherIsBetter: z._default(z.boolean({ error: 'must be a boolean' }), true),
   })
-  .superRefine((input, ctx) => {
-    if (input.variantA === input.variantB) {
-      ctx.addIssue({ code: 'custom', path: ['variantB'], message: 'must differ from variantA' });
-    }
-    if (input.outcomeType === 'continuous' && input.baselineRate !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['baselineRate'], message: "only applies when outcomeType is 'binary' (use standardDeviation)" });
-    }
-    if (input.outcomeType === 'binary' && input.standardDeviation !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['standardDeviation'], message: "only applies when outcomeType is 'continuous' (use baselineRate)" });
-    }
-    if (input.outcomeType === 'binary' && !(input.minimumDetectableEffect < 1)) {
-      ctx.addIssue({ code: 'custom', path: ['minimumDetectableEffect'], message: 'must be below 1 for binary outcomes (it is an absolute difference in rates)' });
-    }
-    const start = Date.parse(input.windowStart);
-    const end = Date.parse(input.windowEnd);
-    if (Number.isFinite(start) && Number.isFinite(end) && !(end > start)) {
-      ctx.addIssue({ code: 'custom', path: ['windowEnd'], message: 'must be after windowStart' });
-    }
-  });
+  .check(
+    z.superRefine((input, ctx) => {
+      if (input.variantA === input.variantB) {
+        ctx.addIssue({ code: 'custom', path: ['variantB'], message: 'must differ from variantA' });
+      }
+      if (input.outcomeType === 'continuous' && input.baselineRate !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['baselineRate'], message: "only applies when outcomeType is 'binary' (use standardDeviation)" });
+      }
+      if (input.outcomeType === 'binary' && input.standardDeviation !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['standardDeviation'], message: "only applies when outcomeType is 'continuous' (use baselineRate)" });
+      }
+      if (input.outcomeType === 'binary' && !(input.minimumDetectableEffect < 1)) {
+        ctx.addIssue({ code: 'custom', path: ['minimumDetectableEffect'], message: 'must be below 1 for binary outcomes (it is an absolute difference in rates)' });
+      }
+      const start = Date.parse(input.windowStart);
+      const end = Date.parse(input.windowEnd);
+      if (Number.isFinite(start) && Number.isFinite(end) && !(end > start)) {
+        ctx.addIssue({ code: 'custom', path: ['windowEnd'], message: 'must be after windowStart' });
+      }
+    }),
+  );
 
 export type AnalysisInput = z.output<typeof AnalysisInputSchema>;
 

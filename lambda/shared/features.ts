@@ -6,7 +6,7 @@
 // structural types, and the lookups take the client as a minimal interface, so the handlers only
 // wire the SDK, logging and metrics. The feature group definition itself (and the check of one
 // record against it) lives in lib/features/feature-definition.ts, shared with the CDK construct.
-import { z } from 'zod';
+import * as z from './zod';
 import {
   checkFeatureGroupDefinition,
   FEATURE_TYPES,
@@ -61,7 +61,7 @@ export const FeatureGroupDefinitionSchema = z.object({
   recordIdentifier: z.string({ error: 'must be a string' }),
   eventTime: z.string({ error: 'must be a string' }),
   features: z.array(FeatureSpecSchema, { error: 'must be an array of features' }),
-  onlineTtlHours: z.number({ error: 'must be a number' }).optional(),
+  onlineTtlHours: z.optional(z.number({ error: 'must be a number' })),
 });
 
 /** The feature groups a function serves, by name (the SageMaker feature group name). */
@@ -76,7 +76,9 @@ export function loadFeatureGroups(raw: string | undefined, name = 'FEATURE_GROUP
   const definitions = loadJsonSetting(
     raw,
     name,
-    z.array(FeatureGroupDefinitionSchema, { error: 'must be a JSON array of feature group definitions' }).min(1, 'must define at least one feature group'),
+    z
+      .array(FeatureGroupDefinitionSchema, { error: 'must be a JSON array of feature group definitions' })
+      .check(z.minLength(1, 'must define at least one feature group')),
   );
   const catalog = new Map<string, FeatureGroupDefinition>();
   definitions.forEach((definition, index) => {
@@ -288,7 +290,7 @@ export const FeatureRecordSchema = z.record(z.string(), FeatureValueSchema, { er
 /** What a producer puts on the stream (UTF-8 JSON): the feature group and the record. */
 export const FeatureRecordEnvelopeSchema = z.strictObject(
   {
-    featureGroup: z.string({ error: 'is required (the feature group name, a string)' }).min(1, 'must be a non-empty string'),
+    featureGroup: z.string({ error: 'is required (the feature group name, a string)' }).check(z.minLength(1, 'must be a non-empty string')),
     record: FeatureRecordSchema,
   },
   { error: 'must be a JSON object with "featureGroup" and "record"' },
@@ -629,9 +631,9 @@ export class IngestionInputError extends Error {
 
 const BatchIngestionInputSchema = z.object(
   {
-    featureGroup: z.string({ error: 'is required (a string)' }).min(1, 'must be a non-empty string'),
-    bucket: z.string({ error: 'is required (a string)' }).min(1, 'must be a non-empty string'),
-    key: z.string({ error: 'is required (a string)' }).min(1, 'must be a non-empty string'),
+    featureGroup: z.string({ error: 'is required (a string)' }).check(z.minLength(1, 'must be a non-empty string')),
+    bucket: z.string({ error: 'is required (a string)' }).check(z.minLength(1, 'must be a non-empty string')),
+    key: z.string({ error: 'is required (a string)' }).check(z.minLength(1, 'must be a non-empty string')),
     format: z.enum(CHUNK_FORMATS, { error: `must be one of ${CHUNK_FORMATS.join(', ')}` }),
   },
   { error: 'must be an object with featureGroup, bucket, key and format' },
@@ -988,10 +990,13 @@ export async function lookupFeatures(
 export const BatchLookupRequestSchema = z.strictObject(
   {
     ids: z
-      .array(z.string({ error: 'must be a string' }).min(1, 'must be a non-empty string'), { error: 'is required (an array of record ids)' })
-      .min(1, 'must hold at least one id')
-      .max(MAX_LOOKUP_IDS, `must hold at most ${MAX_LOOKUP_IDS} ids`),
-    features: z.array(z.string({ error: 'must be a string' }), { error: 'must be an array of feature names' }).min(1, 'must name at least one feature (leave it out for all features)').optional(),
+      .array(z.string({ error: 'must be a string' }).check(z.minLength(1, 'must be a non-empty string')), { error: 'is required (an array of record ids)' })
+      .check(z.minLength(1, 'must hold at least one id'), z.maxLength(MAX_LOOKUP_IDS, `must hold at most ${MAX_LOOKUP_IDS} ids`)),
+    features: z.optional(
+      z
+        .array(z.string({ error: 'must be a string' }), { error: 'must be an array of feature names' })
+        .check(z.minLength(1, 'must name at least one feature (leave it out for all features)')),
+    ),
   },
   { error: 'must be a JSON object with "ids"' },
 );

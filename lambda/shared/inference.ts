@@ -3,7 +3,7 @@
 // Nothing in this module talks to AWS: the handler in lambda/invoke wires an InferenceBackend that
 // calls SageMaker, and everything else (request validation, routing, error mapping, response
 // shaping) lives here so it can be unit- and property-tested without a network.
-import { z } from 'zod';
+import * as z from './zod';
 
 // ---------------------------------------------------------------------------------------------
 // Limits and shared patterns
@@ -117,56 +117,65 @@ const ContentTypeSchema = z.enum(CONTENT_TYPES, {
 
 export const VariantNameSchema = z
   .string({ error: 'Invalid variant name: expected a string' })
-  .regex(
-    SAGEMAKER_NAME_PATTERN,
-    'Invalid variant name: expected 1-63 letters, digits or hyphens, starting and ending with a letter or digit',
+  .check(
+    z.regex(
+      SAGEMAKER_NAME_PATTERN,
+      'Invalid variant name: expected 1-63 letters, digits or hyphens, starting and ending with a letter or digit',
+    ),
   );
 
 /** HTTP body of POST /models/{model}/predict. */
 export const PredictRequestSchema = z
   .strictObject({
     /** The model input: any JSON value, or a string of CSV rows when contentType is text/csv. */
-    payload: z.unknown().refine((value) => value !== undefined, { message: 'is required' }),
-    contentType: ContentTypeSchema.default('application/json'),
-    accept: ContentTypeSchema.default('application/json'),
-    targetVariant: VariantNameSchema.optional(),
-    inferenceId: z
-      .string({ error: 'Invalid inference id: expected a string' })
-      .regex(INFERENCE_ID_PATTERN, 'Invalid inference id: expected 1-64 characters from A-Z a-z 0-9 - _ .')
-      .optional(),
+    // Typed as classic zod's `.refine()` typed it: narrowed by the type predicate to anything but undefined.
+    payload: z.unknown().check(z.refine((value) => value !== undefined, { message: 'is required' })) as z.ZodMiniType<NonNullable<unknown> | null, unknown>,
+    contentType: z._default(ContentTypeSchema, 'application/json'),
+    accept: z._default(ContentTypeSchema, 'application/json'),
+    targetVariant: z.optional(VariantNameSchema),
+    inferenceId: z.optional(
+      z
+        .string({ error: 'Invalid inference id: expected a string' })
+        .check(z.regex(INFERENCE_ID_PATTERN, 'Invalid inference id: expected 1-64 characters from A-Z a-z 0-9 - _ .')),
+    ),
     /**
      * Stable id of the caller (user, account, session...) for sticky A/B assignment. Only its
      * SHA-256 is logged; it is never sent to the model.
      */
-    callerId: z
-      .string({ error: 'Invalid caller id: expected a string' })
-      .min(1, 'Invalid caller id: expected 1-256 characters')
-      .max(MAX_CALLER_ID_LENGTH, 'Invalid caller id: expected 1-256 characters')
-      .optional(),
+    callerId: z.optional(
+      z
+        .string({ error: 'Invalid caller id: expected a string' })
+        .check(
+          z.minLength(1, 'Invalid caller id: expected 1-256 characters'),
+          z.maxLength(MAX_CALLER_ID_LENGTH, 'Invalid caller id: expected 1-256 characters'),
+        ),
+    ),
     /**
      * Enrich the payload with the entity's online features before the model sees it: they are added
      * to the (JSON object) payload as `features`.
      */
-    entity: z
-      .strictObject({
-        featureGroup: z.string({ error: 'Invalid feature group: expected a string' }).min(1, 'Invalid feature group: expected a name'),
-        recordId: z.string({ error: 'Invalid record id: expected a string' }).min(1, 'Invalid record id: expected a non-empty string'),
-      })
-      .optional(),
+    entity: z.optional(
+      z.strictObject({
+        featureGroup: z.string({ error: 'Invalid feature group: expected a string' }).check(z.minLength(1, 'Invalid feature group: expected a name')),
+        recordId: z.string({ error: 'Invalid record id: expected a string' }).check(z.minLength(1, 'Invalid record id: expected a non-empty string')),
+      }),
+    ),
   })
-  .superRefine((request, ctx) => {
-    if (request.contentType === 'text/csv' && typeof request.payload !== 'string') {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['payload'],
-        message: 'must be a string when contentType is text/csv',
-      });
-    }
-    const isObject = typeof request.payload === 'object' && request.payload !== null && !Array.isArray(request.payload);
-    if (request.entity !== undefined && (request.contentType !== 'application/json' || !isObject)) {
-      ctx.addIssue({ code: 'custom', path: ['entity'], message: 'enrichment adds `features` to the payload, so the payload must be a JSON object' });
-    }
-  });
+  .check(
+    z.superRefine((request, ctx) => {
+      if (request.contentType === 'text/csv' && typeof request.payload !== 'string') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['payload'],
+          message: 'must be a string when contentType is text/csv',
+        });
+      }
+      const isObject = typeof request.payload === 'object' && request.payload !== null && !Array.isArray(request.payload);
+      if (request.entity !== undefined && (request.contentType !== 'application/json' || !isObject)) {
+        ctx.addIssue({ code: 'custom', path: ['entity'], message: 'enrichment adds `features` to the payload, so the payload must be a JSON object' });
+      }
+    }),
+  );
 
 export type PredictRequest = z.output<typeof PredictRequestSchema>;
 
@@ -279,17 +288,15 @@ export function decodeJsonBody(rawBody: string | null | undefined, isBase64Encod
 
 export const VariantRouteSchema = z.object({
   /** Version label reported to callers, e.g. a model package version or a git sha. */
-  modelVersion: z.string().min(1, 'must be a non-empty string'),
+  modelVersion: z.string().check(z.minLength(1, 'must be a non-empty string')),
   /**
    * Relative share of sticky-assigned callers sent to this variant (normalised over the model's
    * variants). Required on every variant of a sticky route; ignored otherwise (SageMaker then
    * splits traffic by the endpoint's own variant weights).
    */
-  weight: z
-    .number({ error: 'must be a number' })
-    .positive('must be greater than 0')
-    .max(1e9, 'must be at most 1000000000')
-    .optional(),
+  weight: z.optional(
+    z.number({ error: 'must be a number' }).check(z.positive('must be greater than 0'), z.maximum(1e9, 'must be at most 1000000000')),
+  ),
 });
 
 export const StickyRoutingSchema = z.strictObject({
@@ -297,39 +304,39 @@ export const StickyRoutingSchema = z.strictObject({
    * Mixed into the caller-id hash. Changing it re-shuffles every caller, so use a new salt per
    * experiment and keep it for the experiment's lifetime.
    */
-  salt: z.string({ error: 'must be a string' }).min(1, 'must be a non-empty string').max(256, 'must be at most 256 characters'),
+  salt: z.string({ error: 'must be a string' }).check(z.minLength(1, 'must be a non-empty string'), z.maxLength(256, 'must be at most 256 characters')),
 });
 
 export const ModelRouteSchema = z
   .object({
-    endpointName: z
-      .string()
-      .regex(SAGEMAKER_NAME_PATTERN, 'Invalid endpoint name: expected 1-63 letters, digits or hyphens'),
+    endpointName: z.string().check(z.regex(SAGEMAKER_NAME_PATTERN, 'Invalid endpoint name: expected 1-63 letters, digits or hyphens')),
     variants: z
       .record(VariantNameSchema, VariantRouteSchema)
-      .refine((variants) => Object.keys(variants).length > 0, { message: 'must define at least one variant' }),
+      .check(z.refine((variants) => Object.keys(variants).length > 0, { message: 'must define at least one variant' })),
     /** Present when callers that send a callerId are pinned to a variant by a salted hash of it. */
-    sticky: StickyRoutingSchema.optional(),
+    sticky: z.optional(StickyRoutingSchema),
   })
-  .superRefine((route, ctx) => {
-    if (route.sticky === undefined) {
-      return;
-    }
-    for (const [name, variant] of Object.entries(route.variants)) {
-      if (variant.weight === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['variants', name, 'weight'],
-          message: 'is required on every variant when sticky routing is on',
-        });
+  .check(
+    z.superRefine((route, ctx) => {
+      if (route.sticky === undefined) {
+        return;
       }
-    }
-  });
+      for (const [name, variant] of Object.entries(route.variants)) {
+        if (variant.weight === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['variants', name, 'weight'],
+            message: 'is required on every variant when sticky routing is on',
+          });
+        }
+      }
+    }),
+  );
 
 /** A routing table: model name (the `{model}` path parameter) -> endpoint and its variants. Each entry is one family's route parameter. */
 export const RoutingTableSchema = z
-  .record(z.string().min(1, 'model names must be non-empty'), ModelRouteSchema)
-  .refine((table) => Object.keys(table).length > 0, { message: 'must define at least one model' });
+  .record(z.string().check(z.minLength(1, 'model names must be non-empty')), ModelRouteSchema)
+  .check(z.refine((table) => Object.keys(table).length > 0, { message: 'must define at least one model' }));
 
 export type RoutingTable = z.output<typeof RoutingTableSchema>;
 export type ModelRoute = z.output<typeof ModelRouteSchema>;
@@ -338,7 +345,7 @@ export type ModelRoute = z.output<typeof ModelRouteSchema>;
  * Parses a JSON environment variable with a zod schema. Throws {@link ConfigError} whose message
  * starts with the variable's name: `NAME: is not set`, `NAME: is not valid JSON`, `NAME: <path>: ...`.
  */
-export function loadJsonSetting<S extends z.ZodType>(raw: string | undefined, name: string, schema: S): z.output<S> {
+export function loadJsonSetting<S extends z.ZodMiniType>(raw: string | undefined, name: string, schema: S): z.output<S> {
   if (raw === undefined || raw.trim().length === 0) {
     throw new ConfigError(`${name}: is not set`);
   }

@@ -1,6 +1,6 @@
 // What the RAG functions read from their environment, validated once, and the prompt read from a pinned
 // Bedrock Prompt Management version. Pure: no AWS imports.
-import { z } from 'zod';
+import * as z from './zod';
 import { embeddingModel, type EmbeddingModel } from './embeddings';
 import { RAG_PROMPT_VARIABLES, templateVariables, type FewShotExample, type RagPromptConfig } from './prompt';
 
@@ -12,34 +12,35 @@ export class RagConfigError extends Error {
   }
 }
 
-const positiveInt = z.coerce.number().int().positive();
+// `z.int()` used as a check, as classic zod's `.int()` does: an integer after coercion.
+const positiveInt = z.coerce.number().check(z.int(), z.positive());
 
 const commonSchema = z.object({
-  OPENSEARCH_ENDPOINT: z.string().min(1),
-  INDEX_NAME: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/),
-  EMBEDDING_MODEL_ID: z.string().min(1),
+  OPENSEARCH_ENDPOINT: z.string().check(z.minLength(1)),
+  INDEX_NAME: z.string().check(z.regex(/^[a-z0-9][a-z0-9_-]*$/)),
+  EMBEDDING_MODEL_ID: z.string().check(z.minLength(1)),
   EMBEDDING_DIMENSION: positiveInt,
 });
 
-const ingestionSchema = commonSchema.extend({
+const ingestionSchema = z.extend(commonSchema, {
   CHUNK_SIZE: positiveInt,
-  CHUNK_OVERLAP: z.coerce.number().int().min(0),
-  MAX_DOCUMENT_BYTES: positiveInt.default(10 * 1024 * 1024),
+  CHUNK_OVERLAP: z.coerce.number().check(z.int(), z.minimum(0)),
+  MAX_DOCUMENT_BYTES: z._default(positiveInt, 10 * 1024 * 1024),
 });
 
-const querySchema = commonSchema.extend({
-  GENERATION_MODEL_ID: z.string().min(1),
-  TOP_K: positiveInt.max(100),
-  SCORE_FLOOR: z.coerce.number().min(0),
-  HYBRID: z.enum(['true', 'false']).transform((value) => value === 'true'),
+const querySchema = z.extend(commonSchema, {
+  GENERATION_MODEL_ID: z.string().check(z.minLength(1)),
+  TOP_K: positiveInt.check(z.maximum(100)),
+  SCORE_FLOOR: z.coerce.number().check(z.minimum(0)),
+  HYBRID: z.pipe(z.enum(['true', 'false']), z.transform((value: 'true' | 'false') => value === 'true')),
   MAX_QUESTION_CHARACTERS: positiveInt,
-  PROMPT_ARN: z.string().min(1),
-  PROMPT_VERSION: z.string().regex(/^\d+$/),
-  GUARDRAIL_ID: z.string().min(1),
-  GUARDRAIL_VERSION: z.string().regex(/^(\d+|DRAFT)$/),
+  PROMPT_ARN: z.string().check(z.minLength(1)),
+  PROMPT_VERSION: z.string().check(z.regex(/^\d+$/)),
+  GUARDRAIL_ID: z.string().check(z.minLength(1)),
+  GUARDRAIL_VERSION: z.string().check(z.regex(/^(\d+|DRAFT)$/)),
 });
 
-function parseEnv<S extends z.ZodType>(schema: S, env: Readonly<Record<string, string | undefined>>): z.output<S> {
+function parseEnv<S extends z.ZodMiniType>(schema: S, env: Readonly<Record<string, string | undefined>>): z.output<S> {
   const result = schema.safeParse(env);
   if (!result.success) {
     const issue = result.error.issues[0];
