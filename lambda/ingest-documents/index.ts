@@ -106,13 +106,12 @@ async function readObject(ref: ObjectRef, maxBytes: number): Promise<{ content: 
 
 /** Deletes the document's chunks numbered `fromChunk` and above (all of them from 0). */
 async function deleteChunks(cfg: IngestionConfig, docId: string, fromChunk: number): Promise<number> {
-  const response = await openSearchClient(cfg.endpoint).deleteByQuery({
-    index: cfg.indexName,
-    conflicts: 'proceed',
-    refresh: true,
-    body: { query: { bool: { filter: [{ term: { document_id: docId } }, { range: { chunk_index: { gte: fromChunk } } }] } } },
-  });
-  return Number((response.body as { deleted?: number }).deleted ?? 0);
+  const response = await openSearchClient(cfg.endpoint).deleteByQuery(
+    cfg.indexName,
+    { query: { bool: { filter: [{ term: { document_id: docId } }, { range: { chunk_index: { gte: fromChunk } } }] } } },
+    { conflicts: 'proceed', refresh: true },
+  );
+  return Number(response.deleted ?? 0);
 }
 
 type Outcome = { kind: 'indexed'; chunks: number; removed: number } | { kind: 'deleted'; removed: number } | { kind: 'rejected'; reason: string; removed: number };
@@ -151,8 +150,7 @@ async function reconcile(cfg: IngestionConfig, ref: ObjectRef): Promise<Outcome>
     },
   ]);
   // No forced refresh: the index's 1 s refresh interval makes the chunks searchable without a refresh per document.
-  const response = await openSearchClient(cfg.endpoint).bulk({ body: body as never });
-  const result = response.body as { errors?: boolean; items?: Array<Record<string, { status?: number; error?: { type?: string; reason?: string } }>> };
+  const result = await openSearchClient(cfg.endpoint).bulk(body);
   if (result.errors) {
     const failed = (result.items ?? []).map((item) => Object.values(item)[0]).find((entry) => entry?.error !== undefined);
     throw new Error(`bulk indexing of ${ref.key} failed for some chunks (HTTP ${failed?.status}: ${failed?.error?.type} ${failed?.error?.reason})`);

@@ -62,37 +62,34 @@ function readSpec(properties: Record<string, unknown>): { endpoint: string; spec
 }
 
 async function ensureIndex(endpoint: string, spec: KnnIndexSpec): Promise<'created' | 'unchanged' | 'fields-added'> {
-  const client = openSearchClient(endpoint);
-  const exists = await client.indices.exists({ index: spec.indexName });
-  if (!exists.body) {
+  const openSearch = openSearchClient(endpoint);
+  if (!(await openSearch.indexExists(spec.indexName))) {
     try {
-      await client.indices.create({ index: spec.indexName, body: createIndexBody(spec) as never });
+      await openSearch.createIndex(spec.indexName, createIndexBody(spec));
       return 'created';
     } catch (error) {
       // Created meanwhile (a retried invocation): fall through to the comparison.
       if (!/resource_already_exists_exception/.test(String((error as { message?: string }).message))) throw error;
     }
   }
-  const mapping = await client.indices.getMapping({ index: spec.indexName });
-  const current = (mapping.body as Record<string, { mappings?: unknown }>)[spec.indexName]?.mappings;
-  const comparison = compareMappings(current, spec);
+  const comparison = compareMappings(await openSearch.getMapping(spec.indexName), spec);
   if (comparison.kind === 'conflict') throw new SpecError(comparison.reason);
   if (comparison.kind === 'missing-fields') {
-    await client.indices.putMapping({ index: spec.indexName, body: { properties: comparison.properties } as never });
+    await openSearch.putMapping(spec.indexName, { properties: comparison.properties });
     return 'fields-added';
   }
   return 'unchanged';
 }
 
 async function ensureRoles(endpoint: string, spec: KnnIndexSpec): Promise<void> {
-  const client = openSearchClient(endpoint);
+  const openSearch = openSearchClient(endpoint);
   const names = securityRoleNames(spec.indexName);
   for (const access of ['writer', 'reader'] as const) {
     const arns = access === 'writer' ? spec.writerRoleArns : spec.readerRoleArns;
     // PUT replaces the role and its mapping: idempotent, and an update that changes the functions' roles
     // takes the old ones out.
-    await client.http.put({ path: `/_plugins/_security/api/roles/${names[access]}`, body: securityRoleBody(spec.indexName, access) });
-    await client.http.put({ path: `/_plugins/_security/api/rolesmapping/${names[access]}`, body: roleMappingBody(arns) });
+    await openSearch.put(`/_plugins/_security/api/roles/${names[access]}`, securityRoleBody(spec.indexName, access));
+    await openSearch.put(`/_plugins/_security/api/rolesmapping/${names[access]}`, roleMappingBody(arns));
   }
 }
 
@@ -105,12 +102,12 @@ async function ignoreNotFound(call: () => Promise<unknown>): Promise<void> {
 }
 
 async function deleteIndex(endpoint: string, indexName: string): Promise<void> {
-  const client = openSearchClient(endpoint);
-  await ignoreNotFound(() => client.indices.delete({ index: indexName }));
+  const openSearch = openSearchClient(endpoint);
+  await ignoreNotFound(() => openSearch.deleteIndex(indexName));
   const names = securityRoleNames(indexName);
   for (const name of [names.writer, names.reader]) {
-    await ignoreNotFound(() => client.http.delete({ path: `/_plugins/_security/api/rolesmapping/${name}` }));
-    await ignoreNotFound(() => client.http.delete({ path: `/_plugins/_security/api/roles/${name}` }));
+    await ignoreNotFound(() => openSearch.delete(`/_plugins/_security/api/rolesmapping/${name}`));
+    await ignoreNotFound(() => openSearch.delete(`/_plugins/_security/api/roles/${name}`));
   }
 }
 

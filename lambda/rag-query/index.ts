@@ -71,8 +71,8 @@ async function loadPrompt(cfg: QueryConfig): Promise<LoadedPrompt> {
 
 async function search(cfg: QueryConfig, body: Record<string, unknown>): Promise<SearchHit[]> {
   try {
-    const response = await openSearchClient(cfg.endpoint).search({ index: cfg.indexName, body: body as never });
-    return ((response.body as { hits?: { hits?: SearchHit[] } }).hits?.hits ?? []) as SearchHit[];
+    const response = await openSearchClient(cfg.endpoint).search<SearchHit>(cfg.indexName, body);
+    return response.hits?.hits ?? [];
   } catch (error) {
     const failure = classifyServiceError('opensearch', error);
     logger.error('search failed', { error: (error as Error).message });
