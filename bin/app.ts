@@ -1,15 +1,15 @@
 #!/usr/bin/env node
-import { App, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks } from 'cdk-nag';
 import { BackgroundCloudFormationValidation } from './background-validation';
 
-// Started before the blueprint's modules load, so that the template validator warms up meanwhile.
+// Started before anything else loads, so that the template validator warms up meanwhile.
 const templateValidation = BackgroundCloudFormationValidation.start();
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+/* eslint-disable @typescript-eslint/no-require-imports */
+const { App, Validations } = require('aws-cdk-lib') as typeof import('aws-cdk-lib');
+const { AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks } = require('cdk-nag') as typeof import('cdk-nag');
 const { loadConfig } = require('../config') as typeof import('../config');
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { buildPlatform } = require('../lib/stacks/platform') as typeof import('../lib/stacks/platform');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 const app = new App();
 const envName = String(app.node.tryGetContext('env') ?? 'dev');
