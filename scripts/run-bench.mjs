@@ -7,7 +7,9 @@
 //      same for a bundle of a bare SageMaker Runtime client;
 //   4. the RAG handlers' cold start: require() plus their first invocation against local stand-ins of the
 //      services they call (bench/first-invoke.cjs).
-// Prints markdown tables and writes the raw figures to bench/results/latest.json.
+// Prints markdown tables and writes the raw figures to bench/results/latest.json; the performance budget
+// (BUDGET below: bundle sizes, cold start against the reference client, prod synth against the one-bucket
+// app) is printed first, each figure beside its target, and the run exits 1 when one of them misses it.
 //
 // Knobs: BENCH_SYNTH_RUNS (default 3, after one unmeasured warm-up round), BENCH_INIT_RUNS (default 10),
 // BENCH_ENVS (default "dev,staging,prod"), BENCH_FLEETS (default "5,50": prod synthesized with that many model
@@ -112,14 +114,14 @@ function benchSynth(scratch) {
       id: `prod-${size}-families`,
       label: `blueprint, prod with ${size} model families`,
       cwd: root,
-      args: ['--app', 'node scripts/build-lambdas.mjs --quiet && npx ts-node --transpile-only bench/fleet-app.ts'],
+      args: ['--app', 'node scripts/build-lambdas.mjs --quiet && node -r ./bin/register-ts.cjs bench/fleet-app.ts'],
       env: { FLEET_FAMILIES: String(size) },
     })),
   ];
   const samples = Object.fromEntries(targets.map((target) => [target.id, []]));
   const shape = {};
   // Round-robin so that drift in the machine's load spreads over every target alike; round 0 warms up
-  // the file cache and ts-node's compile cache and is not counted.
+  // the file cache and is not counted.
   for (let pass = 0; pass <= synthRuns; pass += 1) {
     for (const target of targets) {
       progress(`synth ${pass === 0 ? "warm-up" : `run ${pass}/${synthRuns}`}: ${target.label}`);
@@ -177,7 +179,9 @@ function sizeOf(file) {
 
 async function bundleBareClient(scratch) {
   const outfile = join(scratch, 'bare-client', 'index.js');
-  // The options of scripts/build-lambdas.mjs, so that the comparison is bundle against bundle.
+  // A fixed reference, built as the handlers were before the performance budget (the SDK's CommonJS
+  // entry points, its whole default credential chain): the cold-start ratios compare against the same
+  // thing from one run to the next, whatever scripts/build-lambdas.mjs does to the handlers.
   await build({
     entryPoints: [join(benchDir, 'bare-client.js')],
     outfile,
@@ -238,6 +242,75 @@ function benchFirstInvoke(handlers) {
   });
 }
 
+// --- budget ------------------------------------------------------------------------------------------
+
+/** Handlers whose only dependencies are the AWS SDK, Powertools and zod, and the RAG handlers. */
+const SDK_ONLY_HANDLERS = ['analyze-experiment', 'detect-drift', 'get-features', 'ingest-features', 'ingest-features-batch', 'invoke', 'record-outcome'];
+const RAG_HANDLERS = ['ingest-documents', 'knn-index', 'rag-query'];
+
+/** The performance budget: each figure, its target and whether it holds. */
+const BUDGET = {
+  sdkBundleKiB: 350,
+  sdkBundleStretchKiB: 250,
+  ragBundleKiB: 500,
+  sdkColdInitRatio: 1.2,
+  ragColdInitRatio: 1.5,
+  prodSynthRatio: 2.0,
+};
+
+function budgetFigures({ bundles, coldInit, synth }) {
+  const figures = [];
+  const bundleOf = (id) => bundles.find((bundle) => bundle.id === id);
+  const initOf = (id) => coldInit.find((entry) => entry.id === id);
+  const bareInit = initOf('bare-client').medianMs;
+  const unlisted = bundles.filter((bundle) => bundle.id !== 'bare-client' && !SDK_ONLY_HANDLERS.includes(bundle.id) && !RAG_HANDLERS.includes(bundle.id));
+  if (unlisted.length > 0) {
+    throw new Error(`handler ${unlisted.map((bundle) => bundle.id).join(', ')} has no budget: add it to SDK_ONLY_HANDLERS or RAG_HANDLERS in scripts/run-bench.mjs`);
+  }
+  for (const [group, ids, kib, ratio] of [
+    ['SDK-only', SDK_ONLY_HANDLERS, BUDGET.sdkBundleKiB, BUDGET.sdkColdInitRatio],
+    ['RAG', RAG_HANDLERS, BUDGET.ragBundleKiB, BUDGET.ragColdInitRatio],
+  ]) {
+    for (const id of ids) {
+      const bundle = bundleOf(id);
+      if (bundle === undefined) throw new Error(`no bundle for handler ${id}: the budget lists a handler that does not exist`);
+      const size = bundle.bytes / 1024;
+      figures.push({
+        figure: `${id} bundle (${group})`,
+        measured: `${size.toFixed(1)} KiB`,
+        target: `<= ${kib} KiB${group === 'SDK-only' ? ` (stretch ${BUDGET.sdkBundleStretchKiB})` : ''}`,
+        value: round(size, 1),
+        limit: kib,
+        holds: size <= kib,
+        ...(group === 'SDK-only' ? { stretchHolds: size <= BUDGET.sdkBundleStretchKiB } : {}),
+      });
+    }
+    for (const id of ids) {
+      const value = initOf(id).medianMs / bareInit;
+      figures.push({
+        figure: `${id} cold require() vs bare client (${group})`,
+        measured: `${value.toFixed(2)}x`,
+        target: `<= ${ratio.toFixed(1)}x`,
+        value: round(value, 2),
+        limit: ratio,
+        holds: value <= ratio,
+      });
+    }
+  }
+  const prod = synth.find((target) => target.id === 'prod');
+  if (prod !== undefined) {
+    figures.push({
+      figure: 'cdk synth -c env=prod vs one-bucket app',
+      measured: `${prod.ratioToBaseline.toFixed(2)}x`,
+      target: `<= ${BUDGET.prodSynthRatio.toFixed(1)}x`,
+      value: prod.ratioToBaseline,
+      limit: BUDGET.prodSynthRatio,
+      holds: prod.ratioToBaseline <= BUDGET.prodSynthRatio,
+    });
+  }
+  return figures;
+}
+
 // --- report ------------------------------------------------------------------------------------------
 
 async function main() {
@@ -277,6 +350,7 @@ async function main() {
     progress(`first invocation of the RAG handlers: ${initRuns} fresh node processes each`);
     const firstInvoke = benchFirstInvoke(handlers);
 
+    const budget = budgetFigures({ bundles, coldInit, synth });
     const results = {
       generatedAt: new Date().toISOString(),
       commit: gitCommit(),
@@ -284,6 +358,7 @@ async function main() {
       synth: { measuredRuns: synthRuns, warmUpRuns: 1, statistic: 'median wall time', targets: synth },
       bundles,
       coldInit: { runs: initRuns, statistic: 'median require() time in a fresh node process', env: HANDLER_ENV, targets: coldInit },
+      budget: { targets: BUDGET, figures: budget, holds: budget.every((figure) => figure.holds) },
       firstInvoke: { runs: initRuns, statistic: 'median require() and first-invocation times in a fresh node process, services stood in locally', targets: firstInvoke },
     };
     const resultsDir = join(benchDir, 'results');
@@ -302,6 +377,13 @@ async function main() {
         .join(', ')} against ${(baseline.medianMs / 1000).toFixed(1)} s for a one-bucket app on the same CLI.`,
       '',
       ...fleetGrowth(synth),
+      `## Performance budget: ${budget.filter((figure) => figure.holds).length} of ${budget.length} figures hold`,
+      '',
+      markdownTable(
+        ['figure', 'measured', 'target', 'holds'],
+        budget.map((figure) => [figure.figure, figure.measured, figure.target, figure.holds ? 'yes' : '**no**']),
+      ),
+      '',
       `## cdk synth wall time (median of ${synthRuns}, after 1 warm-up round)`,
       '',
       markdownTable(
@@ -317,7 +399,7 @@ async function main() {
         ]),
       ),
       '',
-      'The one-bucket app\'s time is mostly the CLI\'s own start-up and assembly handling, which every app pays; the column over it is what the blueprint adds: its cdk.json app (scripts/build-lambdas.mjs, ts-node with swc on bin/app.ts), its constructs and the cdk-nag rule packs. Both apps are run by node_modules/.bin/cdk (what `npx cdk` resolves to) with telemetry and notices off.',
+      'The one-bucket app\'s time is mostly the CLI\'s own start-up and assembly handling, which every app pays; the column over it is what the blueprint adds: its cdk.json app (scripts/build-lambdas.mjs, bin/app.ts compiled by swc through bin/register-ts.cjs), its constructs and the cdk-nag rule packs. Both apps are run by node_modules/.bin/cdk (what `npx cdk` resolves to) with telemetry and notices off.',
       '',
       '## Lambda bundles',
       '',
@@ -349,6 +431,7 @@ async function main() {
       `Raw figures: ${relative(root, join(resultsDir, 'latest.json'))}`,
     ];
     console.log(report.join('\n'));
+    if (!results.budget.holds) process.exitCode = 1;
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
