@@ -118,15 +118,28 @@ async function expectedAuthorization(request: Received, credentials: AwsCredenti
   return signed.headers.authorization;
 }
 
-describe('request shape', () => {
-  let server: TestServer;
+/**
+ * One stand-in for the describe block it is called in: started before its tests, stopped after them, its
+ * record of requests cleared before each (and its answer reset to `answer`, when given).
+ */
+function useServer(answer?: Parameters<typeof startServer>[0]): () => TestServer {
+  let server: TestServer | undefined;
   beforeAll(async () => {
-    server = await startServer();
+    server = await startServer(answer);
   });
-  afterAll(() => server.stop());
+  afterAll(() => server?.stop());
   beforeEach(() => {
-    server.received.length = 0;
-    server.answer = () => ({ status: 200, body: {} });
+    server!.received.length = 0;
+    if (answer !== undefined) server!.answer = answer;
+  });
+  return () => server!;
+}
+
+describe('request shape', () => {
+  const current = useServer(() => ({ status: 200, body: {} }));
+  let server: TestServer;
+  beforeEach(() => {
+    server = current();
   });
 
   test('a search is a JSON POST to the index _search path, and resolves to the parsed answer', async () => {
@@ -263,13 +276,10 @@ describe('SigV4 signing', () => {
 });
 
 describe('error answers', () => {
+  const current = useServer();
   let server: TestServer;
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterAll(() => server.stop());
   beforeEach(() => {
-    server.received.length = 0;
+    server = current();
   });
 
   test('a 404 becomes a ResponseError with statusCode 404, the body in meta, and the OpenSearch error type and reason in its message', async () => {
