@@ -4,9 +4,9 @@
 // package ships, so neither the blueprint nor a consumer needs Docker or a bundler at synth.
 //
 // The cdk.json app runs this before every synth, so it is incremental: after a build it records the
-// content hash of every file esbuild read (sources and node_modules alike), of this script and of the
-// package lock, in node_modules/.cache/cdk-ml-patterns/lambda-build.json. When none of them changed and
-// every bundle is still there, it exits without starting esbuild. `--force` always rebuilds;
+// content hash of every file esbuild read (sources and node_modules alike), of this script, of the
+// package manifest and lock and of tsconfig.json, in node_modules/.cache/cdk-ml-patterns/lambda-build.json.
+// When none of them changed and every bundle is still there, it exits without starting esbuild. `--force` always rebuilds;
 // `--quiet` prints nothing but warnings.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -71,10 +71,13 @@ function unchanged(file, recorded) {
   return stat.mtimeMs === recorded.mtimeMs || hashOf(file) === recorded.hash;
 }
 
-/** What decides the bundles besides their inputs: this script (options, alias) and the locked dependency versions. */
+/**
+ * What decides the bundles besides the files esbuild reads: this script (options, alias), the locked
+ * dependency versions, the tsconfig esbuild reads settings from, and the Node major version.
+ */
 function buildKey() {
-  const lock = join(root, 'package-lock.json');
-  return [hashOf(fileURLToPath(import.meta.url)), existsSync(lock) ? hashOf(lock) : 'no-lock', process.version.split('.')[0]].join(':');
+  const files = ['package-lock.json', 'package.json', 'tsconfig.json'].map((name) => join(root, name));
+  return [fileURLToPath(import.meta.url), ...files].map((file) => (existsSync(file) ? hashOf(file) : 'none')).concat(process.version.split('.')[0]).join(':');
 }
 
 function readStamp() {
