@@ -6,8 +6,8 @@
 // The cdk.json app runs this before every synth, so it is incremental: after a build it records the
 // content hash of every file esbuild read (sources and node_modules alike), of this script, of the
 // package manifest and lock and of tsconfig.json, in node_modules/.cache/cdk-ml-patterns/lambda-build.json.
-// When none of them changed and every bundle is still there, it exits without starting esbuild. `--force` always rebuilds;
-// `--quiet` prints nothing but warnings.
+// When none of them changed and every bundle is still there, it exits without starting esbuild.
+// `--force` always rebuilds (`npm run build:lambda`, and so `npm pack`); `--quiet` prints nothing but warnings.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
