@@ -46,7 +46,7 @@ export class BackgroundCloudFormationValidation extends CloudFormationValidatePl
     const workerScript = options.workerScript ?? join(__dirname, 'cfn-validate-worker.cjs');
     try {
       const { port1, port2 } = new MessageChannel();
-      // Plain JavaScript, so the worker needs no TypeScript loader; execArgv: [] keeps ts-node's hooks out of it.
+      // Plain JavaScript, so the worker needs no TypeScript loader; execArgv: [] keeps the app's loader (-r) out of it.
       this.worker = new Worker(workerScript, { workerData: { port: port2, signal: this.signal.buffer }, transferList: [port2], execArgv: [] });
       // Never keeps the process alive; whatever happens to it, validation falls back to the main thread.
       this.worker.unref();
@@ -67,14 +67,15 @@ export class BackgroundCloudFormationValidation extends CloudFormationValidatePl
       this.workerVersion = (answer as WorkerReport).version;
       return (answer as WorkerReport).report;
     }
-    if (this.asked) {
-      const error = answer !== undefined && 'error' in answer ? String(answer.error) : 'it ended without an answer';
+    if (this.started !== undefined) {
+      const error = !this.started ? 'it did not start' : answer !== undefined && 'error' in answer ? String(answer.error) : 'it ended without an answer';
       process.emitWarning(`template validation worker failed (${error}); validating on the main thread`);
     }
     return super.validate(context);
   }
 
-  private asked = false;
+  /** Whether the worker had started when it was asked; undefined until then. */
+  private started?: boolean;
 
   /** The worker's answer: a report, an error, or undefined when it was not there to ask or ended without one. */
   private askWorker(context: IPolicyValidationContext): WorkerReport | { readonly error: unknown } | undefined {
@@ -86,8 +87,8 @@ export class BackgroundCloudFormationValidation extends CloudFormationValidatePl
       // Synth is synchronous, so the main thread blocks: first until the worker is sure to answer (a
       // worker that failed to load never is), then until it has.
       Atomics.wait(signal, 1, 0, this.startTimeoutMs);
-      if (Atomics.load(signal, 1) !== 1) return undefined;
-      this.asked = true;
+      this.started = Atomics.load(signal, 1) === 1;
+      if (!this.started) return undefined;
       port.postMessage({ stackTemplates });
       Atomics.wait(signal, 0, 0, WORKER_TIMEOUT_MS);
       return receiveMessageOnPort(port)?.message as WorkerReport | { readonly error: unknown } | undefined;

@@ -72,10 +72,12 @@ describe('template validation on a worker thread', () => {
     const broken = join(mkdtempSync(join(tmpdir(), 'background-validation-')), 'worker.cjs');
     writeFileSync(broken, "throw new Error('the worker could not start');\n");
     const onMainThread = jest.spyOn(CloudFormationValidatePlugin.prototype, 'validate');
+    const warning = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
     const app = appWithBucket(false);
     Validations.of(app).addPlugins(BackgroundCloudFormationValidation.start({ workerScript: broken, startTimeoutMs: 2_000 })!);
     expect(synthError(app)).toMatch(/NotAProperty: Additional properties are not allowed/);
     expect(onMainThread).toHaveBeenCalledTimes(1);
+    expect(warning).toHaveBeenCalledWith('template validation worker failed (it did not start); validating on the main thread');
   });
 
   test('validates on the main thread when the worker ends in the middle of the work', () => {
@@ -92,6 +94,7 @@ describe('template validation on a worker thread', () => {
       ].join('\n'),
     );
     const onMainThread = jest.spyOn(CloudFormationValidatePlugin.prototype, 'validate');
+    const warning = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
     const app = appWithBucket(false);
     Validations.of(app).addPlugins(BackgroundCloudFormationValidation.start({ workerScript: dying })!);
     const started = Date.now();
@@ -99,6 +102,7 @@ describe('template validation on a worker thread', () => {
     expect(onMainThread).toHaveBeenCalledTimes(1);
     // It did not sit out the ten-minute wait for an answer.
     expect(Date.now() - started).toBeLessThan(60_000);
+    expect(warning).toHaveBeenCalledWith('template validation worker failed (it ended without an answer); validating on the main thread');
   });
 
   test('is off when CDK_VALIDATION=false turns template validation off', () => {
