@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sdkPackageVersionPlugin, sdkSchemaKeysPlugin } from './sdk-bundle-plugins.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sourceDir = join(root, 'lambda');
@@ -39,6 +40,9 @@ export const BUNDLE_OPTIONS = {
   },
   // The SDK is bundled rather than taken from the runtime so that the version tested is the version deployed.
   external: [],
+  // Let esbuild drop the SDK schemas a handler never reaches and the manifests' unread fields:
+  // see scripts/sdk-bundle-plugins.mjs.
+  plugins: [sdkSchemaKeysPlugin, sdkPackageVersionPlugin],
   legalComments: 'none',
   logLevel: 'warning',
 };
@@ -77,7 +81,8 @@ function unchanged(file, recorded) {
  */
 function buildKey() {
   const files = ['package-lock.json', 'package.json', 'tsconfig.json'].map((name) => join(root, name));
-  return [fileURLToPath(import.meta.url), ...files].map((file) => (existsSync(file) ? hashOf(file) : 'none')).concat(process.version.split('.')[0]).join(':');
+  const scripts = [fileURLToPath(import.meta.url), fileURLToPath(new URL('./sdk-bundle-plugins.mjs', import.meta.url))];
+  return [...scripts, ...files].map((file) => (existsSync(file) ? hashOf(file) : 'none')).concat(process.version.split('.')[0]).join(':');
 }
 
 function readStamp() {
