@@ -14,7 +14,7 @@ import {
   type FeatureGroupDefinition,
   type FeatureValue,
 } from '../../lib/features/feature-definition';
-import { ConfigError, firstIssueField, formatIssues, loadJsonSetting, readProperty, readString, RequestError, UpstreamError } from './inference';
+import { ConfigError, firstIssueField, formatIssues, loadJsonSetting, readProperty, readString, RequestError, UpstreamError } from './errors';
 import type { RequestEnricher } from './inference';
 
 export type { FeatureGroupDefinition, FeatureValue } from '../../lib/features/feature-definition';

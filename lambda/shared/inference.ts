@@ -3,7 +3,13 @@
 // Nothing in this module talks to AWS: the handler in lambda/invoke wires an InferenceBackend that
 // calls SageMaker, and everything else (request validation, routing, error mapping, response
 // shaping) lives here so it can be unit- and property-tested without a network.
+import { ConfigError, firstIssueField, formatIssues, InferenceError, loadJsonSetting, readProperty, readString, RequestError, UpstreamError, type ErrorBody } from './errors';
 import * as z from './zod';
+
+// The errors and the settings helpers live in ./errors, so that a handler that needs only those does not
+// bundle the request and route schemas below; they are re-exported for the modules that import them from here.
+export { ConfigError, firstIssueField, formatIssues, InferenceError, loadJsonSetting, readProperty, readString, RequestError, UpstreamError } from './errors';
+export type { ErrorBody, RequestErrorStatus, UpstreamErrorStatus } from './errors';
 
 // ---------------------------------------------------------------------------------------------
 // Limits and shared patterns
@@ -27,85 +33,6 @@ export const MAX_CALLER_ID_LENGTH = 256;
 
 export const CONTENT_TYPES = ['application/json', 'text/csv'] as const;
 export type InferenceContentType = (typeof CONTENT_TYPES)[number];
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------------------------
-
-/** Shape of every error body the API returns. */
-export interface ErrorBody {
-  readonly error: string;
-  readonly message: string;
-  readonly predictionId?: string;
-}
-
-/** Base class of the errors the API turns into HTTP responses. */
-export abstract class InferenceError extends Error {
-  abstract readonly status: number;
-  abstract readonly code: string;
-
-  toBody(): ErrorBody {
-    return { error: this.code, message: this.message };
-  }
-}
-
-export type RequestErrorStatus = 400 | 404 | 405 | 409 | 413 | 415;
-
-const REQUEST_ERROR_CODES: Record<RequestErrorStatus, string> = {
-  400: 'BadRequest',
-  404: 'NotFound',
-  405: 'MethodNotAllowed',
-  409: 'Conflict',
-  413: 'PayloadTooLarge',
-  415: 'UnsupportedMediaType',
-};
-
-/** The caller sent something we will not forward to the model. The message names the field. */
-export class RequestError extends InferenceError {
-  override readonly name = 'RequestError';
-  readonly code: string;
-
-  constructor(
-    readonly status: RequestErrorStatus,
-    message: string,
-    /** Dotted path of the offending field (`body`, `payload`, `targetVariant`, `model`, ...). */
-    readonly field?: string,
-  ) {
-    super(message);
-    this.code = REQUEST_ERROR_CODES[status];
-  }
-}
-
-export type UpstreamErrorStatus = 429 | 502 | 503 | 504;
-
-/** The model endpoint (or the path to it) failed. Safe to show to the caller: no stack, no internals. */
-export class UpstreamError extends InferenceError {
-  override readonly name = 'UpstreamError';
-  /** Set by {@link predict} so error responses can be correlated with endpoint logs / data capture. */
-  predictionId?: string;
-
-  constructor(
-    readonly status: UpstreamErrorStatus,
-    readonly code: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-
-  override toBody(): ErrorBody {
-    return this.predictionId === undefined
-      ? { error: this.code, message: this.message }
-      : { error: this.code, message: this.message, predictionId: this.predictionId };
-  }
-}
-
-/** The function's own configuration is unusable (for example a model's route). Always a 500. */
-export class ConfigError extends InferenceError {
-  override readonly name = 'ConfigError';
-  readonly status = 500;
-  readonly code = 'ConfigurationError';
-}
 
 // ---------------------------------------------------------------------------------------------
 // Request schema and parsing
@@ -178,41 +105,6 @@ export const PredictRequestSchema = z
   );
 
 export type PredictRequest = z.output<typeof PredictRequestSchema>;
-
-/** Renders zod issues as `field.path: message; ...`, naming `body` when the issue is about the whole object. */
-export function formatIssues(issues: readonly z.core.$ZodIssue[], root = 'body'): string {
-  return issues
-    .map((issue) => {
-      if (issue.code === 'unrecognized_keys') {
-        const prefix = issue.path.length > 0 ? `${formatPath(issue.path, root)}.` : '';
-        return `${issue.keys.map((key) => prefix + key).join(', ')}: unknown field`;
-      }
-      if (issue.code === 'invalid_key' && issue.issues.length > 0) {
-        return `${formatPath(issue.path, root)}: invalid key: ${issue.issues.map((inner) => inner.message).join(', ')}`;
-      }
-      return `${formatPath(issue.path, root)}: ${issue.message}`;
-    })
-    .join('; ');
-}
-
-function formatPath(path: readonly PropertyKey[], root: string): string {
-  if (path.length === 0) {
-    return root;
-  }
-  return path.map((segment) => (typeof segment === 'number' ? `[${segment}]` : String(segment))).join('.');
-}
-
-/** Dotted path of the field the first issue is about (`body` for the whole object). */
-export function firstIssueField(issues: readonly z.core.$ZodIssue[], root = 'body'): string {
-  const issue = issues[0];
-  if (issue === undefined) {
-    return root;
-  }
-  if (issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined) {
-    return issue.path.length > 0 ? `${formatPath(issue.path, root)}.${issue.keys[0]}` : issue.keys[0];
-  }
-  return formatPath(issue.path, root);
-}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -340,27 +232,6 @@ export const RoutingTableSchema = z
 
 export type RoutingTable = z.output<typeof RoutingTableSchema>;
 export type ModelRoute = z.output<typeof ModelRouteSchema>;
-
-/**
- * Parses a JSON environment variable with a zod schema. Throws {@link ConfigError} whose message
- * starts with the variable's name: `NAME: is not set`, `NAME: is not valid JSON`, `NAME: <path>: ...`.
- */
-export function loadJsonSetting<S extends z.ZodMiniType>(raw: string | undefined, name: string, schema: S): z.output<S> {
-  if (raw === undefined || raw.trim().length === 0) {
-    throw new ConfigError(`${name}: is not set`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    throw new ConfigError(`${name}: is not valid JSON`);
-  }
-  const result = schema.safeParse(json);
-  if (!result.success) {
-    throw new ConfigError(`${name}: ${formatIssues(result.error.issues, '(root)')}`);
-  }
-  return result.data;
-}
 
 /** Parses and validates MODEL_ROUTES. Throws {@link ConfigError} whose message starts with `MODEL_ROUTES:`. */
 export function loadRoutingTable(raw: string | undefined, name = 'MODEL_ROUTES'): RoutingTable {
@@ -706,24 +577,6 @@ export function classifySageMakerError(error: unknown): UpstreamError {
 
 function withDetail(message: string, detail: string | undefined): string {
   return detail === undefined ? message : `${message}: ${detail}`;
-}
-
-/** Reads an own or inherited property without ever throwing (getters, proxies and null are tolerated). */
-export function readProperty(value: unknown, key: string): unknown {
-  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) {
-    return undefined;
-  }
-  try {
-    return (value as Record<string, unknown>)[key];
-  } catch {
-    return undefined;
-  }
-}
-
-/** A non-empty string property, read without ever throwing. */
-export function readString(value: unknown, key: string): string | undefined {
-  const property = readProperty(value, key);
-  return typeof property === 'string' && property.length > 0 ? property : undefined;
 }
 
 function readNumber(value: unknown, key: string): number | undefined {
