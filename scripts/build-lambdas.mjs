@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sdkPackageVersionPlugin, sdkSchemaKeysPlugin } from './sdk-bundle-plugins.mjs';
+import { SdkUsage, sdkEventStreamPlugin, sdkPackageVersionPlugin, sdkSchemaPlugin } from './sdk-bundle-plugins.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sourceDir = join(root, 'lambda');
@@ -40,9 +40,11 @@ export const BUNDLE_OPTIONS = {
   },
   // The SDK is bundled rather than taken from the runtime so that the version tested is the version deployed.
   external: [],
-  // Let esbuild drop the SDK schemas a handler never reaches and the manifests' unread fields:
-  // see scripts/sdk-bundle-plugins.mjs.
-  plugins: [sdkSchemaKeysPlugin, sdkPackageVersionPlugin],
+  // Let esbuild drop what the SDK clients bundle and a handler never runs: the schemas and errors of
+  // operations it does not call, the manifests' unread fields and the event-stream serde. See
+  // scripts/sdk-bundle-plugins.mjs. The handlers' sources (lambda/, and lib/ which they share) are scanned
+  // for the SDK commands and errors they import.
+  plugins: [sdkSchemaPlugin(new SdkUsage(root, ['lambda', 'lib'])), sdkEventStreamPlugin, sdkPackageVersionPlugin],
   legalComments: 'none',
   logLevel: 'warning',
 };
