@@ -7,7 +7,7 @@
 //    in dist-es/schemas/schemas_0.js as plain arrays, e.g.
 //    `export var GetObject$ = [9, n0, _GO, { [_h]: ["GET", "/{Key+}", 200] }, ...]`. Those would tree-shake
 //    but for the computed keys: esbuild treats `{ [_h]: ... }` as a possible side effect (a computed key may
-//    run a toString), so it keeps every shape of the service and the strings they name: 57 KiB of S3 in a
+//    run a toString), so it keeps every shape of the service and the strings they name: 55 KiB of S3 in a
 //    handler that calls GetObject. The keys are the module's own top-level `const _h = "http";` strings, so
 //    writing them as literal keys builds the same objects, and esbuild keeps only the shapes a command reaches.
 // 2. Versions (sdkPackageVersionPlugin). Each client imports its own package.json for one field, the version
