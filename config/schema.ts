@@ -3,14 +3,14 @@ import { z } from 'zod';
 import { parseEcrImageUri } from '../lib/core/sagemaker-execution-role';
 import { lifecycleSchema } from './lifecycle-schema';
 import { checkFeatureGroupDefinition, type FeatureGroupDefinition } from '../lib/features/feature-definition';
-import { checkEndpointSpec, formatPath, MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '../lib/serving/private/variant-rules';
+import { checkEndpointSpec, formatPath, MODEL_NAME_PATTERN, MODEL_NAME_RULE, MODEL_VERSION_PATTERN, MODEL_VERSION_RULE } from '../lib/serving/private/variant-rules';
 import { ragSchema } from './rag-schema';
 import { checkModelMonitor, modelMonitorSchema } from './model-monitor';
 
 /**
  * The typed, validated configuration of one environment of the blueprint. `loadConfig` parses a raw
  * object with this schema before any construct is built, so a bad value stops `cdk synth` with the
- * field's path and what was expected, e.g. `models[0].variants[1].weight: must be > 0`.
+ * field's path and what was expected, e.g. `models[0].variants[1].weight: must be a finite number >= 0; got -1`.
  */
 
 export const ENVIRONMENT_NAMES = ['dev', 'staging', 'prod'] as const;
@@ -51,7 +51,7 @@ const capacitySchema = z.discriminatedUnion('kind', [
 
 const modelVersionSchema = z.strictObject({
   /** Version label recorded in tags and returned by the inference API with each prediction. */
-  version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'must be 1-128 letters, digits, dots, underscores, plus or hyphens'),
+  version: z.string().regex(MODEL_VERSION_PATTERN, MODEL_VERSION_RULE),
   /** ECR image URI, pinned by tag or digest. */
   image: z
     .string()
@@ -239,55 +239,75 @@ export const platformConfigSchema = z
     /** RAG: knowledge base (OpenSearch), document ingestion, question answering with Bedrock, prompt and guardrail. */
     rag: ragSchema.optional(),
   })
-  .superRefine((config, ctx) => {
-    const groupNames = new Set<string>();
-    config.featureStore?.groups.forEach((group, index) => {
-      for (const issue of checkFeatureGroupDefinition(group as FeatureGroupDefinition)) {
-        ctx.addIssue({ code: 'custom', path: ['featureStore', 'groups', index, ...issue.path], message: issue.message });
-      }
-      if (groupNames.has(group.name)) {
-        ctx.addIssue({ code: 'custom', path: ['featureStore', 'groups', index, 'name'], message: `'${group.name}' is already used by another feature group` });
-      }
-      groupNames.add(group.name);
-    });
-    config.network.availabilityZones?.forEach((zone, index) => {
-      if (!zone.startsWith(config.region)) {
-        ctx.addIssue({ code: 'custom', path: ['network', 'availabilityZones', index], message: `'${zone}' is not in region ${config.region}` });
-      }
-    });
-    if (config.network.vpc && !config.network.availabilityZones && config.account === undefined && config.network.maxAzs > 2) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['network', 'maxAzs'],
-        message: `an environment-agnostic synth (no account) spreads over at most 2 zones; list network.availabilityZones to use ${config.network.maxAzs}`,
+  .superRefine(
+    (config, ctx) => {
+      // Runs even when another part of the config failed to parse (`when` below), so that one typo does not
+      // hide the rules across fields until it is fixed. Each rule reads only parts that parsed: a part with an
+      // aborting issue of its own (ctx.issues) is skipped, and so is whatever could not be read at all.
+      if (!isPlainObject(config)) return;
+      // A part is readable unless an aborting issue lies under it (a wrong type, a value not in an enum); an
+      // issue zod continues past (an unknown key, a number out of range) leaves it readable.
+      const parsed = (...path: PropertyKey[]) =>
+        !ctx.issues.some((issue) => (issue as { continue?: boolean }).continue !== true && path.every((part, index) => issue.path?.[index] === part));
+      const groups = parsed('featureStore') && isPlainObject(config.featureStore) && Array.isArray(config.featureStore.groups) ? config.featureStore.groups : [];
+      const groupNames = new Set<string>();
+      groups.forEach((group, index) => {
+        if (!parsed('featureStore', 'groups', index)) return;
+        for (const issue of checkFeatureGroupDefinition(group as FeatureGroupDefinition)) {
+          ctx.addIssue({ code: 'custom', path: ['featureStore', 'groups', index, ...issue.path], message: issue.message });
+        }
+        if (groupNames.has(group.name)) {
+          ctx.addIssue({ code: 'custom', path: ['featureStore', 'groups', index, 'name'], message: `'${group.name}' is already used by another feature group` });
+        }
+        groupNames.add(group.name);
       });
-    }
-    const names = new Set<string>();
-    config.models.forEach((model, index) => {
-      if (names.has(model.name)) {
-        ctx.addIssue({ code: 'custom', path: ['models', index, 'name'], message: `'${model.name}' is already used by another model` });
+      const networkParsed = parsed('network') && parsed('region') && parsed('account') && isPlainObject(config.network);
+      if (networkParsed) {
+        config.network.availabilityZones?.forEach((zone, index) => {
+          if (!zone.startsWith(config.region)) {
+            ctx.addIssue({ code: 'custom', path: ['network', 'availabilityZones', index], message: `'${zone}' is not in region ${config.region}` });
+          }
+        });
       }
-      if (RESERVED_FAMILY_NAMES.includes(model.name)) {
-        ctx.addIssue({ code: 'custom', path: ['models', index, 'name'], message: `'${model.name}' is the name of a shared stack (MlPlatform-<env>-<name>); choose another family name` });
+      if (networkParsed && config.network.vpc && !config.network.availabilityZones && config.account === undefined && config.network.maxAzs > 2) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['network', 'maxAzs'],
+          message: `an environment-agnostic synth (no account) spreads over at most 2 zones; list network.availabilityZones to use ${config.network.maxAzs}`,
+        });
       }
-      names.add(model.name);
-      checkExperiments(config, model, index, ctx);
-      checkModelMonitor(model, index, ctx);
-      const issues = checkEndpointSpec({
-        variants: model.variants,
-        shadowVariants: model.shadowVariants,
-        dataCaptureEnabled: model.dataCapture !== undefined,
-        inVpc: config.network.vpc,
-        networkIsolation: model.networkIsolation,
+      const names = new Set<string>();
+      // Rules of a model that read other parts need those parts to have parsed: the experiments read the API
+      // and the environment, the endpoint's rules the network.
+      (Array.isArray(config.models) ? config.models : []).forEach((model, index) => {
+        if (!parsed('models', index) || !isPlainObject(model)) return;
+        if (names.has(model.name)) {
+          ctx.addIssue({ code: 'custom', path: ['models', index, 'name'], message: `'${model.name}' is already used by another model` });
+        }
+        if (RESERVED_FAMILY_NAMES.includes(model.name)) {
+          ctx.addIssue({ code: 'custom', path: ['models', index, 'name'], message: `'${model.name}' is the name of a shared stack (MlPlatform-<env>-<name>); choose another family name` });
+        }
+        names.add(model.name);
+        if (parsed('api') && parsed('envName') && isPlainObject(config.api)) checkExperiments(config, model, index, ctx);
+        checkModelMonitor(model, index, ctx);
+        if (!networkParsed) return;
+        const issues = checkEndpointSpec({
+          variants: model.variants,
+          shadowVariants: model.shadowVariants,
+          dataCaptureEnabled: model.dataCapture !== undefined,
+          inVpc: config.network.vpc,
+          networkIsolation: model.networkIsolation,
+        });
+        for (const issue of issues) {
+          // The VPC is chosen per environment, not per model: report it where it is set.
+          const path = issue.path[0] === 'vpc' ? ['network', 'vpc'] : ['models', index, ...issue.path];
+          const message = issue.path[0] === 'vpc' ? `models[${index}] (${model.name}): ${issue.message}` : issue.message;
+          ctx.addIssue({ code: 'custom', path, message });
+        }
       });
-      for (const issue of issues) {
-        // The VPC is chosen per environment, not per model: report it where it is set.
-        const path = issue.path[0] === 'vpc' ? ['network', 'vpc'] : ['models', index, ...issue.path];
-        const message = issue.path[0] === 'vpc' ? `models[${index}] (${model.name}): ${issue.message}` : issue.message;
-        ctx.addIssue({ code: 'custom', path, message });
-      }
-    });
-  });
+    },
+    { when: () => true },
+  );
 
 type RawConfig = z.output<typeof platformConfigSchema>;
 

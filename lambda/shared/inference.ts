@@ -183,11 +183,12 @@ export const VariantRouteSchema = z.object({
   modelVersion: z.string().check(z.minLength(1, 'must be a non-empty string')),
   /**
    * Relative share of sticky-assigned callers sent to this variant (normalised over the model's
-   * variants). Required on every variant of a sticky route; ignored otherwise (SageMaker then
-   * splits traffic by the endpoint's own variant weights).
+   * variants; 0 for a variant only requests that name it reach, as SageMaker allows). Required on every
+   * variant of a sticky route; ignored otherwise (SageMaker then splits traffic by the endpoint's own
+   * variant weights).
    */
   weight: z.optional(
-    z.number({ error: 'must be a number' }).check(z.positive('must be greater than 0'), z.maximum(1e9, 'must be at most 1000000000')),
+    z.number({ error: 'must be a number' }).check(z.nonnegative('must be at least 0'), z.maximum(1e9, 'must be at most 1000000000')),
   ),
 });
 
@@ -213,6 +214,7 @@ export const ModelRouteSchema = z
       if (route.sticky === undefined) {
         return;
       }
+      let total = 0;
       for (const [name, variant] of Object.entries(route.variants)) {
         if (variant.weight === undefined) {
           ctx.addIssue({
@@ -220,7 +222,12 @@ export const ModelRouteSchema = z
             path: ['variants', name, 'weight'],
             message: 'is required on every variant when sticky routing is on',
           });
+        } else {
+          total += variant.weight;
         }
+      }
+      if (total === 0 && Object.values(route.variants).every((variant) => variant.weight !== undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['variants'], message: 'sticky routing needs a variant with a weight above 0' });
       }
     }),
   );

@@ -1,3 +1,4 @@
+import { type RemovalPolicy, type ResourceEnvironment, type Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -16,8 +17,13 @@ export interface AlarmTopicProps {
   readonly emails?: string[];
 }
 
-/** The SNS topic that every alarm of the platform notifies: KMS-encrypted and TLS-only. */
-export class AlarmTopic extends Construct {
+/**
+ * The SNS topic that every alarm of the platform notifies: KMS-encrypted and TLS-only.
+ *
+ * It is an `sns.ITopic` itself (every member is the underlying `topic`'s), so it can be passed wherever a
+ * topic is taken: `notificationTopic: alarms` and `notificationTopic: alarms.topic` mean the same.
+ */
+export class AlarmTopic extends Construct implements sns.ITopic {
   public readonly topic: sns.Topic;
   /** Alarm action that publishes to this topic. */
   public readonly alarmAction: cloudwatch.IAlarmAction;
@@ -33,6 +39,80 @@ export class AlarmTopic extends Construct {
       this.topic.addSubscription(new subscriptions.EmailSubscription(email));
     }
     this.alarmAction = new actions.SnsAction(this.topic);
+  }
+
+  // sns.ITopic, answered by the underlying topic.
+  public get topicArn(): string {
+    return this.topic.topicArn;
+  }
+  public get topicName(): string {
+    return this.topic.topicName;
+  }
+  public get topicRef(): sns.TopicReference {
+    return this.topic.topicRef;
+  }
+  public get masterKey(): kms.IKey | undefined {
+    return this.topic.masterKey;
+  }
+  public get contentBasedDeduplication(): boolean {
+    return this.topic.contentBasedDeduplication;
+  }
+  public get fifo(): boolean {
+    return this.topic.fifo;
+  }
+  public get stack(): Stack {
+    return this.topic.stack;
+  }
+  public get env(): ResourceEnvironment {
+    return this.topic.env;
+  }
+  public applyRemovalPolicy(policy: RemovalPolicy): void {
+    this.topic.applyRemovalPolicy(policy);
+  }
+  public addSubscription(subscription: sns.ITopicSubscription): sns.Subscription {
+    return this.topic.addSubscription(subscription);
+  }
+  public addToResourcePolicy(statement: iam.PolicyStatement): iam.AddToResourcePolicyResult {
+    return this.topic.addToResourcePolicy(statement);
+  }
+  public grantPublish(identity: iam.IGrantable): iam.Grant {
+    return this.topic.grantPublish(identity);
+  }
+  public grantSubscribe(identity: iam.IGrantable): iam.Grant {
+    return this.topic.grantSubscribe(identity);
+  }
+  public bindAsNotificationRuleTarget(scope: Construct): ReturnType<sns.ITopic['bindAsNotificationRuleTarget']> {
+    return this.topic.bindAsNotificationRuleTarget(scope);
+  }
+  public metric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.topic.metric(metricName, props);
+  }
+  public metricPublishSize(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.topic.metricPublishSize(props);
+  }
+  public metricNumberOfMessagesPublished(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.topic.metricNumberOfMessagesPublished(props);
+  }
+  public metricNumberOfNotificationsDelivered(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.topic.metricNumberOfNotificationsDelivered(props);
+  }
+  public metricNumberOfNotificationsFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.topic.metricNumberOfNotificationsFailed(props);
+  }
+  public metricNumberOfNotificationsFilteredOut(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.topic.metricNumberOfNotificationsFilteredOut(props);
+  }
+  public metricNumberOfNotificationsFilteredOutNoMessageAttributes(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.topic.metricNumberOfNotificationsFilteredOutNoMessageAttributes(props);
+  }
+  public metricNumberOfNotificationsFilteredOutInvalidAttributes(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.topic.metricNumberOfNotificationsFilteredOutInvalidAttributes(props);
+  }
+  public metricSMSMonthToDateSpentUSD(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.topic.metricSMSMonthToDateSpentUSD(props);
+  }
+  public metricSMSSuccessRate(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.topic.metricSMSSuccessRate(props);
   }
 }
 

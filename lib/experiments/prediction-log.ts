@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { keeps, resolveRemovalPolicy } from '../core/private/props';
 
 /** Per-model state the experiment workflows keep in the log: the latest A/B decision and the current champion. */
 export type WorkflowStateKind = 'analysis' | 'champion';
@@ -13,7 +14,13 @@ export interface PredictionLogProps {
   /** Customer-managed key that encrypts the table. */
   readonly encryptionKey: kms.IKey;
   /**
+   * What happens to the table when it leaves the stack; any policy but DESTROY also turns on deletion protection.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
    * Retain the table (and protect it from deletion) when it leaves the stack.
+   * @deprecated use removalPolicy (`retain: false` is `RemovalPolicy.DESTROY`)
    * @default true
    */
   readonly retain?: boolean;
@@ -38,7 +45,8 @@ export class PredictionLog extends Construct {
 
   constructor(scope: Construct, id: string, props: PredictionLogProps) {
     super(scope, id);
-    const retain = props.retain ?? true;
+    const removalPolicy = resolveRemovalPolicy(`${this.node.path} (PredictionLog)`, props);
+    const retain = keeps(removalPolicy);
     this.table = new dynamodb.Table(this, 'Resource', {
       partitionKey: { name: 'predictionId', type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
@@ -47,7 +55,7 @@ export class PredictionLog extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       timeToLiveAttribute: 'expiresAt',
       deletionProtection: retain,
-      removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      removalPolicy,
     });
     this.table.addGlobalSecondaryIndex({
       indexName: PredictionLog.MODEL_INDEX,

@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
+import { checkPropType, invalidProps, keeps, resolveRemovalPolicy } from '../core/private/props';
 import { ManagedPolicyRole } from '../core/managed-policy-role';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import { formatPath } from '../serving/private/variant-rules';
@@ -23,7 +24,13 @@ export interface FeatureGroupProps {
    */
   readonly onlineStore?: boolean;
   /**
+   * What happens to the feature group (and its offline data) when it leaves the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
    * Retain the feature group (and its offline data) when it leaves the stack.
+   * @deprecated use removalPolicy (`retain: false` is `RemovalPolicy.DESTROY`)
    * @default true
    */
   readonly retain?: boolean;
@@ -73,6 +80,16 @@ export class FeatureGroup extends Construct {
 
   constructor(scope: Construct, id: string, props: FeatureGroupProps) {
     super(scope, id);
+    const where = `${this.node.path} (FeatureGroup)`;
+    const shape = checkPropType(props, 'props', 'object');
+    if (shape.length === 0) {
+      shape.push(
+        ...checkPropType(props.definition, 'definition', 'object'),
+        ...checkPropType(props.offlineStoreBucket, 'offlineStoreBucket', 'object'),
+        ...checkPropType(props.encryptionKey, 'encryptionKey', 'object'),
+      );
+    }
+    if (shape.length > 0) throw invalidProps(where, shape);
     const definition = props.definition;
     const issues = checkFeatureGroupDefinition(definition);
     if (issues.length > 0) {
@@ -136,7 +153,7 @@ export class FeatureGroup extends Construct {
       roleArn: this.offlineStoreRole.roleArn,
     });
     this.resource.node.addDependency(this.offlineStoreRole);
-    this.resource.applyRemovalPolicy(props.retain ?? true ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY);
+    this.resource.applyRemovalPolicy(keeps(resolveRemovalPolicy(where, props)) ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY);
     Tags.of(this.resource).add('ml:feature-owner', definition.owner);
     if (props.alarms) this.createAlarms(props.alarms);
   }

@@ -4,6 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { keeps, resolveRemovalPolicy } from '../core/private/props';
 import { SecureBucket } from '../core/secure-bucket';
 
 export interface OfflineFeatureQueriesProps {
@@ -11,11 +12,17 @@ export interface OfflineFeatureQueriesProps {
   readonly encryptionKey: kms.IKey;
   /**
    * Access-log bucket of the results bucket.
-   * @default - a new access-log bucket
+   * @default - the stack's shared access-log bucket
    */
   readonly accessLogsBucket?: s3.IBucket;
   /**
+   * What happens to the results bucket and the workgroup when they leave the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
    * Retain the results bucket when it leaves the stack.
+   * @deprecated use removalPolicy (`retain: false` is `RemovalPolicy.DESTROY`)
    * @default true
    */
   readonly retain?: boolean;
@@ -38,10 +45,11 @@ export class OfflineFeatureQueries extends Construct {
 
   constructor(scope: Construct, id: string, props: OfflineFeatureQueriesProps) {
     super(scope, id);
+    const removalPolicy = resolveRemovalPolicy(`${this.node.path} (OfflineFeatureQueries)`, props);
     this.resultsBucket = new SecureBucket(this, 'Results', {
       encryptionKey: props.encryptionKey,
       serverAccessLogsBucket: props.accessLogsBucket,
-      retain: props.retain ?? true,
+      removalPolicy,
     }).bucket;
     // Athena requires a workgroup name; it is generated from the construct path, never fixed.
     this.workgroupName = Names.uniqueResourceName(this, { maxLength: 128 });
@@ -49,7 +57,7 @@ export class OfflineFeatureQueries extends Construct {
       name: this.workgroupName,
       description: 'Point-in-time queries over the Feature Store offline store',
       state: 'ENABLED',
-      recursiveDeleteOption: props.retain === false,
+      recursiveDeleteOption: !keeps(removalPolicy),
       workGroupConfiguration: {
         enforceWorkGroupConfiguration: true,
         publishCloudWatchMetricsEnabled: true,
@@ -60,7 +68,7 @@ export class OfflineFeatureQueries extends Construct {
         },
       },
     });
-    this.workgroup.applyRemovalPolicy(props.retain ?? true ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY);
+    this.workgroup.applyRemovalPolicy(keeps(removalPolicy) ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY);
   }
 
   /** Lets the grantee run queries in this workgroup and read their results. */

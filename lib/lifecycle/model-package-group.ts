@@ -2,6 +2,7 @@ import { Names, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
+import { checkOneOf, checkPropType, invalidProps } from '../core/private/props';
 import { MODEL_NAME_PATTERN, MODEL_NAME_RULE } from '../serving/private/variant-rules';
 
 /** The approval status a newly registered model version gets. */
@@ -53,13 +54,22 @@ export class ModelPackageGroup extends Construct {
   constructor(scope: Construct, id: string, props: ModelPackageGroupProps) {
     super(scope, id);
     const where = `${this.node.path} (ModelPackageGroup)`;
-    if (!Token.isUnresolved(props.modelFamily) && !MODEL_NAME_PATTERN.test(props.modelFamily)) {
-      throw new Error(`${where}: modelFamily: ${MODEL_NAME_RULE}; got '${props.modelFamily}'`);
+    const shape = checkPropType(props, 'props', 'object');
+    if (shape.length > 0) throw invalidProps(where, shape);
+    const problems = [
+      ...checkPropType(props.modelFamily, 'modelFamily', 'string'),
+      ...checkPropType(props.description, 'description', 'string', { optional: true }),
+      ...checkPropType(props.modelPackageGroupName, 'modelPackageGroupName', 'string', { optional: true }),
+      ...(props.approvalPolicy === undefined ? [] : checkOneOf(props.approvalPolicy, 'approvalPolicy', Object.values(ModelApprovalPolicy))),
+    ];
+    if (typeof props.modelFamily === 'string' && !Token.isUnresolved(props.modelFamily) && !MODEL_NAME_PATTERN.test(props.modelFamily)) {
+      problems.push(`modelFamily: ${MODEL_NAME_RULE}; got '${props.modelFamily}'`);
     }
     const name = props.modelPackageGroupName ?? Names.uniqueResourceName(this, { maxLength: 63, separator: '-' }).replace(/[^a-zA-Z0-9-]/g, '');
-    if (!Token.isUnresolved(name) && !GROUP_NAME.test(name)) {
-      throw new Error(`${where}: modelPackageGroupName: must be 1-63 letters, digits or single hyphens, starting and ending with a letter or digit; got '${name}'`);
+    if (typeof name === 'string' && !Token.isUnresolved(name) && !GROUP_NAME.test(name)) {
+      problems.push(`modelPackageGroupName: must be 1-63 letters, digits or single hyphens, starting and ending with a letter or digit; got '${name}'`);
     }
+    if (problems.length > 0) throw invalidProps(where, problems);
     this.modelFamily = props.modelFamily;
     this.approvalPolicy = props.approvalPolicy ?? ModelApprovalPolicy.MANUAL;
     this.resource = new sagemaker.CfnModelPackageGroup(this, 'Resource', {

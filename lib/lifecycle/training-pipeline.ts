@@ -1,3 +1,4 @@
+import { ProcessingInstanceType, TrainingInstanceType } from '@aws-sdk/client-sagemaker';
 import { Duration, Tags, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -7,6 +8,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { checkPropType, invalidProps } from '../core/private/props';
 import { grantPublishTo } from '../core/alarm-topic';
 import { inputOverDefaults, RUN_ID_EXPRESSION, validateExecutionInput, type InputField } from '../core/input-validation';
 import { ManagedPolicyRole } from '../core/managed-policy-role';
@@ -22,7 +24,10 @@ import { grantRunJobs, sageMakerJobState } from './private/sagemaker-job';
 export interface JobResources {
   /** ECR image URI of the container, pinned by tag or digest. */
   readonly image: string;
-  /** ML instance type, e.g. `ml.m5.xlarge`. */
+  /**
+   * ML instance type, e.g. `ml.m5.xlarge`: checked against the SDK's `ProcessingInstanceType` for the
+   * preprocessing and evaluation jobs, and `TrainingInstanceType` for the training job.
+   */
   readonly instanceType: string;
   /**
    * @default 1
@@ -163,6 +168,10 @@ export interface TrainingPipelineProps extends MlWorkflowOptions {
   readonly trainOnDataArrival?: boolean;
 }
 
+/** The instance types SageMaker accepts for each kind of job, from the SDK's own enums. */
+const PROCESSING_INSTANCE_TYPES: readonly string[] = Object.values(ProcessingInstanceType);
+const TRAINING_INSTANCE_TYPES: readonly string[] = Object.values(TrainingInstanceType);
+
 /** Objects listed per page when versioning the dataset: keeps each page's ETags within States.Hash's 10 000-character input. */
 const DATA_PAGE_SIZE = 150;
 
@@ -192,6 +201,24 @@ export class TrainingPipeline extends Construct {
 
   constructor(scope: Construct, id: string, props: TrainingPipelineProps) {
     super(scope, id);
+    const shape = checkPropType(props, 'props', 'object');
+    if (shape.length === 0) {
+      shape.push(
+        ...checkPropType(props.modelPackageGroup, 'modelPackageGroup', 'construct'),
+        ...checkPropType(props.dataBucket, 'dataBucket', 'object'),
+        ...checkPropType(props.artifactsBucket, 'artifactsBucket', 'object'),
+        ...checkPropType(props.notificationTopic, 'notificationTopic', 'object'),
+        ...checkPropType(props.encryptionKey, 'encryptionKey', 'object'),
+        ...checkPropType(props.gate, 'gate', 'object'),
+      );
+      for (const name of ['preprocessing', 'training', 'evaluation'] as const) {
+        const resources: Partial<JobResources> | undefined = props[name];
+        const problems = checkPropType(resources, name, 'object');
+        if (problems.length === 0) problems.push(...checkPropType(resources?.image, `${name}.image`, 'string'), ...checkPropType(resources?.instanceType, `${name}.instanceType`, 'string'));
+        shape.push(...problems);
+      }
+    }
+    if (shape.length > 0) throw invalidProps(`${this.node.path} (TrainingPipeline)`, shape);
     const family = props.modelPackageGroup.modelFamily;
     this.modelFamily = family;
     this.validate(props);
@@ -637,12 +664,15 @@ export class TrainingPipeline extends Construct {
   private validate(props: TrainingPipelineProps): void {
     const where = `${this.node.path} (TrainingPipeline)`;
     const problems: string[] = [];
-    for (const [name, resources] of [
-      ['preprocessing', props.preprocessing],
-      ['training', props.training],
-      ['evaluation', props.evaluation],
+    for (const [name, resources, kind, instanceTypes] of [
+      ['preprocessing', props.preprocessing, 'processing', PROCESSING_INSTANCE_TYPES],
+      ['training', props.training, 'training', TRAINING_INSTANCE_TYPES],
+      ['evaluation', props.evaluation, 'processing', PROCESSING_INSTANCE_TYPES],
     ] as const) {
       if (!Token.isUnresolved(resources.image) && !parseEcrImageUri(resources.image)) problems.push(`${name}.image: must be an ECR image URI pinned by tag or digest; got '${resources.image}'`);
+      if (!Token.isUnresolved(resources.instanceType) && !instanceTypes.includes(resources.instanceType)) {
+        problems.push(`${name}.instanceType: '${resources.instanceType}' is not a SageMaker ${kind} instance type (for example ml.m5.xlarge)`);
+      }
       if ((resources.instanceCount ?? 1) < 1 || !Number.isInteger(resources.instanceCount ?? 1)) problems.push(`${name}.instanceCount: must be a whole number of at least 1; got ${resources.instanceCount}`);
       const volume = resources.volumeSizeGb ?? 30;
       if (!Number.isInteger(volume) || volume < 1 || volume > 16384) problems.push(`${name}.volumeSizeGb: must be a whole number from 1 to 16384; got ${volume}`);
@@ -664,7 +694,7 @@ export class TrainingPipeline extends Construct {
     if (props.scheduledDataPrefix !== undefined && !props.scheduledDataPrefix.startsWith(`${props.modelPackageGroup.modelFamily}/datasets/`)) {
       problems.push(`scheduledDataPrefix: must be under ${props.modelPackageGroup.modelFamily}/datasets/; got '${props.scheduledDataPrefix}'`);
     }
-    if (problems.length > 0) throw new Error(`${where}: invalid props:\n  - ${problems.join('\n  - ')}`);
+    if (problems.length > 0) throw invalidProps(where, problems);
   }
 }
 

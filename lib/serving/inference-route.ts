@@ -18,6 +18,20 @@ interface RouteDocument {
   readonly sticky?: { readonly salt: string };
 }
 
+/** What is wrong with routing `endpoint` with these options, one message per problem (empty when nothing is). */
+export function routeOptionProblems(endpoint: ModelEndpoint, options: AddEndpointOptions, path = ''): string[] {
+  const problems: string[] = [];
+  const production = endpoint.variants.filter((variant) => variant.kind === 'production');
+  if (options.stickyRouting && production.length < 2) {
+    problems.push(`${path}stickyRouting needs at least two production variants; '${endpoint.modelName}' has ${production.length}`);
+  }
+  const salt: unknown = options.stickySalt;
+  if (salt !== undefined && (typeof salt !== 'string' || salt.length === 0 || salt.length > 256)) {
+    problems.push(`${path}stickySalt: must be 1-256 characters; got ${typeof salt === 'string' ? salt.length : JSON.stringify(salt)}`);
+  }
+  return problems;
+}
+
 /**
  * One model's route of a {@link RealTimeInferenceApi}: an SSM parameter `<api prefix><modelName>`
  * holding the endpoint's name, its production variants (with their versions and weights) and sticky
@@ -39,12 +53,8 @@ export class InferenceRoute extends Construct {
       throw new Error(`${where}: endpoint.modelName: must be a plain string (it names the route parameter); got a token`);
     }
     const production = endpoint.variants.filter((variant) => variant.kind === 'production');
-    if (props.stickyRouting && production.length < 2) {
-      throw new Error(`${where}: stickyRouting needs at least two production variants; '${endpoint.modelName}' has ${production.length}`);
-    }
-    if (props.stickySalt !== undefined && (props.stickySalt.length === 0 || props.stickySalt.length > 256)) {
-      throw new Error(`${where}: stickySalt: must be 1-256 characters; got ${props.stickySalt.length}`);
-    }
+    const problems = routeOptionProblems(endpoint, props);
+    if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
     this.modelName = endpoint.modelName;
     const route: RouteDocument = {
       endpointName: endpoint.endpointName,

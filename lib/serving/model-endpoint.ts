@@ -1,4 +1,4 @@
-import { Duration, Names, Tags, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Names, type RemovalPolicy, Tags, Token, Validations } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -9,8 +9,9 @@ import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
 import { DataKey } from '../core/data-key';
 import { acknowledgeWildcardResource } from '../core/private/nag';
+import { checkOneOf, checkPropType, invalidProps, isType, resolveRemovalPolicy } from '../core/private/props';
 import { SecureBucket } from '../core/secure-bucket';
-import { SageMakerExecutionRole } from '../core/sagemaker-execution-role';
+import { parseEcrImageUri, SageMakerExecutionRole } from '../core/sagemaker-execution-role';
 import { EndpointAlarms, type EndpointAlarmOptions } from './endpoint-alarms';
 import { ModelData } from './model-data';
 import {
@@ -18,6 +19,8 @@ import {
   formatPath,
   MODEL_NAME_PATTERN,
   MODEL_NAME_RULE,
+  MODEL_VERSION_PATTERN,
+  MODEL_VERSION_RULE,
   VARIANT_NAME_PATTERN,
   type InstanceCapacitySpec,
   type ServerlessCapacitySpec,
@@ -32,9 +35,16 @@ export type VariantCapacity = InstanceCapacity | ServerlessCapacity;
 
 /** One version of a model: its container and artifact. */
 export interface ModelVersionProps {
-  /** Version label; recorded in the model's tags and returned by the inference API. */
+  /**
+   * Version label; recorded in the model's tags and returned by the inference API. 1-128 letters, digits,
+   * dots, underscores, plus or hyphens, starting with a letter or digit.
+   */
   readonly version: string;
-  /** ECR image URI of the inference container, pinned by tag or digest. */
+  /**
+   * Amazon ECR image URI of the inference container, pinned by tag or digest
+   * (`<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`). Images from other registries
+   * (Docker Hub, a private registry) are not supported: copy them into ECR.
+   */
   readonly image: string;
   /**
    * The model artifact.
@@ -48,7 +58,8 @@ export interface ModelVersionProps {
   readonly environment?: Record<string, string>;
 }
 
-interface VariantBaseProps {
+/** What production and shadow variants have in common. */
+export interface VariantBaseProps {
   /** Variant name, unique on the endpoint; 1-63 letters, digits or hyphens. */
   readonly name: string;
   /** The model version this variant serves. */
@@ -59,7 +70,9 @@ interface VariantBaseProps {
 
 export interface ProductionVariantProps extends VariantBaseProps {
   /**
-   * Relative traffic weight; each variant receives weight / sum(weights) of the traffic.
+   * Relative traffic weight; each variant receives weight / sum(weights) of the traffic that names no
+   * variant. A weight of 0 takes no share: the variant serves only requests that name it (`targetVariant`).
+   * The weights must not all be 0.
    * @default 1
    */
   readonly weight?: number;
@@ -82,11 +95,17 @@ export interface DataCaptureOptions {
   readonly bucket?: s3.IBucket;
   /**
    * Access-log bucket of the capture bucket the endpoint creates.
-   * @default - a new access-log bucket
+   * @default - the stack's shared access-log bucket
    */
   readonly accessLogsBucket?: s3.IBucket;
   /**
+   * What happens to the capture bucket the endpoint creates when it leaves the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
    * Retain the capture bucket the endpoint creates when it leaves the stack.
+   * @deprecated use removalPolicy (`retain: false` is `RemovalPolicy.DESTROY`)
    * @default true
    */
   readonly retain?: boolean;
@@ -358,7 +377,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
         new SecureBucket(this, 'DataCapture', {
           encryptionKey: this.encryptionKey,
           serverAccessLogsBucket: capture.accessLogsBucket,
-          retain: capture.retain ?? true,
+          removalPolicy: resolveRemovalPolicy(`${this.node.path} (ModelEndpoint) dataCapture`, capture),
         }).bucket;
       this.dataCaptureBucket = bucket;
       const objects = bucket.arnForObjects(`${prefix}/*`);
@@ -544,7 +563,28 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     const where = `${this.node.path} (ModelEndpoint)`;
     const problems: string[] = [];
     const resolved = (value: unknown) => !Token.isUnresolved(value);
-    if (!props.variants || props.variants.length === 0) {
+    // What the type checker tells a TypeScript caller, for a JavaScript one; the rules below read these props.
+    const shape = [...checkPropType(props, 'props', 'object')];
+    if (shape.length === 0) {
+      shape.push(...checkPropType(props.modelName, 'modelName', 'string'), ...checkPropType(props.variants, 'variants', 'array'));
+      shape.push(...checkPropType(props.shadowVariants, 'shadowVariants', 'array', { optional: true }));
+      for (const [key, list] of [['variants', props.variants], ['shadowVariants', props.shadowVariants]] as const) {
+        if (!Array.isArray(list)) continue;
+        list.forEach((variant: Partial<ProductionVariantProps & ShadowVariantProps> | undefined, index) => {
+          const at = `${key}[${index}]`;
+          const problemsOfVariant = checkPropType(variant, at, 'object');
+          if (problemsOfVariant.length === 0 && variant) {
+            problemsOfVariant.push(...checkPropType(variant.name, `${at}.name`, 'string'), ...checkPropType(variant.model, `${at}.model`, 'object'), ...checkPropType(variant.capacity, `${at}.capacity`, 'object'));
+            if (isType(variant.model, 'object')) problemsOfVariant.push(...checkPropType(variant.model?.version, `${at}.model.version`, 'string'), ...checkPropType(variant.model?.image, `${at}.model.image`, 'string'));
+            if (isType(variant.capacity, 'object')) problemsOfVariant.push(...checkOneOf(variant.capacity?.kind, `${at}.capacity.kind`, ['instance', 'serverless']));
+            if (variant.weight !== undefined) problemsOfVariant.push(...checkPropType(variant.weight, `${at}.weight`, 'number'));
+          }
+          shape.push(...problemsOfVariant);
+        });
+      }
+    }
+    if (shape.length > 0) throw invalidProps(where, shape);
+    if (props.variants.length === 0) {
       throw new Error(`${where}: variants: must hold at least one production variant`);
     }
     const spec = (variant: ProductionVariantProps & ShadowVariantProps): VariantSpec => ({
@@ -561,6 +601,18 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
       networkIsolation: props.networkIsolation === true,
     });
     problems.push(...issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
+    for (const [key, list] of [['variants', props.variants], ['shadowVariants', props.shadowVariants ?? []]] as const) {
+      list.forEach((variant, index) => {
+        const at = `${key}[${index}].model`;
+        const { version, image } = variant.model ?? {};
+        if (resolved(version) && !(typeof version === 'string' && MODEL_VERSION_PATTERN.test(version))) {
+          problems.push(`${at}.version: ${MODEL_VERSION_RULE}; got ${JSON.stringify(version)}`);
+        }
+        if (resolved(image) && !(typeof image === 'string' && parseEcrImageUri(image))) {
+          problems.push(`${at}.image: must be an Amazon ECR image URI (<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>); got ${JSON.stringify(image)}`);
+        }
+      });
+    }
     const pct = props.dataCapture?.samplingPercentage;
     if (pct !== undefined && resolved(pct) && (!Number.isInteger(pct) || pct < 1 || pct > 100)) {
       problems.push(`dataCapture.samplingPercentage: must be a whole number from 1 to 100; got ${pct}`);
@@ -586,9 +638,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     if (props.deploymentGuardrails && allInstanceTypes(props).some((type) => type.startsWith('ml.inf1.'))) {
       problems.push('deploymentGuardrails: SageMaker does not apply deployment guardrails to Inf1 instances (it would silently shift all traffic at once)');
     }
-    if (problems.length > 0) {
-      throw new Error(`${where}: invalid props:\n  - ${problems.join('\n  - ')}`);
-    }
+    if (problems.length > 0) throw invalidProps(where, problems);
   }
 }
 

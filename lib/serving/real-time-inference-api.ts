@@ -10,20 +10,23 @@ import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
 import { iamLambdaRestApi, managedRulesWebAcl } from '../core/private/iam-rest-api';
 import { acknowledgeWildcardResource } from '../core/private/nag';
+import { checkPropType, invalidProps } from '../core/private/props';
 import { DataKey } from '../core/data-key';
 import { MlFunction } from '../core/ml-function';
 import { AlarmSeverity } from './endpoint-alarms';
 import type { PredictionLog } from '../experiments/prediction-log';
 import type { FeatureGroup } from '../features/feature-group';
-import { InferenceRoute } from './inference-route';
+import { InferenceRoute, routeOptionProblems } from './inference-route';
 import type { ModelEndpoint } from './model-endpoint';
 
 export interface RealTimeInferenceApiProps {
   /**
-   * Endpoints served at `POST /models/{modelName}/predict`; more can be added with `addEndpoint`.
+   * Endpoints served at `POST /models/{modelName}/predict`: an endpoint, or `{ modelEndpoint, stickyRouting,
+   * stickySalt }` to route it as {@link RealTimeInferenceApi.addEndpoint} would. More can be added with
+   * `addEndpoint`.
    * @default - none yet
    */
-  readonly endpoints?: ModelEndpoint[];
+  readonly endpoints?: Array<ModelEndpoint | ServedEndpoint>;
   /**
    * Key that encrypts the function's and the API's log groups.
    * @default - a new customer-managed key with rotation
@@ -100,6 +103,12 @@ export interface RealTimeInferenceApiProps {
    */
   readonly routeParameterPrefix?: string;
   /**
+   * Create API Gateway's account-level CloudWatch Logs role (`AWS::ApiGateway::Account`), which every REST
+   * API of the account and region shares. Leave it off when another API of the account already sets it.
+   * @default true
+   */
+  readonly cloudWatchRole?: boolean;
+  /**
    * How long the handlers serve a route from memory before reading its parameter again. A change of
    * route (a new variant, a new sticky salt) reaches every request within this time.
    * @default Duration.minutes(1)
@@ -129,6 +138,11 @@ export interface AddEndpointOptions {
    * @default - the model name
    */
   readonly stickySalt?: string;
+}
+
+/** An endpoint to serve, with how it is routed: the `endpoints` prop's form of {@link RealTimeInferenceApi.addEndpoint}. */
+export interface ServedEndpoint extends AddEndpointOptions {
+  readonly modelEndpoint: ModelEndpoint;
 }
 
 const STAGE_NAME = 'v1';
@@ -216,7 +230,7 @@ export class RealTimeInferenceApi extends Construct {
       accessLogs,
       throttlingRateLimit: props.throttlingRateLimit ?? 100,
       throttlingBurstLimit: props.throttlingBurstLimit ?? 200,
-      cloudWatchRole: true,
+      cloudWatchRole: props.cloudWatchRole ?? true,
       notes: {
         grantedWith: 'RealTimeInferenceApi.grantInvoke',
         whyNoCache:
@@ -323,11 +337,9 @@ export class RealTimeInferenceApi extends Construct {
       );
     }
 
-    for (const endpoint of props.endpoints ?? []) {
-      this.addEndpoint(endpoint);
-    }
-    if (props.predictionLogRetentionDays !== undefined && !(Number.isInteger(props.predictionLogRetentionDays) && props.predictionLogRetentionDays >= 1)) {
-      throw new Error(`${this.node.path} (RealTimeInferenceApi): predictionLogRetentionDays: must be a whole number >= 1; got ${props.predictionLogRetentionDays}`);
+    for (const served of props.endpoints ?? []) {
+      if (Construct.isConstruct(served)) this.addEndpoint(served);
+      else this.addEndpoint(served.modelEndpoint, { stickyRouting: served.stickyRouting, stickySalt: served.stickySalt });
     }
     if (props.alarmActions) {
       this.createAlarms(props.alarmActions);
@@ -507,6 +519,8 @@ export class RealTimeInferenceApi extends Construct {
 
   private validate(props: RealTimeInferenceApiProps): void {
     const where = `${this.node.path} (RealTimeInferenceApi)`;
+    const shape = checkPropType(props, 'props', 'object');
+    if (shape.length > 0) throw invalidProps(where, shape);
     const checks: Array<[string, number | undefined, number, number]> = [
       ['throttlingRateLimit', props.throttlingRateLimit, 1, 10000],
       ['throttlingBurstLimit', props.throttlingBurstLimit, 1, 5000],
@@ -515,10 +529,33 @@ export class RealTimeInferenceApi extends Construct {
     ];
     const problems: string[] = [];
     for (const [name, value, min, max] of checks) {
-      if (value !== undefined && (!(value >= min) || value > max)) {
+      if (value !== undefined && (typeof value !== 'number' || !(value >= min) || value > max)) {
         problems.push(`${name}: must be from ${min} to ${max}; got ${value}`);
       }
     }
+    const days = props.predictionLogRetentionDays;
+    if (days !== undefined && !(Number.isInteger(days) && days >= 1)) {
+      problems.push(`predictionLogRetentionDays: must be a whole number >= 1; got ${days}`);
+    }
+    // The endpoints prop: every entry an endpoint (or { modelEndpoint, ... }), each model served once.
+    problems.push(...checkPropType(props.endpoints, 'endpoints', 'array', { optional: true }));
+    const servedAt = new Map<string, number>();
+    (Array.isArray(props.endpoints) ? props.endpoints : []).forEach((served: ModelEndpoint | Partial<ServedEndpoint> | undefined, index) => {
+      const endpoint = Construct.isConstruct(served) ? served : served?.modelEndpoint;
+      const entryProblems = Construct.isConstruct(served) ? [] : checkPropType(served, `endpoints[${index}]`, 'object');
+      if (entryProblems.length === 0 && !Construct.isConstruct(served)) entryProblems.push(...checkPropType(served?.modelEndpoint, `endpoints[${index}].modelEndpoint`, 'construct'));
+      const at = Construct.isConstruct(served) ? `endpoints[${index}]` : `endpoints[${index}].modelEndpoint`;
+      if (entryProblems.length === 0 && !(typeof (endpoint as Partial<ModelEndpoint>)?.modelName === 'string' && Array.isArray((endpoint as Partial<ModelEndpoint>)?.variants))) {
+        entryProblems.push(`${at}: must be a ModelEndpoint; got ${(endpoint as Construct).node.path}`);
+      }
+      problems.push(...entryProblems);
+      if (entryProblems.length > 0 || endpoint === undefined) return;
+      const name = (endpoint as ModelEndpoint).modelName;
+      const first = servedAt.get(name);
+      if (first !== undefined) problems.push(`endpoints[${index}]: a model named '${name}' is already served by endpoints[${first}]`);
+      else servedAt.set(name, index);
+      if (!Construct.isConstruct(served) && served) problems.push(...routeOptionProblems(endpoint as ModelEndpoint, served, `endpoints[${index}].`));
+    });
     const prefix = props.routeParameterPrefix;
     if (prefix !== undefined && (Token.isUnresolved(prefix) || !/^\/[a-zA-Z0-9_.\-/]{0,900}\/$/.test(prefix) || prefix.toLowerCase().startsWith('/aws') || prefix.toLowerCase().startsWith('/ssm'))) {
       problems.push(`routeParameterPrefix: must be a plain string that starts and ends with '/', holds only letters, digits and _ . - /, and does not start with /aws or /ssm; got '${prefix}'`);
@@ -527,8 +564,6 @@ export class RealTimeInferenceApi extends Construct {
     if (ttl !== undefined && !(ttl.toSeconds() >= 0 && ttl.toSeconds() <= 86_400)) {
       problems.push(`routeCacheTtl: must be from 0 seconds to 1 day; got ${ttl.toSeconds()} seconds`);
     }
-    if (problems.length > 0) {
-      throw new Error(`${where}:\n  ${problems.join('\n  ')}`);
-    }
+    if (problems.length > 0) throw invalidProps(where, problems);
   }
 }

@@ -40,7 +40,7 @@ export class ExperimentsStack extends Stack {
     this.reportsBucket = new SecureBucket(this, 'Reports', {
       encryptionKey: foundation.dataKey,
       serverAccessLogsBucket: foundation.accessLogsBucket,
-      retain: config.retainData,
+      removalPolicy: config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     }).bucket;
   }
 }

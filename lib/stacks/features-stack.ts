@@ -29,9 +29,9 @@ export class FeaturesStack extends Stack {
     super(scope, id, props);
     const { config, foundation } = props;
     const featureStore = config.featureStore!;
-    const retain = config.retainData;
+    const removalPolicy = config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     const bucket = (bucketId: string) =>
-      new SecureBucket(this, bucketId, { encryptionKey: foundation.dataKey, serverAccessLogsBucket: foundation.accessLogsBucket, retain }).bucket;
+      new SecureBucket(this, bucketId, { encryptionKey: foundation.dataKey, serverAccessLogsBucket: foundation.accessLogsBucket, removalPolicy }).bucket;
     this.offlineStoreBucket = bucket('OfflineStore');
     this.landingBucket = bucket('Landing');
 
@@ -42,7 +42,7 @@ export class FeaturesStack extends Stack {
           definition: definition as FeatureGroupDefinition,
           encryptionKey: foundation.dataKey,
           offlineStoreBucket: this.offlineStoreBucket,
-          retain,
+          removalPolicy,
           alarms: { action: foundation.alarmTopic.alarmAction },
         }),
     );
@@ -54,13 +54,13 @@ export class FeaturesStack extends Stack {
       batchConcurrency: featureStore.batchConcurrency,
       vpc: foundation.vpc,
       logRetention: config.logRetentionDays as logs.RetentionDays,
-      removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      removalPolicy,
       alarmAction: foundation.alarmTopic.alarmAction,
     });
     this.offlineQueries = new OfflineFeatureQueries(this, 'OfflineQueries', {
       encryptionKey: foundation.dataKey,
       accessLogsBucket: foundation.accessLogsBucket,
-      retain,
+      removalPolicy,
     });
   }
 }

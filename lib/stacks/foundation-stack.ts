@@ -31,16 +31,17 @@ export class FoundationStack extends Stack {
     super(scope, id, props);
     const { config } = props;
     const retain = config.retainData;
+    const removalPolicy = retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
     this.dataKey = new DataKey(this, 'DataKey', {
       description: `cdk-ml-patterns ${config.envName} data key`,
-      removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      removalPolicy,
     }).key;
-    this.accessLogsBucket = new AccessLogsBucket(this, 'AccessLogs', { retain }).bucket;
+    this.accessLogsBucket = new AccessLogsBucket(this, 'AccessLogs', { removalPolicy }).bucket;
     this.artifactsBucket = new SecureBucket(this, 'ModelArtifacts', {
       encryptionKey: this.dataKey,
       serverAccessLogsBucket: this.accessLogsBucket,
-      retain,
+      removalPolicy,
     }).bucket;
     this.alarmTopic = new AlarmTopic(this, 'Alarms', { encryptionKey: this.dataKey, emails: config.alarmEmails });
 

@@ -48,15 +48,15 @@ export class LifecycleStack extends Stack {
   constructor(scope: Construct, id: string, props: LifecycleStackProps) {
     super(scope, id, props);
     const { config, foundation } = props;
-    const retain = config.retainData;
+    const removalPolicy = config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     this.trainingDataBucket = new SecureBucket(this, 'TrainingData', {
       encryptionKey: foundation.dataKey,
       serverAccessLogsBucket: foundation.accessLogsBucket,
-      retain,
+      removalPolicy,
       eventBridgeEnabled: true,
     }).bucket;
     // Its own bucket rather than the foundation's: the families' grants name prefixes in it.
-    this.artifactsBucket = new SecureBucket(this, 'RunArtifacts', { encryptionKey: foundation.dataKey, serverAccessLogsBucket: foundation.accessLogsBucket, retain }).bucket;
+    this.artifactsBucket = new SecureBucket(this, 'RunArtifacts', { encryptionKey: foundation.dataKey, serverAccessLogsBucket: foundation.accessLogsBucket, removalPolicy }).bucket;
   }
 }
 

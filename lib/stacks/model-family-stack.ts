@@ -149,7 +149,7 @@ function familyEndpoint(scope: Construct, config: PlatformConfig, model: ModelCo
     vpc: foundation.vpc,
     dataCapture: model.dataCapture && {
       accessLogsBucket: foundation.accessLogsBucket,
-      retain: config.retainData,
+      removalPolicy: config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
       samplingPercentage: model.dataCapture.samplingPercentage,
       captureRequests: model.dataCapture.captureRequests,
       captureResponses: model.dataCapture.captureResponses,

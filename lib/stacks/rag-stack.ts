@@ -45,7 +45,7 @@ export class RagStack extends Stack {
     const vpc = foundation.vpc;
     if (vpc) this.addBedrockEndpoints(vpc, config.network.cidr);
 
-    this.documentsBucket = new SecureBucket(this, 'Documents', { encryptionKey: key, serverAccessLogsBucket: foundation.accessLogsBucket, retain }).bucket;
+    this.documentsBucket = new SecureBucket(this, 'Documents', { encryptionKey: key, serverAccessLogsBucket: foundation.accessLogsBucket, removalPolicy }).bucket;
     this.knowledgeBase = new VectorKnowledgeBase(this, 'KnowledgeBase', {
       encryptionKey: key,
       engineVersion: opensearch.EngineVersion.openSearch(rag.domain.engineVersion),

@@ -32,7 +32,7 @@ export class ServingStack extends Stack {
     const actions = { [AlarmSeverity.CRITICAL]: foundation.alarmTopic.alarmAction, [AlarmSeverity.WARNING]: foundation.alarmTopic.alarmAction };
 
     if (config.api.predictionLog) {
-      this.predictionLog = new PredictionLog(this, 'PredictionLog', { encryptionKey: foundation.dataKey, retain: config.retainData });
+      this.predictionLog = new PredictionLog(this, 'PredictionLog', { encryptionKey: foundation.dataKey, removalPolicy: config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY });
     }
 
     this.inferenceApi = new RealTimeInferenceApi(this, 'InferenceApi', {

@@ -37,8 +37,18 @@ describe('environment configs', () => {
 });
 
 describe('config validation names the bad field', () => {
-  test('a variant weight of zero', () => {
-    expect(problems(staging, (c) => (c.models[0].variants[1].weight = 0))).toEqual(['models[0].variants[1].weight: must be > 0; got 0']);
+  test('a variant weight of zero is allowed (reached by targetVariant only), all weights zero is not', () => {
+    expect(problems(staging, (c) => (c.models[0].variants[1].weight = 0))).toEqual([]);
+    expect(
+      problems(staging, (c) => {
+        c.models[0].variants[0].weight = 0;
+        c.models[0].variants[1].weight = 0;
+      }),
+    ).toEqual(["models[0].variants: the production variants' weights must not all be 0: at least one variant must take a share of the traffic that names no variant"]);
+  });
+
+  test('a negative variant weight', () => {
+    expect(problems(staging, (c) => (c.models[0].variants[1].weight = -0.5))).toEqual(['models[0].variants[1].weight: must be a finite number >= 0; got -0.5']);
   });
 
   test('an instance type SageMaker does not offer, checked against the SDK enum', () => {
@@ -166,12 +176,28 @@ describe('config validation names the bad field', () => {
     expect(loadConfig('prod').models[0].lifecycle).toMatchObject({ approval: 'manual', batchInference: { schedule: 'cron(0 2 * * ? *)', instanceCount: 2 } });
   });
 
+  test('a field of the wrong type does not hide the rules across fields elsewhere', () => {
+    const config = clone(staging) as any;
+    config.api.throttlingRateLimit = 'fast';
+    config.featureStore.groups[0].features = 'none';
+    config.models[0].variants[0].weight = 0;
+    config.models[0].variants[1].weight = 0;
+    expect(() => parseConfig(config, 'config/staging.ts')).toThrow(
+      [
+        'Invalid configuration config/staging.ts:',
+        '  - api.throttlingRateLimit: Invalid input: expected number, received string',
+        '  - featureStore.groups[0].features: Invalid input: expected array, received string',
+        "  - models[0].variants: the production variants' weights must not all be 0: at least one variant must take a share of the traffic that names no variant",
+      ].join('\n'),
+    );
+  });
+
   test('every problem is reported at once, one line each', () => {
     const config = clone(staging) as any;
     config.models[0].variants[0].weight = -1;
-    config.models[0].variants[1].weight = 0;
+    config.models[0].variants[1].weight = -2;
     expect(() => parseConfig(config, 'config/staging.ts')).toThrow(
-      'Invalid configuration config/staging.ts:\n  - models[0].variants[0].weight: must be > 0; got -1\n  - models[0].variants[1].weight: must be > 0; got 0',
+      'Invalid configuration config/staging.ts:\n  - models[0].variants[0].weight: must be a finite number >= 0; got -1\n  - models[0].variants[1].weight: must be a finite number >= 0; got -2',
     );
   });
 });

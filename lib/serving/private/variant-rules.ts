@@ -3,8 +3,11 @@ import { ProductionVariantInstanceType } from '@aws-sdk/client-sagemaker';
 /**
  * The rules a SageMaker endpoint's variants must satisfy, written once and applied twice: by the
  * environment config schema (which reports config paths such as `models[0].variants[1].weight`) and
- * by the `ModelEndpoint` construct (which reports prop paths and its construct path). Each rule
- * mirrors a documented SageMaker limit, so a bad value fails at synth, not half-way through a deploy.
+ * by the `ModelEndpoint` construct (which reports prop paths and its construct path). Each rule in
+ * `checkEndpointSpec` mirrors a documented SageMaker limit (the CreateEndpointConfig API reference and the
+ * Serverless Inference and shadow-variant guides), so a bad value fails at synth, not half-way through a
+ * deploy. MODEL_NAME_PATTERN and MODEL_VERSION_PATTERN are ours: a family name is also a construct id, an
+ * API route and a tag, and a version label is returned to every caller.
  */
 
 /** Instance types that SageMaker hosting accepts, taken from the AWS SDK's own enum. */
@@ -12,6 +15,13 @@ export const PRODUCTION_VARIANT_INSTANCE_TYPES: ReadonlySet<string> = new Set(Ob
 
 /** SageMaker variant names: 1–63 characters, alphanumerics and hyphens, no leading or trailing hyphen. */
 export const VARIANT_NAME_PATTERN = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
+
+/**
+ * Model version labels: returned with every prediction, written to the prediction log and the
+ * `ml:model-version` tag (SageMaker tag values allow these characters and more).
+ */
+export const MODEL_VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+export const MODEL_VERSION_RULE = 'must be 1-128 letters, digits, dots, underscores, plus or hyphens, starting with a letter or digit';
 
 /** Model family names: used in construct ids, API routes and tags. */
 export const MODEL_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
@@ -159,6 +169,14 @@ export function checkEndpointSpec(spec: EndpointSpec): RuleIssue[] {
     });
   }
 
+  const weights = variants.map((variant) => variant.weight ?? 1);
+  if (variants.length > 0 && weights.every((weight) => Number.isFinite(weight) && weight >= 0) && weights.reduce((sum, weight) => sum + weight, 0) <= 0) {
+    issues.push({
+      path: ['variants'],
+      message: 'the production variants\' weights must not all be 0: at least one variant must take a share of the traffic that names no variant',
+    });
+  }
+
   const seen = new Map<string, string>();
   const visit = (list: readonly VariantSpec[], key: 'variants' | 'shadowVariants') => {
     list.forEach((variant, index) => {
@@ -176,9 +194,11 @@ export function checkEndpointSpec(spec: EndpointSpec): RuleIssue[] {
         seen.set(variant.name, formatPath(at));
       }
       if (key === 'variants') {
+        // SageMaker's VariantWeight is a float >= 0: a weight of 0 takes no share of the traffic, and the
+        // variant is reached only by requests that name it (TargetVariant), as after a rollback.
         const weight = variant.weight ?? 1;
-        if (!Number.isFinite(weight) || weight <= 0) {
-          issues.push({ path: [...at, 'weight'], message: `must be > 0; got ${weight}` });
+        if (!Number.isFinite(weight) || weight < 0) {
+          issues.push({ path: [...at, 'weight'], message: `must be a finite number >= 0; got ${weight}` });
         }
       } else {
         const pct = variant.samplingPercentage ?? 100;

@@ -221,9 +221,21 @@ describe('assignRoute and sticky routes', () => {
     expect((error as Error).message).toBe('MODEL_ROUTES: m.variants.b.weight: is required on every variant when sticky routing is on');
   });
 
+  it('accepts a weight of 0 on a sticky variant, which sticky callers are then never assigned to, but not all weights 0', () => {
+    const table = loadRoutingTable(
+      JSON.stringify({ m: { endpointName: 'e', variants: { a: { modelVersion: '1', weight: 1 }, b: { modelVersion: '2', weight: 0 } }, sticky: { salt: 's' } } }),
+    );
+    for (const callerId of ['u-1', 'u-2', 'u-3', 'u-4', 'u-5']) {
+      expect(assignRoute(request({ callerId }), resolveRoute(table, 'm'))).toMatchObject({ assignment: 'sticky', targetVariant: 'a' });
+    }
+    expect(assignRoute(request({ callerId: 'u-1', targetVariant: 'b' }), resolveRoute(table, 'm', 'b'))).toMatchObject({ targetVariant: 'b' });
+    expect(() =>
+      loadRoutingTable(JSON.stringify({ m: { endpointName: 'e', variants: { a: { modelVersion: '1', weight: 0 }, b: { modelVersion: '2', weight: 0 } }, sticky: { salt: 's' } } })),
+    ).toThrow(/^MODEL_ROUTES: m\.variants: sticky routing needs a variant with a weight above 0$/);
+  });
+
   it.each([
-    [{ modelVersion: '1', weight: 0 }, /^MODEL_ROUTES: m\.variants\.a\.weight: must be greater than 0$/],
-    [{ modelVersion: '1', weight: -2 }, /^MODEL_ROUTES: m\.variants\.a\.weight: must be greater than 0$/],
+    [{ modelVersion: '1', weight: -2 }, /^MODEL_ROUTES: m\.variants\.a\.weight: must be at least 0$/],
     [{ modelVersion: '1', weight: '3' }, /^MODEL_ROUTES: m\.variants\.a\.weight: must be a number$/],
   ])('rejects a bad weight naming it (%j)', (variant, message) => {
     expect(() => loadRoutingTable(JSON.stringify({ m: { endpointName: 'e', variants: { a: variant } } }))).toThrow(message);

@@ -1,8 +1,15 @@
+import * as cdk from 'aws-cdk-lib';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import { AlarmTopic, DataKey, ManagedPolicyRole, parseEcrImageUri, SageMakerExecutionRole, SecureBucket } from '../../../lib';
+import { grantPublishTo } from '../../../lib/core/alarm-topic';
 import { nagFindings } from '../../support/platform';
 
 function stack() {
@@ -26,6 +33,36 @@ describe('DataKey', () => {
         ]),
       },
     });
+  });
+});
+
+describe('the wrappers are the CDK interfaces they wrap', () => {
+  /** A stack that uses a key and a topic the way the constructs do, given as the wrappers or as what they wrap. */
+  const build = (unwrap: boolean) => {
+    const { stack: s } = stack();
+    const dataKey = new DataKey(s, 'Key');
+    const key: kms.IKey = unwrap ? dataKey.key : dataKey;
+    const alarms = new AlarmTopic(s, 'Alarms', { encryptionKey: key });
+    const topic: sns.ITopic = unwrap ? alarms.topic : alarms;
+    const secure = new SecureBucket(s, 'Data', { encryptionKey: key });
+    const bucket: s3.IBucket = unwrap ? secure.bucket : secure;
+    new logs.LogGroup(s, 'Logs', { encryptionKey: key });
+    new sns.Topic(s, 'Other', { masterKey: key });
+    const role = new iam.Role(s, 'Reader', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    key.grantDecrypt(role);
+    grantPublishTo(topic, role);
+    bucket.grantRead(role, 'datasets/*');
+    new SecureBucket(s, 'Copy', { encryptionKey: key, serverAccessLogsBucket: bucket, accessLogsPrefix: `${bucket.bucketName}-copy/` });
+    new cdk.CfnOutput(s, 'Objects', { value: bucket.arnForObjects('datasets/*') });
+    new cloudwatch.Alarm(s, 'Alarm', { metric: topic.metricNumberOfNotificationsFailed(), threshold: 1, evaluationPeriods: 1 }).addAlarmAction(new actions.SnsAction(topic));
+    expect(Stack.of(key)).toBe(s);
+    return Template.fromStack(s).toJSON();
+  };
+
+  test('a DataKey passed as a kms.IKey, an AlarmTopic as an sns.ITopic and a SecureBucket as an s3.IBucket give the template what they wrap gives', () => {
+    const wrapped = build(false);
+    expect(wrapped).toEqual(build(true));
+    expect(JSON.stringify(wrapped)).toContain('"KmsMasterKeyId"');
   });
 });
 
@@ -59,6 +96,41 @@ describe('SecureBucket', () => {
     const { stack: s } = stack();
     new SecureBucket(s, 'Scratch', { encryptionKey: new DataKey(s, 'Key').key, retain: false });
     Template.fromStack(s).allResources('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
+  });
+
+  test('logs to one access-log bucket per stack, each bucket under its own prefix', () => {
+    const { app, stack: s } = stack();
+    const key = new DataKey(s, 'Key').key;
+    const buckets = ['Raw', 'Curated', 'Models', 'Reports'].map((id) => new SecureBucket(s, id, { encryptionKey: key, retain: id === 'Models' }));
+    const template = Template.fromStack(s);
+    // Four secure buckets and one shared log bucket (it used to be one log bucket each: eight).
+    template.resourceCountIs('AWS::S3::Bucket', 5);
+    const shared = buckets[0].accessLogsBucket!;
+    expect(buckets.every((bucket) => bucket.accessLogsBucket === shared)).toBe(true);
+    expect(shared.node.path).toBe('Core/SharedAccessLogs/Resource');
+    const logged = Object.values(template.findResources('AWS::S3::Bucket')).flatMap((bucket: any) => (bucket.Properties.LoggingConfiguration ? [bucket.Properties.LoggingConfiguration] : []));
+    expect(logged.map((config: any) => config.LogFilePrefix).sort()).toEqual(['Core/Curated/', 'Core/Models/', 'Core/Raw/', 'Core/Reports/']);
+    expect(new Set(logged.map((config: any) => JSON.stringify(config.DestinationBucketName))).size).toBe(1);
+    // One bucket asks for retention, so the shared logs are retained although the first did not.
+    template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain', Properties: Match.objectLike({ BucketEncryption: Match.objectLike({ ServerSideEncryptionConfiguration: [Match.objectLike({ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } })] }) }) });
+    app.synth();
+    expect(nagFindings(app).map((f) => `${f.rule} ${f.resource}`)).toEqual([]);
+  });
+
+  test('a stack of buckets that are all destroyable gets destroyable shared logs; another stack gets its own', () => {
+    const app = new App();
+    const first = new Stack(app, 'First');
+    const second = new Stack(app, 'Second');
+    for (const scope of [first, second]) {
+      const key = new DataKey(scope, 'Key').key;
+      new SecureBucket(scope, 'A', { encryptionKey: key, retain: false });
+      new SecureBucket(scope, 'B', { encryptionKey: key, retain: false });
+    }
+    for (const scope of [first, second]) {
+      const template = Template.fromStack(scope);
+      template.resourceCountIs('AWS::S3::Bucket', 3);
+      template.allResources('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
+    }
   });
 
   test('works in an app without the recommended feature flags', () => {

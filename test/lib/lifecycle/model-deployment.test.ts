@@ -75,7 +75,7 @@ describe('ModelPackageGroup', () => {
     expect(group.approvalPolicy).toBe(ModelApprovalPolicy.MANUAL);
     Template.fromStack(world.stack).hasResource('AWS::SageMaker::ModelPackageGroup', { DeletionPolicy: 'Retain', Properties: { ModelPackageGroupName: group.modelPackageGroupName } });
     expect(group.modelPackageGroupName).toMatch(/^[a-zA-Z0-9-]{1,63}$/);
-    expect(() => new ModelPackageGroup(world.stack, 'Bad', { modelFamily: 'Fraud Model' })).toThrow(/Lifecycle\/Bad \(ModelPackageGroup\): modelFamily: must be 2-32 lowercase/);
+    expect(() => new ModelPackageGroup(world.stack, 'Bad', { modelFamily: 'Fraud Model' })).toThrow(/Lifecycle\/Bad \(ModelPackageGroup\): invalid props:\n  - modelFamily: must be 2-32 lowercase/);
     expect(() => new ModelPackageGroup(world.stack, 'BadName', { modelFamily: 'fraud', modelPackageGroupName: 'fraud_versions' })).toThrow(/modelPackageGroupName: must be 1-63 letters/);
   });
 });

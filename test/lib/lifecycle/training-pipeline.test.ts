@@ -135,4 +135,34 @@ describe('TrainingPipeline', () => {
       /Lifecycle\/Bad \(TrainingPipeline\): invalid props:[\s\S]*training\.image: must be an ECR image URI[\s\S]*training\.instanceCount: must be a whole number of at least 1[\s\S]*gate\.metric: must be a dotted path[\s\S]*gate\.threshold: must be a finite number[\s\S]*transferLearning\.baseModelS3Uri: must be an s3:\/\/bucket\/key URI/,
     );
   });
+
+  test('checks each job\'s instance type against SageMaker\'s list for that kind of job, all at once', () => {
+    const bad = lifecycleStack();
+    const props = pipelineProps(bad, {});
+    expect(
+      () =>
+        new TrainingPipeline(bad.stack, 'BadTypes', {
+          ...props,
+          preprocessing: { ...props.preprocessing, instanceType: 'ml.m5.huge' },
+          // An endpoint (hosting) type, but not a training one.
+          training: { ...props.training, instanceType: 'ml.t2.medium' },
+          // A training type, but not a processing one.
+          evaluation: { ...props.evaluation, instanceType: 'ml.c5n.xlarge' },
+        }),
+    ).toThrow(
+      /BadTypes \(TrainingPipeline\): invalid props:\n  - preprocessing\.instanceType: 'ml\.m5\.huge' is not a SageMaker processing instance type \(for example ml\.m5\.xlarge\)\n  - training\.instanceType: 'ml\.t2\.medium' is not a SageMaker training instance type \(for example ml\.m5\.xlarge\)\n  - evaluation\.instanceType: 'ml\.c5n\.xlarge' is not a SageMaker processing instance type/,
+    );
+    // The types each kind does accept still synthesize.
+    const good = lifecycleStack();
+    const accepted = pipelineProps(good, {});
+    expect(
+      () =>
+        new TrainingPipeline(good.stack, 'GoodTypes', {
+          ...accepted,
+          preprocessing: { ...accepted.preprocessing, instanceType: 'ml.t3.medium' },
+          training: { ...accepted.training, instanceType: 'ml.g5.xlarge' },
+          evaluation: { ...accepted.evaluation, instanceType: 'ml.m5.large' },
+        }),
+    ).not.toThrow();
+  });
 });

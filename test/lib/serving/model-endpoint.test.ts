@@ -270,7 +270,8 @@ describe('ModelEndpoint', () => {
         { variants: [], shadowVariants: [{ name: 's', model: { version: '1', image: IMAGE }, capacity: instance() }] },
         'Test/Churn (ModelEndpoint): variants: must hold at least one production variant',
       ],
-      ['a zero weight', { variants: [variant('a', 0)] }, 'variants[0].weight: must be > 0; got 0'],
+      ['a negative weight', { variants: [variant('a', -1), variant('b', 1)] }, 'variants[0].weight: must be a finite number >= 0; got -1'],
+      ['weights that are all zero', { variants: [variant('a', 0), variant('b', 0)] }, "variants: the production variants' weights must not all be 0"],
       ['eleven variants', { variants: Array.from({ length: 11 }, (_, i) => variant(`v${i}`, 1)) }, 'variants: must hold 1 to 10 production variants; got 11'],
       ['a bad instance type', { variants: [variant('a', 1, '1', instance('m5.large'))] }, "variants[0].capacity.instanceType: must be a SageMaker hosting instance type"],
       ['a bad variant name', { variants: [variant('-a', 1)] }, "variants[0].name: must be 1-63 letters"],
@@ -287,6 +288,25 @@ describe('ModelEndpoint', () => {
       ['a bad memory size', { variants: [variant('a', 1, '1', { kind: 'serverless', memorySizeInMb: 1000, maxConcurrency: 1 })] }, 'variants[0].capacity.memorySizeInMb: must be one of 1024, 2048'],
       ['a capture percentage over 100', { variants: [variant('a', 1)], dataCapture: { samplingPercentage: 101 } }, 'dataCapture.samplingPercentage: must be a whole number from 1 to 100; got 101'],
       ['an upper-case model name', { modelName: 'Churn' }, "modelName: must be 2-32 lowercase letters"],
+      [
+        'an empty model version',
+        { variants: [{ ...variant('a', 1), model: { version: '', image: IMAGE } }] },
+        'variants[0].model.version: must be 1-128 letters, digits, dots, underscores, plus or hyphens, starting with a letter or digit; got ""',
+      ],
+      [
+        'an image from outside Amazon ECR, named by its prop',
+        { variants: [variant('a', 1)], shadowVariants: [{ name: 's', model: { version: '2', image: 'nginx:latest' }, capacity: instance() }] },
+        'shadowVariants[0].model.image: must be an Amazon ECR image URI (<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>); got "nginx:latest"',
+      ],
+      // What a JavaScript caller, without the type checker, can get wrong.
+      ['no model name', { modelName: undefined }, 'modelName: is required'],
+      ['a variant without capacity', { variants: [{ name: 'a', model: { version: '1', image: IMAGE } } as unknown as ProductionVariantProps] }, 'variants[0].capacity: is required'],
+      [
+        'a capacity kind that does not exist',
+        { variants: [variant('a', 1, '1', { kind: 'gpu', memorySizeInMb: 1024, maxConcurrency: 1 } as never)] },
+        "variants[0].capacity.kind: must be one of 'instance', 'serverless'; got the string \"gpu\"",
+      ],
+      ['a weight given as a string', { variants: [{ ...variant('a', 1), weight: '1' as never }] }, 'variants[0].weight: must be a number; got the string "1"'],
     ];
     test.each(cases)('%s', (_name, props, message) => {
       expect(() => build(props)).toThrow(message);

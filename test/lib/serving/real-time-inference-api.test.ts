@@ -179,12 +179,63 @@ describe('RealTimeInferenceApi', () => {
   });
 
   test('rejects out-of-range limits with the prop and the construct path', () => {
-    expect(() => build({ reservedConcurrency: 0 })).toThrow('Api/Inference (RealTimeInferenceApi):\n  reservedConcurrency: must be from 1 to 1000; got 0');
+    expect(() => build({ reservedConcurrency: 0 })).toThrow('Api/Inference (RealTimeInferenceApi): invalid props:\n  - reservedConcurrency: must be from 1 to 1000; got 0');
     expect(() => build({ throttlingRateLimit: -5 })).toThrow('throttlingRateLimit: must be from 1 to 10000; got -5');
-    // Every problem at once.
-    expect(() => build({ throttlingRateLimit: 0, routeParameterPrefix: 'routes', routeCacheTtl: Duration.days(2) })).toThrow(
-      "Api/Inference (RealTimeInferenceApi):\n  throttlingRateLimit: must be from 1 to 10000; got 0\n  routeParameterPrefix: must be a plain string that starts and ends with '/', holds only letters, digits and _ . - /, and does not start with /aws or /ssm; got 'routes'\n  routeCacheTtl: must be from 0 seconds to 1 day; got 172800 seconds",
+    // Every problem at once, the prediction log's retention too.
+    expect(() => build({ throttlingRateLimit: 0, predictionLogRetentionDays: 0.5, routeParameterPrefix: 'routes', routeCacheTtl: Duration.days(2) })).toThrow(
+      "Api/Inference (RealTimeInferenceApi): invalid props:\n  - throttlingRateLimit: must be from 1 to 10000; got 0\n  - predictionLogRetentionDays: must be a whole number >= 1; got 0.5\n  - routeParameterPrefix: must be a plain string that starts and ends with '/', holds only letters, digits and _ . - /, and does not start with /aws or /ssm; got 'routes'\n  - routeCacheTtl: must be from 0 seconds to 1 day; got 172800 seconds",
     );
+  });
+
+  describe('the endpoints prop', () => {
+    const twoVariants = (stack: Stack, id: string, modelName: string) =>
+      new ModelEndpoint(stack, id, {
+        modelName,
+        variants: [
+          { name: 'champion', weight: 1, model: { version: '1', image: IMAGE }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } },
+          { name: 'challenger', weight: 1, model: { version: '2', image: IMAGE }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } },
+        ],
+      });
+    const oneVariant = (stack: Stack, id: string, modelName: string) =>
+      new ModelEndpoint(stack, id, {
+        modelName,
+        variants: [{ name: 'only', model: { version: '1', image: IMAGE }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } }],
+      });
+
+    test('routes an entry sticky as addEndpoint would', () => {
+      const stack = new Stack(new App(), 'Sticky');
+      const api = new RealTimeInferenceApi(stack, 'Inference', {
+        endpoints: [{ modelEndpoint: twoVariants(stack, 'Churn', 'churn'), stickyRouting: true, stickySalt: 'spring' }, twoVariants(stack, 'Fraud', 'fraud')],
+      });
+      expect(api.modelNames).toEqual(['churn', 'fraud']);
+      const values = Object.values(Template.fromStack(stack).findResources('AWS::SSM::Parameter')).map((parameter: any) => JSON.stringify(stack.resolve(parameter.Properties.Value)));
+      expect(values.filter((value) => value.includes('\\"sticky\\":{\\"salt\\":\\"spring\\"}'))).toHaveLength(1);
+      expect(values.filter((value) => !value.includes('sticky'))).toHaveLength(1);
+    });
+
+    test('reports every bad entry at once, with its index', () => {
+      const stack = new Stack(new App(), 'Bad');
+      const churn = twoVariants(stack, 'Churn', 'churn');
+      expect(
+        () =>
+          new RealTimeInferenceApi(stack, 'Inference', {
+            reservedConcurrency: 0,
+            endpoints: [churn, { modelEndpoint: churn }, { modelEndpoint: oneVariant(stack, 'Fraud', 'fraud'), stickyRouting: true, stickySalt: '' }, { stickyRouting: true } as any],
+          }),
+      ).toThrow(
+        "Bad/Inference (RealTimeInferenceApi): invalid props:\n  - reservedConcurrency: must be from 1 to 1000; got 0\n  - endpoints[1]: a model named 'churn' is already served by endpoints[0]\n  - endpoints[2].stickyRouting needs at least two production variants; 'fraud' has 1\n  - endpoints[2].stickySalt: must be 1-256 characters; got 0\n  - endpoints[3].modelEndpoint: is required",
+      );
+    });
+  });
+
+  test('creates the account-wide API Gateway logging role unless told another API of the account has', () => {
+    build().template.resourceCountIs('AWS::ApiGateway::Account', 1);
+    const { template, app } = build({ cloudWatchRole: false });
+    template.resourceCountIs('AWS::ApiGateway::Account', 0);
+    // Still logging, and nothing of the API's for cdk-nag to report.
+    template.hasResourceProperties('AWS::ApiGateway::Stage', { AccessLogSetting: Match.objectLike({ DestinationArn: Match.anyValue() }) });
+    app.synth();
+    expect(nagFindings(app).filter((f) => f.resource.startsWith('Api/Inference/')).map((f) => `${f.rule} ${f.resource}`)).toEqual([]);
   });
 
   test('with a prediction log, logs predictions and serves the outcomes route with its own function', () => {
