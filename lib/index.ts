@@ -23,6 +23,7 @@ export * from './experiments/ab-test-analysis';
 export * from './experiments/champion-challenger-promotion';
 export * from './experiments/prediction-log';
 export * from './experiments/shadow-comparison';
+export type { ExperimentWorkflowOptions, VariantGuardrailOptions } from './experiments/experiment-options';
 export { EXPERIMENTS_METRICS_NAMESPACE } from './experiments/private/experiment-metrics';
 
 // lifecycle: training pipeline, model registry, deployment, retirement, batch inference (seed patterns 7, 10, 13, 15 and 16)
@@ -45,6 +46,7 @@ export * from './monitoring/drift-widgets';
 export * from './monitoring/endpoint-widgets';
 export * from './monitoring/experiment-widgets';
 export * from './monitoring/feature-store-widgets';
+export { fleetOverviewWidgets, MAX_ALARMS_PER_STATUS_WIDGET, type FleetOverviewOptions } from './monitoring/fleet-widgets';
 export * from './monitoring/platform-dashboard';
 export * from './monitoring/rag-widgets';
 

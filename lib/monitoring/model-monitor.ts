@@ -67,7 +67,7 @@ export class MonitoringFrequency {
   ) {}
 }
 
-interface MonitorOptions {
+export interface MonitorOptions {
   /**
    * When the monitor runs.
    * @default MonitoringFrequency.hourly()

@@ -168,6 +168,16 @@ describe('the published package', () => {
     expect(unwanted).toEqual([]);
   });
 
+  test('ships the licence its package.json names', () => {
+    expect(tarEntries).toContain('LICENSE');
+    const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { license?: string };
+    expect(manifest.license).toBe('Apache-2.0');
+    const licence = readFileSync(join(installed, 'LICENSE'), 'utf8');
+    expect(licence).toMatch(/^\s+Apache License\n\s+Version 2\.0, January 2004\n/);
+    expect(licence).toContain('TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION');
+    expect(licence).toContain('Copyright 2026 The cdk-ml-patterns authors');
+  });
+
   test('resolves every relative import reachable from index.js and index.d.ts inside the package', () => {
     const shipped = new Set(tarEntries);
     const missing: string[] = [];
@@ -212,6 +222,68 @@ describe('the published package', () => {
     for (const peer of ['aws-cdk-lib', 'constructs']) {
       expect({ peer, nested: existsSync(join(installed, 'node_modules', peer)) }).toEqual({ peer, nested: false });
     }
+  });
+
+  test('a TypeScript consumer can import every name of the public API (test/lib/public-api.txt) from the package root', () => {
+    const listing = readFileSync(join(ROOT, 'test', 'lib', 'public-api.txt'), 'utf8').trim().split('\n').map((line) => line.split(' ') as [string, string]);
+    const values = listing.filter(([kind]) => ['class', 'function', 'const', 'enum'].includes(kind)).map(([, name]) => name);
+    const types = listing.filter(([kind]) => ['interface', 'type'].includes(kind)).map(([, name]) => name);
+    expect(values.length + types.length).toBe(listing.length);
+    writeFileSync(
+      join(consumer, 'check.ts'),
+      [
+        `import { ${values.join(', ')} } from 'cdk-ml-patterns';`,
+        `import type { ${types.join(', ')} } from 'cdk-ml-patterns';`,
+        `export type Everything = [${[...values.map((name) => `typeof ${name}`), ...types].join(', ')}];`,
+        '',
+      ].join('\n'),
+    );
+    // The repository's TypeScript, over the consumer's node_modules: the tarball and its peer dependencies.
+    run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '--strict', '--skipLibCheck', '--module', 'commonjs', '--moduleResolution', 'node', '--target', 'es2022', '--types', 'node', '--typeRoots', join(ROOT, 'node_modules', '@types'), 'check.ts'], {
+      cwd: consumer,
+      env: cleanEnv(),
+    });
+  }, 120_000);
+
+  test('a plain JavaScript app gets the interface as documented: sticky entries in endpoints, the logging-role opt-out, errors that name the prop', () => {
+    writeFileSync(
+      join(consumer, 'interface.js'),
+      `'use strict';
+const { App, Stack } = require('aws-cdk-lib');
+const { ModelEndpoint, RealTimeInferenceApi } = require('cdk-ml-patterns');
+
+const image = ${JSON.stringify(IMAGE)};
+const capacity = { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 };
+const app = new App({ outdir: process.argv[2] });
+const stack = new Stack(app, 'InterfaceStack');
+const endpoint = new ModelEndpoint(stack, 'Churn', {
+  modelName: 'churn',
+  variants: [
+    { name: 'champion', weight: 1, model: { version: '1.0.0', image }, capacity },
+    { name: 'rollback', weight: 0, model: { version: '0.9.0', image }, capacity },
+  ],
+});
+const api = new RealTimeInferenceApi(stack, 'Inference', { endpoints: [{ modelEndpoint: endpoint, stickyRouting: true, stickySalt: 'spring' }], cloudWatchRole: false });
+let error = '';
+try {
+  new ModelEndpoint(stack, 'Broken', { modelName: 'broken', variants: [{ name: 'a', model: { version: '1', image: 'nginx:latest' }, capacity: { kind: 'gpu' } }] });
+} catch (e) {
+  error = e.message;
+}
+app.synth();
+console.log(JSON.stringify({ models: api.modelNames, error }));
+`,
+    );
+    const outdir = join(work, 'cdk.out.interface');
+    const printed = JSON.parse(run(process.execPath, ['interface.js', outdir], { cwd: consumer, env: cleanEnv() }).trim().split('\n').pop()!) as { models: string[]; error: string };
+    expect(printed.models).toEqual(['churn']);
+    expect(printed.error).toBe("InterfaceStack/Broken (ModelEndpoint): invalid props:\n  - variants[0].capacity.kind: must be one of 'instance', 'serverless'; got the string \"gpu\"");
+    const template = JSON.parse(readFileSync(join(outdir, 'InterfaceStack.template.json'), 'utf8')) as Template;
+    const resources = Object.values(template.Resources);
+    expect(resources.filter((resource) => resource.Type === 'AWS::ApiGateway::Account')).toHaveLength(0);
+    const route = resources.find((resource) => resource.Type === 'AWS::SSM::Parameter');
+    expect(JSON.stringify(route?.Properties)).toContain('\\"sticky\\":{\\"salt\\":\\"spring\\"}');
+    expect(JSON.stringify(route?.Properties)).toContain('\\"rollback\\":{\\"modelVersion\\":\\"0.9.0\\",\\"weight\\":0}');
   });
 
   test('synthesizes a ModelEndpoint behind a RealTimeInferenceApi from a plain Node.js app, with the shipped handler bundle and no Docker', () => {
