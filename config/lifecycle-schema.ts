@@ -1,4 +1,4 @@
-import { ProcessingInstanceType, TrainingInstanceType, TransformInstanceType } from '@aws-sdk/client-sagemaker';
+import { ProcessingInstanceType, TrainingInstanceType, TransformInstanceType } from '../lib/core/private/aws-enums';
 import { z } from 'zod';
 import { parseEcrImageUri } from '../lib/core/sagemaker-execution-role';
 

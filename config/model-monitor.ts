@@ -1,4 +1,4 @@
-import { MonitoringProblemType, ProcessingInstanceType } from '@aws-sdk/client-sagemaker';
+import { MonitoringProblemType, ProcessingInstanceType } from '../lib/core/private/aws-enums';
 import { z } from 'zod';
 import { MODEL_CARD_RISK_RATINGS } from '../lib/monitoring/model-card';
 

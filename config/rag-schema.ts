@@ -1,10 +1,10 @@
-import { OpenSearchPartitionInstanceType } from '@aws-sdk/client-opensearch';
+import { OpenSearchPartitionInstanceType } from '../lib/core/private/aws-enums';
 import {
   GuardrailContentFilterType,
   GuardrailFilterStrength,
   GuardrailPiiEntityType,
   GuardrailSensitiveInformationAction,
-} from '@aws-sdk/client-bedrock';
+} from '../lib/core/private/aws-enums';
 import { z } from 'zod';
 import { KNN_ENGINE_SPACE_TYPES, KnnEngine, KnnSpaceType } from '../lib/genai/knn-index';
 import { generationModelProblem, validateEmbeddingModel } from '../lib/genai/private/bedrock-models';

@@ -4,7 +4,7 @@ import {
   GuardrailFilterStrength,
   GuardrailPiiEntityType,
   GuardrailSensitiveInformationAction,
-} from '@aws-sdk/client-bedrock';
+} from '../core/private/aws-enums';
 import { Duration, Names } from 'aws-cdk-lib';
 import * as bedrock from 'aws-cdk-lib/aws-bedrock';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';

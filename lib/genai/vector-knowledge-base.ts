@@ -1,4 +1,4 @@
-import { OpenSearchPartitionInstanceType } from '@aws-sdk/client-opensearch';
+import { OpenSearchPartitionInstanceType } from '../core/private/aws-enums';
 import { Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';

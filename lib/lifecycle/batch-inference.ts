@@ -6,7 +6,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
-import { TransformInstanceType } from '@aws-sdk/client-sagemaker';
+import { TransformInstanceType } from '../core/private/aws-enums';
 import { Construct } from 'constructs';
 import { grantPublishTo } from '../core/alarm-topic';
 import { inputOverDefaults, RUN_ID_EXPRESSION, validateExecutionInput, type InputField } from '../core/input-validation';

@@ -1,4 +1,4 @@
-import { ProcessingInstanceType, TrainingInstanceType } from '@aws-sdk/client-sagemaker';
+import { ProcessingInstanceType, TrainingInstanceType } from '../core/private/aws-enums';
 import { Duration, Tags, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';

@@ -1,4 +1,4 @@
-import { ModelCardStatus } from '@aws-sdk/client-sagemaker';
+import { ModelCardStatus } from '../core/private/aws-enums';
 import { Names, Token } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';

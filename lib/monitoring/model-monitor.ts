@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { MonitoringProblemType, ProcessingInstanceType } from '@aws-sdk/client-sagemaker';
+import { MonitoringProblemType, ProcessingInstanceType } from '../core/private/aws-enums';
 import { CfnResource, Duration, Names, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';

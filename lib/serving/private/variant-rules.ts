@@ -1,4 +1,4 @@
-import { ProductionVariantInstanceType } from '@aws-sdk/client-sagemaker';
+import { ProductionVariantInstanceType } from '../../core/private/aws-enums';
 
 /**
  * The rules a SageMaker endpoint's variants must satisfy, written once and applied twice: by the
