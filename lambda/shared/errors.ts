@@ -98,7 +98,8 @@ function formatPath(path: readonly PropertyKey[], root: string): string {
   if (path.length === 0) {
     return root;
   }
-  return path.map((segment) => (typeof segment === 'number' ? `[${segment}]` : String(segment))).join('.');
+  // `items[0].id`, `[2].name`: an index follows its array without a dot.
+  return path.reduce<string>((text, segment) => (typeof segment === 'number' ? `${text}[${segment}]` : text === '' ? String(segment) : `${text}.${String(segment)}`), '');
 }
 
 /** Dotted path of the field the first issue is about (`body` for the whole object). */

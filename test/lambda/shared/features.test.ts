@@ -72,7 +72,7 @@ describe('configuration', () => {
 
   it('names the path of a shape problem and of a rule checkFeatureGroupDefinition enforces', () => {
     const badType = { ...CUSTOMERS, features: [CUSTOMERS.features[0], { name: 'x', type: 'boolean', description: 'd' }] };
-    expect((catchError(() => loadFeatureGroups(JSON.stringify([badType]))) as Error).message).toMatch(/^FEATURE_GROUPS: \[0\]\.features\.\[1\]\.type: must be one of string, integral, fractional/);
+    expect((catchError(() => loadFeatureGroups(JSON.stringify([badType]))) as Error).message).toMatch(/^FEATURE_GROUPS: \[0\]\.features\[1\]\.type: must be one of string, integral, fractional/);
     const noIdentifier = { ...ACCOUNTS, recordIdentifier: 'missing' };
     expect((catchError(() => loadFeatureGroups(JSON.stringify([CUSTOMERS, noIdentifier]))) as Error).message).toBe(
       "FEATURE_GROUPS: [1].recordIdentifier: 'missing' is not one of the features",
@@ -408,7 +408,7 @@ describe('lookups', () => {
     expect(catchError(() => parseBatchLookupRequest({ ids: [] }))).toMatchObject({ status: 400, field: 'ids', message: 'ids: must hold at least one id' });
     expect(catchError(() => parseBatchLookupRequest({ ids: Array.from({ length: 101 }, String) }))).toMatchObject({ field: 'ids', message: 'ids: must hold at most 100 ids' });
     expect(catchError(() => parseBatchLookupRequest({ ids: ['1'], extra: 1 }))).toMatchObject({ field: 'extra', message: 'extra: unknown field' });
-    expect(catchError(() => parseBatchLookupRequest({ ids: ['1', 2] }))).toMatchObject({ field: 'ids.[1]', message: 'ids.[1]: must be a string' });
+    expect(catchError(() => parseBatchLookupRequest({ ids: ['1', 2] }))).toMatchObject({ field: 'ids[1]', message: 'ids[1]: must be a string' });
     expect(parseFeaturesQuery(' a, ,b ')).toEqual(['a', 'b']);
     expect(parseFeaturesQuery(undefined)).toBeUndefined();
     expect(() => new RequestError(400, 'x')).not.toThrow();

@@ -37,7 +37,7 @@ describe('zod/mini reports in English once lambda/shared/zod.ts is loaded', () =
     [
       'a feature group whose feature is not an object',
       () => loadFeatureGroups('[{"name":"g","description":"d","owner":"o","recordIdentifier":"id","eventTime":"ts","features":[5]}]'),
-      'FEATURE_GROUPS: [0].features.[0]: Invalid input: expected object, received number',
+      'FEATURE_GROUPS: [0].features[0]: Invalid input: expected object, received number',
     ],
     ['an outcome that is not an object', () => parseOutcomeRequest('{"predictionId":"p","outcome":5}'), 'outcome: Invalid input: expected object, received number'],
     ['a baseline of another version', () => parseBaseline({ version: 2, features: {}, columns: ['a'] }), 'version: Invalid input: expected 1'],
