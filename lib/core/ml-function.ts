@@ -22,6 +22,14 @@ export interface MlFunctionProps {
    */
   readonly invokedSynchronouslyBy?: string;
   /**
+   * The function is a CloudFormation custom resource provider: CloudFormation invokes it asynchronously
+   * and waits for its answer at the event's pre-signed URL, and the handler answers every event, its own
+   * failures included. It gets no retries (a retry would run the same change twice) and no dead-letter
+   * queue, which would only ever hold events CloudFormation has already been told about.
+   * @default false
+   */
+  readonly invokedByCloudFormation?: boolean;
+  /**
    * Queue for asynchronous invocations that failed every retry.
    * @default - none; required when the function is not invoked synchronously
    */
@@ -96,6 +104,7 @@ export class MlFunction extends Construct {
       vpcSubnets: props.vpc ? props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } : undefined,
       environment: props.environment,
       deadLetterQueue: props.deadLetterQueue,
+      retryAttempts: props.invokedByCloudFormation ? 0 : undefined,
     });
 
     acknowledgeWildcardResource(this.role.grantsPolicy, '*', 'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) has no resource-level permissions.');
@@ -108,6 +117,9 @@ export class MlFunction extends Construct {
     const acknowledge = Validations.of(this.function);
     if (props.invokedSynchronouslyBy !== undefined) {
       const dlqReason = `The function is invoked synchronously by ${props.invokedSynchronouslyBy}, which handles its errors; a dead-letter queue only applies to asynchronous invocations.`;
+      acknowledge.acknowledge({ id: 'HIPAA.Security-LambdaDLQ', reason: dlqReason }, { id: 'NIST.800.53.R5-LambdaDLQ', reason: dlqReason });
+    } else if (props.invokedByCloudFormation) {
+      const dlqReason = 'A custom resource provider: CloudFormation invokes it and waits for its answer at the pre-signed response URL; the handler answers every event, failures included, so a dead-letter queue would only hold events CloudFormation already knows the outcome of.';
       acknowledge.acknowledge({ id: 'HIPAA.Security-LambdaDLQ', reason: dlqReason }, { id: 'NIST.800.53.R5-LambdaDLQ', reason: dlqReason });
     } else if (props.deadLetterQueue === undefined) {
       throw new Error(`${this.node.path} (MlFunction): deadLetterQueue: an asynchronously invoked function needs one (or name who invokes it synchronously in invokedSynchronouslyBy)`);

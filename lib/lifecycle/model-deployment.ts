@@ -277,8 +277,15 @@ export class ModelDeployment extends Construct {
           EndpointName: endpoint.endpointName,
           'EndpointConfigName.$': configPath,
           ...(guarded && endpoint.deploymentConfig ? { DeploymentConfig: toApiShape(endpoint.deploymentConfig) } : {}),
-          ...(endpoint.retainsInstanceCounts
-            ? { RetainAllVariantProperties: true, ExcludeRetainedVariantProperties: [{ VariantPropertyType: 'DesiredWeight' }, { VariantPropertyType: 'DataCaptureConfig' }] }
+          // The same retention as the endpoint's own CloudFormation updates: a new model version keeps
+          // the run-time weights (and autoscaled instance counts) unless the endpoint says otherwise.
+          ...(endpoint.variantRetention.retainAllVariantProperties
+            ? {
+              RetainAllVariantProperties: true,
+              ...(endpoint.variantRetention.excludeRetainedVariantProperties.length > 0
+                ? { ExcludeRetainedVariantProperties: endpoint.variantRetention.excludeRetainedVariantProperties.map((type) => ({ VariantPropertyType: type })) }
+                : {}),
+            }
             : {}),
         },
         { resultPath: sfn.JsonPath.DISCARD },

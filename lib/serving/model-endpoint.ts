@@ -1,4 +1,4 @@
-import { Duration, Names, type RemovalPolicy, Tags, Token, Validations } from 'aws-cdk-lib';
+import { type CustomResource, Duration, Names, type RemovalPolicy, Tags, Token, Validations } from 'aws-cdk-lib';
 import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -14,6 +14,7 @@ import { SecureBucket } from '../core/secure-bucket';
 import { parseEcrImageUri, SageMakerExecutionRole } from '../core/sagemaker-execution-role';
 import { EndpointAlarms, type EndpointAlarmOptions } from './endpoint-alarms';
 import { ModelData } from './model-data';
+import { EndpointWeights } from './private/endpoint-weights';
 import {
   checkEndpointSpec,
   formatPath,
@@ -165,6 +166,22 @@ export interface DeploymentGuardrails {
   readonly rollbackAlarmNames?: string[];
 }
 
+/** What an update of the endpoint configuration does to traffic weights that changed at run time. */
+export enum WeightsOnUpdate {
+  /**
+   * The endpoint keeps the weights it runs with (a promotion's, a rollback's, an operator's) through every
+   * update of its configuration: a new model version, an instance type, data capture. The variants'
+   * `weight` props are applied when they change, and only then: changing a weight in the props is how
+   * to set the traffic split from code.
+   */
+  KEEP_DEPLOYED = 'keep-deployed',
+  /**
+   * Every update of the endpoint configuration puts the variants' `weight` props back, whatever the
+   * endpoint ran with: the behaviour of a plain `AWS::SageMaker::Endpoint`.
+   */
+  APPLY_PROPS = 'apply-props',
+}
+
 export interface ModelEndpointProps {
   /** Model family name, e.g. `churn`; recorded in tags and used by the inference API's routes. */
   readonly modelName: string;
@@ -220,6 +237,27 @@ export interface ModelEndpointProps {
    * @default - SageMaker's default blue/green update, all at once, without alarms
    */
   readonly deploymentGuardrails?: DeploymentGuardrails;
+  /**
+   * What an update of the endpoint configuration does to weights changed at run time, for example by
+   * `ChampionChallengerPromotion` (UpdateEndpointWeightsAndCapacities). With `KEEP_DEPLOYED` the endpoint
+   * updates with RetainAllVariantProperties and a `Custom::EndpointWeights` resource (one function per
+   * stack) applies the `weight` props when, and only when, they change.
+   * @default WeightsOnUpdate.KEEP_DEPLOYED
+   */
+  readonly weightsOnUpdate?: WeightsOnUpdate;
+  /**
+   * Removal policy of the log group of the stack's endpoint-weights function (`WeightsOnUpdate.KEEP_DEPLOYED`),
+   * which the stack's first such endpoint creates.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly logRemovalPolicy?: RemovalPolicy;
+}
+
+/** How an update of the endpoint (by CloudFormation, or by a deployment workflow) treats the variants' properties. */
+export interface VariantRetention {
+  readonly retainAllVariantProperties: boolean;
+  /** The properties taken from the new endpoint configuration all the same. */
+  readonly excludeRetainedVariantProperties: ReadonlyArray<'DesiredInstanceCount' | 'DesiredWeight'>;
 }
 
 /** A variant as deployed, with the model version it serves. */
@@ -251,7 +289,9 @@ export function hasLocalInstanceStorage(instanceType: string): boolean {
  * isolation, encrypted with a customer-managed key, and with per-variant metrics and opt-in alarms.
  *
  * Updating a weight, an instance count or a model version creates new models and a new endpoint
- * configuration (both immutable in SageMaker) and updates the endpoint in place.
+ * configuration (both immutable in SageMaker) and updates the endpoint in place. Weights changed at run
+ * time (a promotion, a rollback) survive such an update unless the `weight` props changed: see
+ * `weightsOnUpdate`.
  */
 export class ModelEndpoint extends Construct implements iam.IGrantable {
   public readonly endpoint: sagemaker.CfnEndpoint;
@@ -286,6 +326,12 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
   public readonly deploymentConfig?: sagemaker.CfnEndpoint.DeploymentConfigProperty;
   /** Whether updates keep the variants' instance counts (autoscaling owns them). */
   public readonly retainsInstanceCounts: boolean;
+  /** What updates do to run-time weights (`weightsOnUpdate`). */
+  public readonly weightsOnUpdate: WeightsOnUpdate;
+  /** What an update keeps of the running variants; a deployment workflow's UpdateEndpoint passes the same. */
+  public readonly variantRetention: VariantRetention;
+  /** The custom resource that applies changed `weight` props, with `WeightsOnUpdate.KEEP_DEPLOYED`. */
+  public readonly declaredWeights?: CustomResource;
   /** The subnets of the model containers, when placed in a VPC (jobs that work on the endpoint, such as Model Monitor's, run there too). */
   public readonly vpcSubnetIds?: string[];
 
@@ -433,16 +479,23 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     const alarmNamePrefix = guardrails && props.alarms && (guardrails.rollbackOnEndpointAlarms ?? true) ? Names.uniqueResourceName(this, { maxLength: 160 }) : undefined;
     const autoscaled = allVariants.some((variant) => variant.capacity.kind === 'instance' && variant.capacity.autoscaling);
     this.retainsInstanceCounts = autoscaled === true;
+    this.weightsOnUpdate = props.weightsOnUpdate ?? WeightsOnUpdate.KEEP_DEPLOYED;
+    // Kept across updates: the instance counts when Application Auto Scaling owns them, the weights
+    // unless the props' weights are to win every time. SageMaker documents no retention of data capture
+    // (its VariantProperty `DataCaptureConfig` is "not currently supported"): it follows the new configuration.
+    const keepWeights = this.weightsOnUpdate === WeightsOnUpdate.KEEP_DEPLOYED;
+    const excluded = [...(autoscaled ? [] : ['DesiredInstanceCount' as const]), ...(keepWeights ? [] : ['DesiredWeight' as const])];
+    this.variantRetention = { retainAllVariantProperties: autoscaled || keepWeights, excludeRetainedVariantProperties: excluded };
     this.deploymentConfig = guardrails && this.renderDeploymentConfig(guardrails, alarmNamePrefix, props);
     this.endpoint = new sagemaker.CfnEndpoint(this, 'Resource', {
       endpointConfigName: this.endpointConfig.attrEndpointConfigName,
       endpointName: props.endpointName,
-      // With autoscaling, Application Auto Scaling owns the instance count: keep it across updates
-      // while weights and data capture still follow the new configuration.
-      retainAllVariantProperties: autoscaled ? true : undefined,
-      excludeRetainedVariantProperties: autoscaled
-        ? [{ variantPropertyType: 'DesiredWeight' }, { variantPropertyType: 'DataCaptureConfig' }]
-        : undefined,
+      ...(this.variantRetention.retainAllVariantProperties
+        ? {
+          retainAllVariantProperties: true,
+          excludeRetainedVariantProperties: excluded.length > 0 ? excluded.map((variantPropertyType) => ({ variantPropertyType })) : undefined,
+        }
+        : {}),
       deploymentConfig: this.deploymentConfig,
     });
     Tags.of(this.endpoint).add('ml:model-family', props.modelName);
@@ -450,6 +503,15 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
     this.endpoint.node.addDependency(this.role);
     this.endpointName = this.endpoint.attrEndpointName;
     this.endpointArn = this.endpoint.ref;
+    if (keepWeights) {
+      this.declaredWeights = new EndpointWeights(this, 'DeclaredWeights', {
+        endpointName: this.endpointName,
+        endpointArn: this.endpointArn,
+        weights: props.variants.map((variant) => ({ variantName: variant.name, weight: variant.weight ?? 1 })),
+        encryptionKey: this.encryptionKey,
+        logRemovalPolicy: props.logRemovalPolicy,
+      }).resource;
+    }
     if (capturePrefix !== undefined) this.dataCaptureKeyPrefix = `${capturePrefix}/${this.endpointName}/`;
 
     for (const variant of allVariants) {
@@ -582,6 +644,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
           shape.push(...problemsOfVariant);
         });
       }
+      if (props.weightsOnUpdate !== undefined) shape.push(...checkOneOf(props.weightsOnUpdate, 'weightsOnUpdate', Object.values(WeightsOnUpdate)));
     }
     if (shape.length > 0) throw invalidProps(where, shape);
     if (props.variants.length === 0) {

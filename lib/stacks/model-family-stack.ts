@@ -147,6 +147,7 @@ function familyEndpoint(scope: Construct, config: PlatformConfig, model: ModelCo
     shadowVariants: model.shadowVariants.map((variant) => ({ ...variant, model: modelVersion(variant.model) })),
     networkIsolation: model.networkIsolation,
     vpc: foundation.vpc,
+    logRemovalPolicy: config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     dataCapture: model.dataCapture && {
       accessLogsBucket: foundation.accessLogsBucket,
       removalPolicy: config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,

@@ -248,12 +248,12 @@ describe('the published package', () => {
     });
   }, 120_000);
 
-  test('a plain JavaScript app gets the interface as documented: sticky entries in endpoints, the logging-role opt-out, errors that name the prop', () => {
+  test('a plain JavaScript app gets the interface as documented: sticky entries in endpoints, the logging-role opt-out, run-time weights kept or not, errors that name the prop', () => {
     writeFileSync(
       join(consumer, 'interface.js'),
       `'use strict';
 const { App, Stack } = require('aws-cdk-lib');
-const { ModelEndpoint, RealTimeInferenceApi } = require('cdk-ml-patterns');
+const { ModelEndpoint, RealTimeInferenceApi, WeightsOnUpdate } = require('cdk-ml-patterns');
 
 const image = ${JSON.stringify(IMAGE)};
 const capacity = { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 };
@@ -265,6 +265,11 @@ const endpoint = new ModelEndpoint(stack, 'Churn', {
     { name: 'champion', weight: 1, model: { version: '1.0.0', image }, capacity },
     { name: 'rollback', weight: 0, model: { version: '0.9.0', image }, capacity },
   ],
+});
+new ModelEndpoint(stack, 'Reset', {
+  modelName: 'reset',
+  weightsOnUpdate: WeightsOnUpdate.APPLY_PROPS,
+  variants: [{ name: 'only', model: { version: '1', image }, capacity }],
 });
 const api = new RealTimeInferenceApi(stack, 'Inference', { endpoints: [{ modelEndpoint: endpoint, stickyRouting: true, stickySalt: 'spring' }], cloudWatchRole: false });
 let error = '';
@@ -287,6 +292,16 @@ console.log(JSON.stringify({ models: api.modelNames, error }));
     const route = resources.find((resource) => resource.Type === 'AWS::SSM::Parameter');
     expect(JSON.stringify(route?.Properties)).toContain('\\"sticky\\":{\\"salt\\":\\"spring\\"}');
     expect(JSON.stringify(route?.Properties)).toContain('\\"rollback\\":{\\"modelVersion\\":\\"0.9.0\\",\\"weight\\":0}');
+    // The default endpoint keeps run-time weights and declares its own; the APPLY_PROPS one does neither.
+    const endpoints = resources.filter((resource) => resource.Type === 'AWS::SageMaker::Endpoint').map((resource) => resource.Properties?.RetainAllVariantProperties);
+    expect(endpoints.sort()).toEqual([true, undefined]);
+    const declared = resources.filter((resource) => resource.Type === 'Custom::EndpointWeights');
+    expect(declared.map((resource) => resource.Properties?.Weights)).toEqual([
+      [
+        { VariantName: 'champion', DesiredWeight: 1 },
+        { VariantName: 'rollback', DesiredWeight: 0 },
+      ],
+    ]);
   });
 
   test('synthesizes a ModelEndpoint behind a RealTimeInferenceApi from a plain Node.js app, with the shipped handler bundle and no Docker', () => {

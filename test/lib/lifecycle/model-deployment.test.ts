@@ -2,6 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { ModelDeployment } from '../../../lib/lifecycle/model-deployment';
 import { ModelApprovalPolicy, ModelPackageGroup } from '../../../lib/lifecycle/model-package-group';
+import { WeightsOnUpdate } from '../../../lib/serving/model-endpoint';
 import { expectValidStateMachines } from '../../support/asl';
 import { nagFindings } from '../../support/platform';
 import { endpointIn, lifecycleStack } from './fixtures';
@@ -39,8 +40,19 @@ describe('ModelDeployment', () => {
       AutoRollbackConfiguration: { Alarms: expect.arrayContaining([{ AlarmName: expect.stringContaining('champion') }]) },
     });
     expect(update.RetainAllVariantProperties).toBe(true);
+    // Autoscaling owns the instance counts and the run-time weights stay: nothing is taken from the new configuration.
+    expect(update.ExcludeRetainedVariantProperties).toBeUndefined();
     // Restoring the previous configuration is not held up by a canary.
     expect(states['Restore previous configuration'].Parameters.DeploymentConfig).toBeUndefined();
+  });
+
+  test('a new model version keeps the run-time weights, as the endpoint\'s own updates do, unless the endpoint applies its props', () => {
+    const kept = deployment().states['Update endpoint'].Parameters;
+    expect(kept.RetainAllVariantProperties).toBe(true);
+    expect(kept.ExcludeRetainedVariantProperties).toEqual([{ VariantPropertyType: 'DesiredInstanceCount' }]);
+    const reset = deployment({ weightsOnUpdate: WeightsOnUpdate.APPLY_PROPS }).states['Update endpoint'].Parameters;
+    expect(reset).not.toHaveProperty('RetainAllVariantProperties');
+    expect(reset).not.toHaveProperty('ExcludeRetainedVariantProperties');
   });
 
   test('creates models in the endpoint\'s VPC with its network isolation, and copies only what the endpoint has', () => {

@@ -58,7 +58,7 @@ describe('RealTimeInferenceApi', () => {
 
   test('runs the pre-built handler bundle and writes each route to a parameter beside its endpoint', () => {
     const { template, stack, endpoint, api } = build();
-    const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0];
+    const fn = Object.values(template.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('invokes SageMaker') } }))[0];
     expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Handler: 'index.handler', ReservedConcurrentExecutions: 10, TracingConfig: { Mode: 'Active' } });
     expect(fn.Properties.Environment.Variables).toMatchObject({ ROUTES_PARAMETER_PREFIX: api.routeParameterPrefix, ROUTE_CACHE_TTL_SECONDS: '60' });
     expect(fn.Properties.Environment.Variables).not.toHaveProperty('MODEL_ROUTES');
@@ -249,7 +249,8 @@ describe('RealTimeInferenceApi', () => {
     api.addEndpoint(endpoint, { stickyRouting: true, stickySalt: 'spring-test' });
     const template = Template.fromStack(stack);
     template.hasResourceProperties('AWS::ApiGateway::Resource', { PathPart: 'outcomes' });
-    template.resourceCountIs('AWS::Lambda::Function', 2);
+    // The inference and outcome functions, and the endpoint's weights function (lib/serving/private/endpoint-weights.ts).
+    template.resourceCountIs('AWS::Lambda::Function', 3);
     const invoke = template.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('invokes SageMaker') } });
     const env = Object.values(invoke)[0].Properties.Environment.Variables;
     expect(env).toMatchObject({ PREDICTION_LOG_TABLE: { Ref: stack.getLogicalId(log.table.node.defaultChild as any) }, PREDICTION_LOG_TTL_DAYS: '30' });
