@@ -6,6 +6,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { assertRequiredProps } from './private/props';
 
 export interface AlarmTopicProps {
   /** Key that encrypts messages at rest; its policy must let cloudwatch.amazonaws.com use it (see DataKey). */
@@ -30,6 +31,7 @@ export class AlarmTopic extends Construct implements sns.ITopic {
 
   constructor(scope: Construct, id: string, props: AlarmTopicProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'AlarmTopic', props, { encryptionKey: 'object' });
     this.topic = new sns.Topic(this, 'Resource', {
       displayName: 'ML platform alarms',
       masterKey: props.encryptionKey,

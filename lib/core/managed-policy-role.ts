@@ -1,5 +1,6 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { assertRequiredProps } from './private/props';
 
 export interface ManagedPolicyRoleProps extends iam.RoleProps {}
 
@@ -14,6 +15,8 @@ export class ManagedPolicyRole extends iam.Role {
   public readonly grantsPolicy: iam.ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: ManagedPolicyRoleProps) {
+    // Before iam.Role reads them: its own error for a missing principal names no construct.
+    assertRequiredProps(scope.node.path ? `${scope.node.path}/${id}` : id, 'ManagedPolicyRole', props, { assumedBy: 'object' });
     super(scope, id, props);
     this.grantsPolicy = new iam.ManagedPolicy(this, 'Grants', { description: props.description ? `Grants of: ${props.description}` : undefined });
     this.addManagedPolicy(this.grantsPolicy);

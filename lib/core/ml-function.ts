@@ -9,6 +9,7 @@ import { Construct } from 'constructs';
 import { ManagedPolicyRole } from './managed-policy-role';
 import { lambdaBundle } from './private/lambda-asset';
 import { acknowledgeWildcardResource } from './private/nag';
+import { assertRequiredProps } from './private/props';
 
 export interface MlFunctionProps {
   /** Name of the pre-built handler bundle under `assets/lambda/`. */
@@ -80,6 +81,7 @@ export class MlFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: MlFunctionProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'MlFunction', props, { handler: 'string', description: 'string', encryptionKey: 'object', calls: 'string', timeout: 'object', reservedConcurrency: 'number' });
     const logGroup = new logs.LogGroup(this, 'Logs', {
       encryptionKey: props.encryptionKey,
       retention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,

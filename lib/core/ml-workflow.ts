@@ -7,6 +7,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { ManagedPolicyRole } from './managed-policy-role';
 import { acknowledgeWildcardResource } from './private/nag';
+import { assertRequiredProps } from './private/props';
 
 export interface MlWorkflowProps {
   /** The workflow's states, from the first one. */
@@ -56,6 +57,7 @@ export class MlWorkflow extends Construct {
 
   constructor(scope: Construct, id: string, props: MlWorkflowProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'MlWorkflow', props, { definition: 'object', description: 'string', encryptionKey: 'object' });
     this.role = new ManagedPolicyRole(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('states.amazonaws.com'),
       description: props.description,

@@ -4,7 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { keeps, resolveRemovalPolicy } from './private/props';
+import { assertRequiredProps, keeps, resolveRemovalPolicy } from './private/props';
 
 export interface SecureBucketProps {
   /** Customer-managed key that encrypts every object. */
@@ -58,6 +58,7 @@ export class SecureBucket extends Construct implements s3.IBucket {
 
   constructor(scope: Construct, id: string, props: SecureBucketProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'SecureBucket', props, { encryptionKey: 'object' });
     const removalPolicy = resolveRemovalPolicy(`${this.node.path} (SecureBucket)`, props);
     const retain = keeps(removalPolicy);
 

@@ -13,6 +13,7 @@ import type { ExperimentWorkflowOptions } from './experiment-options';
 import { FailureNotice } from '../core/private/failure-notice';
 import type { PredictionLog } from './prediction-log';
 import { EXPERIMENTS_METRICS_NAMESPACE, grantPutExperimentMetrics, putExperimentMetrics } from './private/experiment-metrics';
+import { assertRequiredProps } from '../core/private/props';
 
 /** How the outcome of each prediction is measured. */
 export type OutcomeType = 'binary' | 'continuous';
@@ -68,6 +69,7 @@ export class AbTestAnalysis extends Construct {
 
   constructor(scope: Construct, id: string, props: AbTestAnalysisProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'AbTestAnalysis', props, { modelName: 'string', predictionLog: 'construct', outcomeType: 'string', minimumDetectableEffect: 'number', notificationTopic: 'object', encryptionKey: 'object' });
     this.validate(props);
     this.defaults = {
       model: props.modelName,

@@ -3,7 +3,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { checkPropType, invalidProps } from '../core/private/props';
+import { checkPropType, invalidProps, isType, requiredPropProblems } from '../core/private/props';
 import { grantPublishTo } from '../core/alarm-topic';
 import { inputOverDefaults, validateExecutionInput, type InputField } from '../core/input-validation';
 import { acknowledgeWildcardResource } from '../core/private/nag';
@@ -78,8 +78,8 @@ export class ChampionChallengerPromotion extends Construct {
 
   constructor(scope: Construct, id: string, props: ChampionChallengerPromotionProps) {
     super(scope, id);
-    const shape = checkPropType(props, 'props', 'object');
-    if (shape.length === 0) shape.push(...checkPropType(props.endpoint, 'endpoint', 'construct'), ...checkPropType(props.trafficSteps, 'trafficSteps', 'array', { optional: true }));
+    const shape = requiredPropProblems(props, { endpoint: 'construct', notificationTopic: 'object', encryptionKey: 'object' });
+    if (isType(props, 'object')) shape.push(...checkPropType(props.trafficSteps, 'trafficSteps', 'array', { optional: true }));
     if (shape.length > 0) throw invalidProps(`${this.node.path} (ChampionChallengerPromotion)`, shape);
     const endpoint = props.endpoint;
     const steps = props.trafficSteps ?? [10, 25, 50, 100];

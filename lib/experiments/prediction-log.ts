@@ -5,7 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { keeps, resolveRemovalPolicy } from '../core/private/props';
+import { assertRequiredProps, keeps, resolveRemovalPolicy } from '../core/private/props';
 
 /** Per-model state the experiment workflows keep in the log: the latest A/B decision and the current champion. */
 export type WorkflowStateKind = 'analysis' | 'champion';
@@ -45,6 +45,7 @@ export class PredictionLog extends Construct {
 
   constructor(scope: Construct, id: string, props: PredictionLogProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'PredictionLog', props, { encryptionKey: 'object' });
     const removalPolicy = resolveRemovalPolicy(`${this.node.path} (PredictionLog)`, props);
     const retain = keeps(removalPolicy);
     this.table = new dynamodb.Table(this, 'Resource', {

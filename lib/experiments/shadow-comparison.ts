@@ -12,6 +12,7 @@ import { guardrailDefaults, guardrailProblems, type ExperimentWorkflowOptions, t
 import { FailureNotice } from '../core/private/failure-notice';
 import { grantPutExperimentMetrics, putExperimentMetrics } from './private/experiment-metrics';
 import { GUARDRAIL_INPUT_FIELDS, guardrailCheck } from './private/variant-guardrails';
+import { assertRequiredProps } from '../core/private/props';
 
 
 export interface ShadowComparisonProps extends ExperimentWorkflowOptions, VariantGuardrailOptions {
@@ -40,6 +41,7 @@ export class ShadowComparison extends Construct {
 
   constructor(scope: Construct, id: string, props: ShadowComparisonProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'ShadowComparison', props, { endpoint: 'construct', verdictBucket: 'object', notificationTopic: 'object', encryptionKey: 'object' });
     const endpoint = props.endpoint;
     const production = endpoint.variants.filter((variant) => variant.kind === 'production');
     const shadow = endpoint.variants.filter((variant) => variant.kind === 'shadow');

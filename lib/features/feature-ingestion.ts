@@ -20,6 +20,7 @@ import { MlFunction } from '../core/ml-function';
 import { MlWorkflow } from '../core/ml-workflow';
 import { acknowledgeWildcardResource, acknowledgeWildcardResourcesOf } from '../core/private/nag';
 import type { FeatureGroup } from './feature-group';
+import { assertRequiredProps } from '../core/private/props';
 
 export interface FeatureIngestionProps {
   /** The feature groups records are written to; each record names its group. */
@@ -79,6 +80,7 @@ export class FeatureIngestion extends Construct {
 
   constructor(scope: Construct, id: string, props: FeatureIngestionProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'FeatureIngestion', props, { featureGroups: 'array', landingBucket: 'object', encryptionKey: 'object', notificationTopic: 'object' });
     if (props.featureGroups.length === 0) {
       throw new Error(`${this.node.path} (FeatureIngestion): featureGroups: must hold at least one feature group`);
     }

@@ -4,7 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { keeps, resolveRemovalPolicy } from '../core/private/props';
+import { assertRequiredProps, keeps, resolveRemovalPolicy } from '../core/private/props';
 import { SecureBucket } from '../core/secure-bucket';
 
 export interface OfflineFeatureQueriesProps {
@@ -45,6 +45,7 @@ export class OfflineFeatureQueries extends Construct {
 
   constructor(scope: Construct, id: string, props: OfflineFeatureQueriesProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'OfflineFeatureQueries', props, { encryptionKey: 'object' });
     const removalPolicy = resolveRemovalPolicy(`${this.node.path} (OfflineFeatureQueries)`, props);
     this.resultsBucket = new SecureBucket(this, 'Results', {
       encryptionKey: props.encryptionKey,

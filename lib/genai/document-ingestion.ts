@@ -17,6 +17,7 @@ import { MlFunction } from '../core/ml-function';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import { embeddingModelArn, validateEmbeddingModel } from './private/bedrock-models';
 import type { VectorKnowledgeBase } from './vector-knowledge-base';
+import { assertRequiredProps } from '../core/private/props';
 
 /** Namespace of the ingestion and query metrics of the RAG pattern. */
 export const RAG_METRICS_NAMESPACE = 'MlPlatform/Rag';
@@ -91,6 +92,7 @@ export class DocumentIngestion extends Construct {
 
   constructor(scope: Construct, id: string, props: DocumentIngestionProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'DocumentIngestion', props, { knowledgeBase: 'construct', bucket: 'object', embeddingModelId: 'string', chunkSize: 'number', chunkOverlap: 'number', encryptionKey: 'object' });
     const prefix = props.prefix ?? 'documents/';
     this.validate(props, prefix);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;

@@ -3,6 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as opensearch from 'aws-cdk-lib/aws-opensearchservice';
 import { Construct } from 'constructs';
+import { assertRequiredProps } from '../core/private/props';
 
 /** k-NN libraries of OpenSearch. */
 export enum KnnEngine {
@@ -78,6 +79,7 @@ export class KnnIndex extends Construct {
 
   constructor(scope: Construct, id: string, props: KnnIndexProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'KnnIndex', props, { domain: 'object', provider: 'object', indexName: 'string', dimension: 'number' });
     this.engine = props.engine ?? KnnEngine.FAISS;
     this.spaceType = props.spaceType ?? KnnSpaceType.L2;
     validateKnnIndexOptions(this.node.path, props);

@@ -4,6 +4,7 @@ import * as bedrock from 'aws-cdk-lib/aws-bedrock';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { assertRequiredProps } from '../core/private/props';
 
 /** The variables the RAG API fills in: the retrieved passages and the caller's question. */
 export const RAG_PROMPT_VARIABLES: readonly string[] = ['context', 'question'];
@@ -93,6 +94,7 @@ export class PromptTemplate extends Construct {
 
   constructor(scope: Construct, id: string, props: PromptTemplateProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'PromptTemplate', props, { template: 'string', systemPrompt: 'string', modelId: 'string', pinnedVersion: 'string' });
     this.validate(props);
     this.encryptionKey = props.encryptionKey;
     this.pinnedVersion = props.pinnedVersion;

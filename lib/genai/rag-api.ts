@@ -15,6 +15,7 @@ import { embeddingModelArn, foundationModelArn, generationModelProblem, validate
 import type { PromptTemplate } from './prompt-template';
 import type { RagGuardrail } from './rag-guardrail';
 import type { VectorKnowledgeBase } from './vector-knowledge-base';
+import { assertRequiredProps } from '../core/private/props';
 
 export interface RagApiProps {
   readonly knowledgeBase: VectorKnowledgeBase;
@@ -108,6 +109,7 @@ export class RagApi extends Construct {
 
   constructor(scope: Construct, id: string, props: RagApiProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'RagApi', props, { knowledgeBase: 'construct', prompt: 'construct', guardrail: 'construct', embeddingModelId: 'string', generationModelId: 'string', encryptionKey: 'object' });
     const maxQuestion = props.maxQuestionCharacters ?? 2000;
     this.validate(props, maxQuestion);
     const retention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;

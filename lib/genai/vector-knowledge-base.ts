@@ -13,6 +13,7 @@ import { terminalQueue } from '../core/private/terminal-queue';
 import { MlFunction } from '../core/ml-function';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import { KnnIndex, type KnnIndexOptions } from './knn-index';
+import { assertRequiredProps } from '../core/private/props';
 
 const INSTANCE_TYPES: readonly string[] = Object.values(OpenSearchPartitionInstanceType);
 
@@ -107,6 +108,7 @@ export class VectorKnowledgeBase extends Construct {
 
   constructor(scope: Construct, id: string, props: VectorKnowledgeBaseProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'VectorKnowledgeBase', props, { encryptionKey: 'object', index: 'object' });
     const capacity = props.capacity ?? {};
     this.validate(capacity, props);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;

@@ -18,6 +18,7 @@ import { SageMakerExecutionRole } from '../core/sagemaker-execution-role';
 import type { MlWorkflowOptions } from '../core/workflow-options';
 import type { ModelPackageGroup } from './model-package-group';
 import { grantRunJobs, sageMakerJobState } from './private/sagemaker-job';
+import { assertRequiredProps } from '../core/private/props';
 
 const TRANSFORM_INSTANCE_TYPES: readonly string[] = Object.values(TransformInstanceType);
 
@@ -96,6 +97,7 @@ export class BatchInference extends Construct {
 
   constructor(scope: Construct, id: string, props: BatchInferenceProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'BatchInference', props, { modelPackageGroup: 'construct', bucket: 'object', inferenceImages: 'array', instanceType: 'string', notificationTopic: 'object', encryptionKey: 'object' });
     const group = props.modelPackageGroup;
     const family = group.modelFamily;
     const where = `${this.node.path} (BatchInference)`;

@@ -16,6 +16,7 @@ import type { MlWorkflowOptions } from '../core/workflow-options';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { ModelPackageGroup } from './model-package-group';
 import { toApiShape } from './private/api-shape';
+import { assertRequiredProps } from '../core/private/props';
 
 export interface ModelDeploymentProps extends MlWorkflowOptions {
   /** The registry whose approved versions are deployed. */
@@ -74,6 +75,7 @@ export class ModelDeployment extends Construct {
 
   constructor(scope: Construct, id: string, props: ModelDeploymentProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'ModelDeployment', props, { modelPackageGroup: 'construct', endpoint: 'construct', notificationTopic: 'object', encryptionKey: 'object' });
     const endpoint = props.endpoint;
     const group = props.modelPackageGroup;
     const family = group.modelFamily;

@@ -11,6 +11,7 @@ import { acknowledgeWildcardResource } from '../core/private/nag';
 import type { MlWorkflowOptions } from '../core/workflow-options';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { ModelPackageGroup } from './model-package-group';
+import { assertRequiredProps } from '../core/private/props';
 
 export interface ModelRetirementProps extends MlWorkflowOptions {
   readonly modelPackageGroup: ModelPackageGroup;
@@ -41,6 +42,7 @@ export class ModelRetirement extends Construct {
 
   constructor(scope: Construct, id: string, props: ModelRetirementProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'ModelRetirement', props, { modelPackageGroup: 'construct', endpoint: 'construct', artifactsBucket: 'object', notificationTopic: 'object', encryptionKey: 'object' });
     const { endpoint, modelPackageGroup: group } = props;
     const family = group.modelFamily;
     const stack = Stack.of(this);

@@ -14,6 +14,7 @@ import { terminalQueue } from '../core/private/terminal-queue';
 import { MlFunction } from '../core/ml-function';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import type { ModelEndpoint } from '../serving/model-endpoint';
+import { assertRequiredProps } from '../core/private/props';
 
 /** Namespace of the drift detector's metrics. */
 export const DRIFT_METRICS_NAMESPACE = 'MlPlatform/Drift';
@@ -73,6 +74,7 @@ export class DriftDetector extends Construct {
 
   constructor(scope: Construct, id: string, props: DriftDetectorProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'DriftDetector', props, { endpoint: 'construct', baseline: 'object', encryptionKey: 'object' });
     const endpoint = props.endpoint;
     const where = `${this.node.path} (DriftDetector)`;
     if (!endpoint.dataCaptureBucket || !endpoint.dataCaptureKeyPrefix) {

@@ -4,6 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sagemaker from 'aws-cdk-lib/aws-sagemaker';
 import { Construct } from 'constructs';
 import type { ModelEndpoint } from '../serving/model-endpoint';
+import { assertRequiredProps } from '../core/private/props';
 
 /**
  * Risk ratings a SageMaker model card accepts. The AWS SDK has no enum for them; these are the values
@@ -127,6 +128,7 @@ export class ModelCard extends Construct {
 
   constructor(scope: Construct, id: string, props: ModelCardProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'ModelCard', props, { endpoint: 'construct', intendedUse: 'object' });
     const where = `${this.node.path} (ModelCard)`;
     const problems: string[] = [];
     const use = props.intendedUse;

@@ -11,6 +11,7 @@ import { acknowledgeWildcardResource } from '../core/private/nag';
 import { SageMakerExecutionRole } from '../core/sagemaker-execution-role';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import { monitoringImage } from './private/monitoring-images';
+import { assertRequiredProps } from '../core/private/props';
 
 /**
  * CloudWatch namespaces Model Monitor and Clarify publish to for real-time endpoints, with the
@@ -306,6 +307,7 @@ export class ModelMonitor extends Construct {
 
   constructor(scope: Construct, id: string, props: ModelMonitorProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'ModelMonitor', props, { endpoint: 'construct', bucket: 'object' });
     const where = `${this.node.path} (ModelMonitor)`;
     const endpoint = props.endpoint;
     this.validate(props, where);

@@ -4,6 +4,7 @@ import { Construct } from 'constructs';
 import { AlarmSeverity } from '../serving/endpoint-alarms';
 import type { ModelMonitor } from './model-monitor';
 import type { RetrainingTrigger } from './retraining-trigger';
+import { assertRequiredProps } from '../core/private/props';
 
 export interface MonitoringAlarmsProps {
   readonly monitor: ModelMonitor;
@@ -40,6 +41,7 @@ export class MonitoringAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringAlarmsProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'MonitoringAlarms', props, { monitor: 'construct', actions: 'object' });
     const where = `${this.node.path} (MonitoringAlarms)`;
     const { monitor } = props;
     const model = monitor.endpoint.modelName;

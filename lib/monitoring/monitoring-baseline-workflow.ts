@@ -10,6 +10,7 @@ import { validateExecutionInput, type InputField } from '../core/input-validatio
 import { MlWorkflow } from '../core/ml-workflow';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import type { ModelMonitor, MonitorKind } from './model-monitor';
+import { assertRequiredProps } from '../core/private/props';
 
 export interface MonitoringBaselineWorkflowProps {
   /** The monitor whose baselines are suggested, at the keys its schedules read. */
@@ -64,6 +65,7 @@ export class MonitoringBaselineWorkflow extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringBaselineWorkflowProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'MonitoringBaselineWorkflow', props, { monitor: 'construct', encryptionKey: 'object' });
     const monitor = props.monitor;
     const where = `${this.node.path} (MonitoringBaselineWorkflow)`;
     if (monitor.monitors.length === 0) throw new Error(`${where}: monitor: has no monitors to baseline`);

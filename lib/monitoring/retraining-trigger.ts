@@ -18,6 +18,7 @@ import { ManagedPolicyRole } from '../core/managed-policy-role';
 import { MlWorkflow } from '../core/ml-workflow';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import type { ModelMonitor } from './model-monitor';
+import { assertRequiredProps } from '../core/private/props';
 
 /** The EventBridge detail type of the processing jobs that monitoring schedules run. */
 export const PROCESSING_JOB_STATE_CHANGE = 'SageMaker Processing Job State Change';
@@ -83,6 +84,7 @@ export class RetrainingTrigger extends Construct {
 
   constructor(scope: Construct, id: string, props: RetrainingTriggerProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'RetrainingTrigger', props, { monitor: 'construct', alarmTopic: 'object', encryptionKey: 'object' });
     const where = `${this.node.path} (RetrainingTrigger)`;
     const monitor = props.monitor;
     if (monitor.monitors.length === 0) throw new Error(`${where}: monitor: has no monitoring schedule to watch`);

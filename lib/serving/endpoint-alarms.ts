@@ -2,6 +2,7 @@ import { Duration, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import type { ModelEndpoint } from './model-endpoint';
+import { assertRequiredProps } from '../core/private/props';
 
 /** How loudly an alarm should speak. */
 export enum AlarmSeverity {
@@ -72,6 +73,7 @@ export class EndpointAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: EndpointAlarmsProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'EndpointAlarms', props, { endpoint: 'construct', actions: 'object' });
     this.alarmNamePrefix = props.alarmNamePrefix;
     const { endpoint } = props;
     const evaluationPeriods = props.evaluationPeriods ?? 3;

@@ -3,6 +3,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import type { ModelEndpoint } from './model-endpoint';
 import type { AddEndpointOptions, RealTimeInferenceApi } from './real-time-inference-api';
+import { assertRequiredProps } from '../core/private/props';
 
 export interface InferenceRouteProps extends AddEndpointOptions {
   /** The API that serves the route. */
@@ -47,6 +48,7 @@ export class InferenceRoute extends Construct {
 
   constructor(scope: Construct, id: string, props: InferenceRouteProps) {
     super(scope, id);
+    assertRequiredProps(this.node.path, 'InferenceRoute', props, { api: 'construct', endpoint: 'construct' });
     const { api, endpoint } = props;
     const where = `${this.node.path} (InferenceRoute)`;
     if (Token.isUnresolved(endpoint.modelName)) {

@@ -645,6 +645,17 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
         });
       }
       if (props.weightsOnUpdate !== undefined) shape.push(...checkOneOf(props.weightsOnUpdate, 'weightsOnUpdate', Object.values(WeightsOnUpdate)));
+      const guardrails = props.deploymentGuardrails as Partial<DeploymentGuardrails> | undefined;
+      if (guardrails !== undefined) {
+        const problemsOfGuardrails = checkPropType(guardrails, 'deploymentGuardrails', 'object');
+        if (problemsOfGuardrails.length === 0) problemsOfGuardrails.push(...checkPropType(guardrails.trafficShifting, 'deploymentGuardrails.trafficShifting', 'object'));
+        const shifting = guardrails.trafficShifting as Partial<{ mode: string; wait: unknown }> | undefined;
+        if (problemsOfGuardrails.length === 0 && shifting) {
+          problemsOfGuardrails.push(...checkOneOf(shifting.mode, 'deploymentGuardrails.trafficShifting.mode', ['all-at-once', 'canary', 'linear']));
+          if (shifting.mode === 'canary' || shifting.mode === 'linear') problemsOfGuardrails.push(...checkPropType(shifting.wait, 'deploymentGuardrails.trafficShifting.wait', 'object'));
+        }
+        shape.push(...problemsOfGuardrails);
+      }
     }
     if (shape.length > 0) throw invalidProps(where, shape);
     if (props.variants.length === 0) {

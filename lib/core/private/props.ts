@@ -79,3 +79,24 @@ export function resolveRemovalPolicy(where: string, props: RemovalProps): Remova
 
 /** Whether a removal policy keeps the resource (anything but DESTROY). */
 export const keeps = (policy: RemovalPolicy): boolean => policy !== RemovalPolicy.DESTROY;
+
+/** The props a construct requires, each with its type. */
+export type RequiredProps = Readonly<Record<string, PropType>>;
+
+/** The problems of `props` against the required ones: `props: is required` when there are none at all. */
+export function requiredPropProblems(props: unknown, required: RequiredProps): string[] {
+  const shape = checkPropType(props, 'props', 'object');
+  if (shape.length > 0) return shape;
+  const values = props as Record<string, unknown>;
+  return Object.entries(required).flatMap(([key, type]) => checkPropType(values[key], key, type));
+}
+
+/**
+ * Throws `invalidProps`, naming the construct at `path`, when a required prop is missing or of the wrong
+ * type: what a JavaScript caller gets instead of a crash from deep inside the construct. The construct's
+ * own rules run after, on props of the right shape.
+ */
+export function assertRequiredProps(path: string, name: string, props: unknown, required: RequiredProps): void {
+  const problems = requiredPropProblems(props, required);
+  if (problems.length > 0) throw invalidProps(`${path} (${name})`, problems);
+}

@@ -3,7 +3,7 @@
 // (`Cannot read properties of undefined`) or CloudFormation's words (`Tag 'ml:model-family' must have a value`).
 import { App, Stack } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { ChampionChallengerPromotion, DataKey, FeatureGroup, ModelPackageGroup, RealTimeInferenceApi, TrainingPipeline } from '../../../lib';
+import { ChampionChallengerPromotion, DataKey, FeatureGroup, ModelEndpoint, ModelPackageGroup, RealTimeInferenceApi, TrainingPipeline } from '../../../lib';
 
 const stack = () => new Stack(new App(), 'Js', { env: { account: '123456789012', region: 'us-east-1' } });
 // Props as a JavaScript caller may pass them.
@@ -41,11 +41,21 @@ describe('constructs called from JavaScript', () => {
     );
   });
 
-  test('ChampionChallengerPromotion names a missing endpoint', () => {
+  test('ChampionChallengerPromotion names a missing endpoint and topic', () => {
     const scope = stack();
     const key = new DataKey(scope, 'Key').key;
     expect(() => new ChampionChallengerPromotion(scope, 'Promotion', loose({ encryptionKey: key, trafficSteps: 50 }))).toThrow(
-      'Js/Promotion (ChampionChallengerPromotion): invalid props:\n  - endpoint: is required\n  - trafficSteps: must be an array; got number 50',
+      'Js/Promotion (ChampionChallengerPromotion): invalid props:\n  - endpoint: is required\n  - notificationTopic: is required\n  - trafficSteps: must be an array; got number 50',
+    );
+  });
+
+  test('ModelEndpoint names a traffic-shifting mode that is none of its three, rather than taking it for linear', () => {
+    const variants = [{ name: 'a', model: { version: '1', image: '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1' }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } }];
+    expect(() => new ModelEndpoint(stack(), 'Endpoint', loose({ modelName: 'churn', variants, deploymentGuardrails: { trafficShifting: { mode: 'gradual', stepPercent: 10 } } }))).toThrow(
+      "Js/Endpoint (ModelEndpoint): invalid props:\n  - deploymentGuardrails.trafficShifting.mode: must be one of 'all-at-once', 'canary', 'linear'; got the string \"gradual\"",
+    );
+    expect(() => new ModelEndpoint(stack(), 'Endpoint', loose({ modelName: 'churn', variants, deploymentGuardrails: { trafficShifting: { mode: 'canary', canaryPercent: 10 } } }))).toThrow(
+      'Js/Endpoint (ModelEndpoint): invalid props:\n  - deploymentGuardrails.trafficShifting.wait: is required',
     );
   });
 
