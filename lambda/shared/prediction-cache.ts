@@ -148,3 +148,88 @@ export const MAX_CACHED_BODY_BYTES = 350 * 1024;
 export function cacheableAnswer(answer: { readonly body: string }): boolean {
   return Buffer.byteLength(answer.body, 'utf8') <= MAX_CACHED_BODY_BYTES;
 }
+
+/** The shared tier: one table for every function instance (DynamoDB in the handler). */
+export interface SharedCacheStore {
+  get(key: string): Promise<CachedPrediction | undefined>;
+  put(key: string, entry: CachedPrediction): Promise<void>;
+}
+
+/** Where a cached answer came from. */
+export type CacheTier = 'memory' | 'shared';
+
+export interface TieredCacheOptions {
+  /** The function's own tier. */
+  readonly memory: ByteLru<CachedPrediction>;
+  /** The shared tier; absent: memory only. */
+  readonly shared?: SharedCacheStore;
+  /** How long an answer is served, in ms. */
+  readonly ttlMs: number;
+  /** A shared-tier read slower than this counts as a miss (the read goes on, unawaited). @default 50 */
+  readonly sharedTimeoutMs?: number;
+  /** Milliseconds since the epoch. @default Date.now */
+  readonly now?: () => number;
+  /** Told about every shared-tier failure or timeout; the cache itself degrades to a miss and goes on. */
+  readonly onSharedError?: (operation: 'get' | 'put', error: unknown) => void;
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/**
+ * The two tiers in front of the model: memory first, then the shared store, whose hits warm memory.
+ * Nothing the shared store does (fail, hang, vanish) reaches the caller: it is a miss, reported once to
+ * `onSharedError`.
+ */
+export class TieredPredictionCache {
+  private readonly now: () => number;
+
+  constructor(private readonly options: TieredCacheOptions) {
+    if (!(Number.isFinite(options.ttlMs) && options.ttlMs > 0)) throw new RangeError(`ttlMs: must be above 0; got ${options.ttlMs}`);
+    this.now = options.now ?? Date.now;
+  }
+
+  async lookup(key: string): Promise<{ readonly entry: CachedPrediction; readonly tier: CacheTier } | undefined> {
+    const now = this.now();
+    const local = this.options.memory.get(key, now);
+    if (local !== undefined) return { entry: local, tier: 'memory' };
+    const shared = this.options.shared;
+    if (shared === undefined) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const read = shared.get(key);
+      const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+        timer = setTimeout(() => resolve(TIMED_OUT), this.options.sharedTimeoutMs ?? 50);
+      });
+      const found = await Promise.race([read, timeout]);
+      if (found === TIMED_OUT) {
+        read.catch(() => undefined);
+        this.options.onSharedError?.('get', new Error(`the shared cache did not answer within ${this.options.sharedTimeoutMs ?? 50} ms`));
+        return undefined;
+      }
+      if (found === undefined || found.expiresAt <= this.now()) return undefined;
+      this.options.memory.set(key, found, entryBytes(key, found), found.expiresAt);
+      return { entry: found, tier: 'shared' };
+    } catch (error) {
+      this.options.onSharedError?.('get', error);
+      return undefined;
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+  }
+
+  /** Keeps an answer in both tiers; returns the entry stored. A shared-tier failure is reported, not thrown. */
+  async store(key: string, answer: Omit<CachedPrediction, 'cachedAt' | 'expiresAt'>): Promise<CachedPrediction | undefined> {
+    if (!cacheableAnswer(answer)) return undefined;
+    const cachedAt = this.now();
+    const entry: CachedPrediction = { ...answer, cachedAt, expiresAt: cachedAt + this.options.ttlMs };
+    this.options.memory.set(key, entry, entryBytes(key, entry), entry.expiresAt);
+    if (this.options.shared !== undefined) {
+      try {
+        await this.options.shared.put(key, entry);
+      } catch (error) {
+        this.options.onSharedError?.('put', error);
+      }
+    }
+    return entry;
+  }
+}

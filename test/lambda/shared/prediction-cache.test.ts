@@ -2,7 +2,7 @@
 // cached. The LRU is checked against a plain model of itself (a list in use order) with fast-check.
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { ByteLru, cacheableAnswer, canonicalJson, entryBytes, MAX_CACHED_BODY_BYTES, optsOut, predictionCacheKey, type CacheKeyInput } from '../../../lambda/shared/prediction-cache';
+import { ByteLru, cacheableAnswer, canonicalJson, entryBytes, MAX_CACHED_BODY_BYTES, optsOut, predictionCacheKey, TieredPredictionCache, type CachedPrediction, type CacheKeyInput, type SharedCacheStore } from '../../../lambda/shared/prediction-cache';
 
 const BASE: CacheKeyInput = { model: 'churn', versions: { champion: '7.0.0', challenger: '7.1.0' }, contentType: 'application/json', accept: 'application/json', payload: { a: 1, b: [1, 2] } };
 
@@ -142,5 +142,80 @@ describe('what may be cached', () => {
   test('an entry\'s size grows with what it holds', () => {
     const entry = { body: '{"score":0.9}', contentType: 'application/json', variant: 'champion', modelVersion: '7.0.0', cachedAt: 0, expiresAt: 1 };
     expect(entryBytes('k', { ...entry, body: entry.body.repeat(10) })).toBeGreaterThan(entryBytes('k', entry));
+  });
+});
+
+describe('TieredPredictionCache', () => {
+  const answer = { body: '{"score":0.9}', contentType: 'application/json', variant: 'champion', modelVersion: '7.0.0' };
+
+  /** A shared store in memory that can be told to fail or to hang. */
+  class FakeStore implements SharedCacheStore {
+    readonly items = new Map<string, CachedPrediction>();
+    readonly calls: string[] = [];
+    failure: Error | undefined;
+    hang = false;
+    async get(key: string): Promise<CachedPrediction | undefined> {
+      this.calls.push(`get ${key}`);
+      if (this.hang) return new Promise(() => undefined);
+      if (this.failure) throw this.failure;
+      return this.items.get(key);
+    }
+    async put(key: string, entry: CachedPrediction): Promise<void> {
+      this.calls.push(`put ${key}`);
+      if (this.failure) throw this.failure;
+      this.items.set(key, entry);
+    }
+  }
+
+  const setup = (ttlMs = 60_000) => {
+    let clock = 1_000;
+    const store = new FakeStore();
+    const errors: string[] = [];
+    const cache = new TieredPredictionCache({
+      memory: new ByteLru(1024 * 1024),
+      shared: store,
+      ttlMs,
+      sharedTimeoutMs: 20,
+      now: () => clock,
+      onSharedError: (operation, error) => errors.push(`${operation}: ${(error as Error).message}`),
+    });
+    return { cache, store, errors, advance: (ms: number) => (clock += ms) };
+  };
+
+  test('a stored answer is a memory hit in this instance and a shared hit in another, which then keeps it too', async () => {
+    const { cache, store } = setup();
+    expect(await cache.lookup('k')).toBeUndefined();
+    await cache.store('k', answer);
+    expect(await cache.lookup('k')).toMatchObject({ tier: 'memory', entry: { ...answer, cachedAt: 1_000, expiresAt: 61_000 } });
+    const other = new TieredPredictionCache({ memory: new ByteLru(1024 * 1024), shared: store, ttlMs: 60_000, now: () => 1_000 });
+    expect(await other.lookup('k')).toMatchObject({ tier: 'shared' });
+    store.failure = new Error('gone');
+    expect(await other.lookup('k')).toMatchObject({ tier: 'memory' });
+  });
+
+  test('an expired answer is served by neither tier', async () => {
+    const { cache, store, advance } = setup(1_000);
+    await cache.store('k', answer);
+    advance(1_000);
+    expect(await cache.lookup('k')).toBeUndefined();
+    expect(store.items.has('k')).toBe(true);
+  });
+
+  test('a shared store that fails or hangs is a miss, reported, never an error', async () => {
+    const { cache, store, errors } = setup();
+    store.failure = new Error('ResourceNotFoundException: table gone');
+    expect(await cache.lookup('k')).toBeUndefined();
+    expect(await cache.store('k', answer)).toMatchObject(answer);
+    store.failure = undefined;
+    store.hang = true;
+    expect(await cache.lookup('other')).toBeUndefined();
+    expect(errors).toEqual(['get: ResourceNotFoundException: table gone', 'put: ResourceNotFoundException: table gone', 'get: the shared cache did not answer within 20 ms']);
+  });
+
+  test('an answer too large for the shared tier is not stored at all', async () => {
+    const { cache, store } = setup();
+    expect(await cache.store('k', { ...answer, body: 'x'.repeat(MAX_CACHED_BODY_BYTES + 1) })).toBeUndefined();
+    expect(store.calls).toEqual([]);
+    expect(await cache.lookup('k')).toBeUndefined();
   });
 });
