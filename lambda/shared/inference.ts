@@ -4,6 +4,7 @@
 // calls SageMaker, and everything else (request validation, routing, error mapping, response
 // shaping) lives here so it can be unit- and property-tested without a network.
 import { ConfigError, firstIssueField, formatIssues, InferenceError, loadJsonSetting, readProperty, readString, RequestError, UpstreamError, type ErrorBody } from './errors';
+import { optsOut, predictionCacheKey, type TieredPredictionCache } from './prediction-cache';
 import * as z from './zod';
 
 // The errors and the settings helpers live in ./errors, so that a handler that needs only those does not
@@ -77,6 +78,8 @@ export const PredictRequestSchema = z
           z.maxLength(MAX_CALLER_ID_LENGTH, 'Invalid caller id: expected 1-256 characters'),
         ),
     ),
+    /** `false`: neither served from nor stored in the prediction cache (as `Cache-Control: no-cache`). */
+    cache: z.optional(z.boolean({ error: 'Invalid cache flag: expected true or false' })),
     /**
      * Enrich the payload with the entity's online features before the model sees it: they are added
      * to the (JSON object) payload as `features`.
@@ -200,6 +203,10 @@ export const StickyRoutingSchema = z.strictObject({
   salt: z.string({ error: 'must be a string' }).check(z.minLength(1, 'must be a non-empty string'), z.maxLength(256, 'must be at most 256 characters')),
 });
 
+export const PredictionCacheRouteSchema = z.strictObject({
+  ttlSeconds: z.number({ error: 'must be a number' }).check(z.int('must be a whole number'), z.minimum(1, 'must be at least 1'), z.maximum(86_400, 'must be at most 86400 (a day)')),
+});
+
 export const ModelRouteSchema = z
   .object({
     endpointName: z.string().check(z.regex(SAGEMAKER_NAME_PATTERN, 'Invalid endpoint name: expected 1-63 letters, digits or hyphens')),
@@ -208,6 +215,8 @@ export const ModelRouteSchema = z
       .check(z.refine((variants) => Object.keys(variants).length > 0, { message: 'must define at least one variant' })),
     /** Present when callers that send a callerId are pinned to a variant by a salted hash of it. */
     sticky: z.optional(StickyRoutingSchema),
+    /** Present when the model's answers are cached (lambda/shared/prediction-cache.ts), for this long. */
+    cache: z.optional(PredictionCacheRouteSchema),
   })
   .check(
     z.superRefine((route, ctx) => {
@@ -253,6 +262,8 @@ export interface ResolvedRoute {
   readonly variants: Readonly<Record<string, { readonly modelVersion: string; readonly weight?: number }>>;
   /** Set when the model pins callers to variants (see {@link StickyRoutingSchema}). */
   readonly sticky?: { readonly salt: string };
+  /** Set when the model's answers are cached. */
+  readonly cache?: { readonly ttlSeconds: number };
 }
 
 /** Something that answers a model's route: the SSM-backed cache of lambda/shared/routes.ts or a table in memory. */
@@ -308,6 +319,7 @@ function routeFor(modelName: string, route: ModelRoute, targetVariant: string | 
     variants: route.variants,
     ...(targetVariant === undefined ? {} : { targetVariant }),
     ...(route.sticky === undefined ? {} : { sticky: route.sticky }),
+    ...(route.cache === undefined ? {} : { cache: route.cache }),
   };
 }
 
@@ -414,7 +426,15 @@ export interface PredictionResult {
   /** Parsed JSON when the model answered with a JSON content type, otherwise the raw text. */
   readonly prediction: unknown;
   readonly contentType: string;
+  /**
+   * For a model whose answers are cached: `hit` (the variant and model version are the ones that answered
+   * then), `miss` (the model answered, and the answer was kept), or `bypass` (the request opted out, or
+   * SageMaker picks the variant, so a cached answer could change who sees which variant).
+   */
+  readonly cache?: CacheStatus;
 }
+
+export type CacheStatus = 'hit' | 'miss' | 'bypass';
 
 /** Value used for variant / modelVersion when SageMaker's answer cannot be matched to the routing table. */
 export const UNKNOWN = 'unknown';
@@ -672,6 +692,8 @@ export interface PredictionInput {
   readonly modelName: string | null | undefined;
   readonly body: string | null | undefined;
   readonly isBase64Encoded?: boolean;
+  /** The request's Cache-Control header: `no-cache` or `no-store` skip the prediction cache. */
+  readonly cacheControl?: string;
 }
 
 /**
@@ -714,6 +736,11 @@ export interface PredictionDeps {
    * @default - requests with `entity` are refused: the API serves no feature store
    */
   readonly enrich?: RequestEnricher;
+  /**
+   * The prediction cache, used for the models whose route has `cache`.
+   * @default - no cache: answers are never cached
+   */
+  readonly cache?: TieredPredictionCache;
 }
 
 /** Turns a request that names an entity into one whose payload carries the entity's features. */
@@ -730,6 +757,8 @@ export type PredictionOutcome =
       readonly assignment: AssignmentKind;
       /** The request's callerId, for the prediction log (which stores only its hash). */
       readonly callerId?: string;
+      /** For a cached model: what the cache did, and which tier answered a hit. */
+      readonly cache?: { readonly status: CacheStatus; readonly tier?: 'memory' | 'shared' };
     }
   | {
       readonly kind: 'rejected';
@@ -772,7 +801,18 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
     const started = now();
     try {
       const enriched = request.entity !== undefined && deps.enrich ? await deps.enrich(request) : request;
-      const result = await predict(enriched, route, deps.backend, deps.ids);
+      const cached = deps.cache !== undefined && route.cache !== undefined ? await cachedPrediction(enriched, route, deps.cache, deps.ids, input.cacheControl) : undefined;
+      let result: PredictionResult;
+      if (cached?.result !== undefined) {
+        result = cached.result;
+      } else {
+        const predicted = await predict(enriched, route, deps.backend, deps.ids);
+        result = cached === undefined ? predicted : { ...predicted, cache: cached.status };
+        if (cached?.key !== undefined && deps.cache !== undefined) {
+          const body = isJsonContentType(predicted.contentType) ? JSON.stringify(predicted.prediction) : String(predicted.prediction);
+          await deps.cache.store(cached.key, { body, contentType: predicted.contentType, variant: predicted.variant, modelVersion: predicted.modelVersion });
+        }
+      }
       return {
         kind: 'success',
         response: toHttpResponse(200, result),
@@ -780,6 +820,7 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
         latencyMs: now() - started,
         assignment: chosen.assignment,
         ...(request.callerId === undefined ? {} : { callerId: request.callerId }),
+        ...(cached === undefined ? {} : { cache: { status: cached.result?.cache ?? cached.status, ...(cached.tier === undefined ? {} : { tier: cached.tier }) } }),
       };
     } catch (error) {
       if (error instanceof UpstreamError) {
@@ -793,4 +834,48 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
     }
     throw error;
   }
+}
+
+/**
+ * The cache's part in one request to a cached model: a hit's result, or the key to store the answer
+ * under (a miss), or neither (a bypass). The variant must be fixed before the call (targeted, sticky, or
+ * the route's only variant); when SageMaker would split the traffic, a cached answer would change who sees
+ * which variant, so the request bypasses the cache.
+ */
+async function cachedPrediction(
+  request: PredictRequest,
+  route: ResolvedRoute,
+  cache: TieredPredictionCache,
+  ids: IdGenerator,
+  cacheControl: string | undefined,
+): Promise<{ readonly status: CacheStatus; readonly key?: string; readonly result?: PredictionResult; readonly tier?: 'memory' | 'shared' }> {
+  if (optsOut({ ...(request.cache === undefined ? {} : { cache: request.cache }), ...(cacheControl === undefined ? {} : { cacheControl }) })) return { status: 'bypass' };
+  const variant = route.targetVariant ?? soleVariant(route);
+  if (variant === undefined) return { status: 'bypass' };
+  const serving = route.variants[variant] as { modelVersion: string };
+  const key = predictionCacheKey({
+    model: route.model,
+    versions: { [variant]: serving.modelVersion },
+    ...(route.targetVariant === undefined ? {} : { variant }),
+    contentType: request.contentType,
+    accept: request.accept,
+    payload: request.payload,
+    csv: request.contentType === 'text/csv',
+  });
+  const found = await cache.lookup(key);
+  if (found === undefined) return { status: 'miss', key };
+  const { entry } = found;
+  return {
+    status: 'hit',
+    tier: found.tier,
+    result: {
+      predictionId: request.inferenceId ?? ids(),
+      model: route.model,
+      variant: entry.variant,
+      modelVersion: entry.modelVersion,
+      prediction: decodePrediction(entry.body, entry.contentType),
+      contentType: entry.contentType,
+      cache: 'hit',
+    },
+  };
 }
