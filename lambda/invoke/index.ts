@@ -10,6 +10,9 @@
 //   PREDICTION_LOG_TABLE               optional DynamoDB table; when set every served prediction is logged there
 //   PREDICTION_LOG_TTL_DAYS            optional, days a logged prediction is kept (default 90)
 //   PREDICTION_LOG_TIMEOUT_MS          optional per-attempt timeout for the PutItem (default 1000)
+//   PREDICTION_CACHE_TABLE             optional DynamoDB table: the shared tier of the prediction cache, for models whose route has `cache`
+//   PREDICTION_CACHE_MEMORY_MB         optional size of the in-memory tier (default 32; 0 turns it off)
+//   PREDICTION_CACHE_TIMEOUT_MS        optional: a shared-tier read slower than this is a miss (default 100)
 //   AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME / AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SSM / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REGION: read by the SDK itself
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -43,7 +46,9 @@ import {
   type RequestEnricher,
   type RouteSource,
 } from '../shared/inference';
+import { ByteLru, TieredPredictionCache, type CachedPrediction } from '../shared/prediction-cache';
 import { routeParametersFromEnv } from '../shared/route-parameters';
+import { DynamoDbCacheStore } from './cache-store';
 
 const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME ?? 'model-inference';
 
@@ -57,6 +62,26 @@ const backend: InferenceBackend = sageMakerBackend((input) => client.send(new In
 const predictionLogTable = nonEmpty(process.env.PREDICTION_LOG_TABLE);
 const predictionLogClient = predictionLogTable === undefined ? undefined : new DynamoDBClient(predictionLogClientOptions());
 let predictionLogTtlDays: number | undefined;
+
+/** The prediction cache: memory always, DynamoDB when PREDICTION_CACHE_TABLE is set; used only for models whose route has `cache`. */
+const cacheTable = nonEmpty(process.env.PREDICTION_CACHE_TABLE);
+const cacheTimeoutMs = positiveNumber(process.env.PREDICTION_CACHE_TIMEOUT_MS, 100);
+/** Shared-tier failures of the current request: counted as PredictionCacheErrors. */
+let cacheErrors = 0;
+const predictionCache = new TieredPredictionCache({
+  memory: new ByteLru<CachedPrediction>(positiveNumber(process.env.PREDICTION_CACHE_MEMORY_MB, 32, true) * 1024 * 1024),
+  ...(cacheTable === undefined
+    ? {}
+    : { shared: new DynamoDbCacheStore(new DynamoDBClient({ requestHandler: { requestTimeout: cacheTimeoutMs, throwOnRequestTimeout: true }, maxAttempts: 1 }), cacheTable) }),
+  // Each route sets its own TTL; this applies to none of them.
+  ttlMs: 60_000,
+  sharedTimeoutMs: cacheTimeoutMs,
+  onSharedError: (operation, error) => {
+    cacheErrors += 1;
+    const { name, message } = (error ?? {}) as { name?: unknown; message?: unknown };
+    logger.warn('prediction cache unavailable; answering without it', { operation, table: cacheTable, error: { name, message } });
+  },
+});
 
 /** Enrichment by entity id, when the API serves a feature store (FEATURE_GROUPS); read once. */
 const featureGroupsConfig = nonEmpty(process.env.FEATURE_GROUPS);
@@ -95,6 +120,11 @@ function clientOptions(): SageMakerRuntimeClientConfig {
   }
   // Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout elapses.
   return { requestHandler: { requestTimeout: timeoutMs, throwOnRequestTimeout: true } };
+}
+
+function positiveNumber(raw: string | undefined, fallback: number, allowZero = false): number {
+  const value = Number(raw);
+  return raw !== undefined && raw.trim() !== '' && Number.isFinite(value) && (allowZero ? value >= 0 : value > 0) ? value : fallback;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -172,14 +202,33 @@ function getRoutes(): Routes {
   return routes;
 }
 
+/** The request's Cache-Control header (API Gateway keeps the caller's letter case). */
+function cacheControlOf(event: APIGatewayProxyEvent): { cacheControl?: string } {
+  const headers = event.headers ?? {};
+  const name = Object.keys(headers).find((header) => header.toLowerCase() === 'cache-control');
+  const value = name === undefined ? undefined : headers[name];
+  return value === undefined || value === null ? {} : { cacheControl: value };
+}
+
 export async function handler(event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> {
   let metricsAdded = false;
-  const count = (model: string, metric: 'Predictions' | 'PredictionErrors' | 'PredictionLogWriteErrors', latencyMs?: number): void => {
+  cacheErrors = 0;
+  const count = (
+    model: string,
+    metric: 'Predictions' | 'PredictionErrors' | 'PredictionLogWriteErrors' | 'PredictionCacheHits' | 'PredictionCacheMisses' | 'PredictionCacheBypasses',
+    latencyMs?: number,
+  ): void => {
     metrics.addDimension('Model', model);
     metrics.addMetric(metric, MetricUnit.Count, 1);
     if (latencyMs !== undefined) {
       metrics.addMetric('ModelLatency', MetricUnit.Milliseconds, Math.round(latencyMs * 100) / 100);
     }
+    metricsAdded = true;
+  };
+  const countCacheErrors = (model: string): void => {
+    if (cacheErrors === 0) return;
+    metrics.addDimension('Model', model);
+    metrics.addMetric('PredictionCacheErrors', MetricUnit.Count, cacheErrors);
     metricsAdded = true;
   };
 
@@ -203,16 +252,21 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
         modelName: event.pathParameters?.model,
         body: event.body,
         isBase64Encoded: event.isBase64Encoded,
+        ...cacheControlOf(event),
       },
-      { routes: current.table, backend, ids: randomUUID, assign: assignRoute, enrich: features.enrich },
+      { routes: current.table, backend, ids: randomUUID, assign: assignRoute, enrich: features.enrich, cache: predictionCache },
     );
 
     switch (outcome.kind) {
       case 'success': {
         const { predictionId, model, variant, modelVersion } = outcome.result;
         const latencyMs = Math.round(outcome.latencyMs);
-        logger.info('prediction served', { predictionId, model, variant, modelVersion, assignment: outcome.assignment, latencyMs });
+        logger.info('prediction served', { predictionId, model, variant, modelVersion, assignment: outcome.assignment, latencyMs, ...(outcome.cache === undefined ? {} : { cache: outcome.cache.status, cacheTier: outcome.cache.tier }) });
         count(model, 'Predictions', outcome.latencyMs);
+        if (outcome.cache !== undefined) {
+          count(model, outcome.cache.status === 'hit' ? 'PredictionCacheHits' : outcome.cache.status === 'miss' ? 'PredictionCacheMisses' : 'PredictionCacheBypasses');
+        }
+        countCacheErrors(model);
         if (predictionLogTable !== undefined && predictionLogClient !== undefined) {
           const input: PredictionLogInput = {
             result: outcome.result,
@@ -220,6 +274,7 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
             ttlDays: ttlDays(),
             assignment: outcome.assignment,
             ...(outcome.callerId === undefined ? {} : { callerId: outcome.callerId }),
+            ...(outcome.cache === undefined ? {} : { cache: outcome.cache.status }),
           };
           await logPrediction(predictionLogTable, predictionLogClient, input, () => count(model, 'PredictionLogWriteErrors'));
         }
@@ -245,6 +300,7 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
           cause: { name: cause?.name, message: cause?.message },
         });
         count(outcome.model, 'PredictionErrors', outcome.latencyMs);
+        countCacheErrors(outcome.model);
         break;
       }
     }

@@ -22,6 +22,7 @@ import {
   UpstreamError,
   VariantNameSchema,
   type AssignmentKind,
+  type CacheStatus,
   type PredictionResult,
   type ResolvedRoute,
   type VariantAssignment,
@@ -191,6 +192,8 @@ export interface PredictionLogRecord {
   readonly expiresAt: number;
   readonly callerHash?: string;
   readonly assignment?: AssignmentKind;
+  /** For a cached model: whether the prediction cache answered (`hit`) or the model did. */
+  readonly cache?: CacheStatus;
 }
 
 export interface PredictionLogInput {
@@ -200,6 +203,7 @@ export interface PredictionLogInput {
   /** Raw caller id; only its hash is kept. */
   readonly callerId?: string;
   readonly assignment?: AssignmentKind;
+  readonly cache?: CacheStatus;
 }
 
 /** The prediction-log record of a served prediction. Never contains the caller id or the payload. */
@@ -221,6 +225,7 @@ export function predictionLogRecord(input: PredictionLogInput): PredictionLogRec
     expiresAt: Math.floor(servedMs / 1000) + Math.round(input.ttlDays * SECONDS_PER_DAY),
     ...(input.callerId === undefined ? {} : { callerHash: hashCallerId(input.callerId) }),
     ...(input.assignment === undefined ? {} : { assignment: input.assignment }),
+    ...(input.cache === undefined ? {} : { cache: input.cache }),
   };
 }
 
@@ -239,6 +244,9 @@ export function predictionLogItem(record: PredictionLogRecord): WritableItem {
   }
   if (record.assignment !== undefined) {
     item.assignment = { S: record.assignment };
+  }
+  if (record.cache !== undefined) {
+    item.cache = { S: record.cache };
   }
   return item;
 }

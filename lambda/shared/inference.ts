@@ -810,7 +810,7 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
         result = cached === undefined ? predicted : { ...predicted, cache: cached.status };
         if (cached?.key !== undefined && deps.cache !== undefined) {
           const body = isJsonContentType(predicted.contentType) ? JSON.stringify(predicted.prediction) : String(predicted.prediction);
-          await deps.cache.store(cached.key, { body, contentType: predicted.contentType, variant: predicted.variant, modelVersion: predicted.modelVersion });
+          await deps.cache.store(cached.key, { body, contentType: predicted.contentType, variant: predicted.variant, modelVersion: predicted.modelVersion }, (route.cache?.ttlSeconds ?? 60) * 1000);
         }
       }
       return {

@@ -163,7 +163,7 @@ export interface TieredCacheOptions {
   readonly memory: ByteLru<CachedPrediction>;
   /** The shared tier; absent: memory only. */
   readonly shared?: SharedCacheStore;
-  /** How long an answer is served, in ms. */
+  /** How long an answer is served, in ms, unless `store` is given another. */
   readonly ttlMs: number;
   /** A shared-tier read slower than this counts as a miss (the read goes on, unawaited). @default 50 */
   readonly sharedTimeoutMs?: number;
@@ -218,10 +218,10 @@ export class TieredPredictionCache {
   }
 
   /** Keeps an answer in both tiers; returns the entry stored. A shared-tier failure is reported, not thrown. */
-  async store(key: string, answer: Omit<CachedPrediction, 'cachedAt' | 'expiresAt'>): Promise<CachedPrediction | undefined> {
+  async store(key: string, answer: Omit<CachedPrediction, 'cachedAt' | 'expiresAt'>, ttlMs = this.options.ttlMs): Promise<CachedPrediction | undefined> {
     if (!cacheableAnswer(answer)) return undefined;
     const cachedAt = this.now();
-    const entry: CachedPrediction = { ...answer, cachedAt, expiresAt: cachedAt + this.options.ttlMs };
+    const entry: CachedPrediction = { ...answer, cachedAt, expiresAt: cachedAt + ttlMs };
     this.options.memory.set(key, entry, entryBytes(key, entry), entry.expiresAt);
     if (this.options.shared !== undefined) {
       try {

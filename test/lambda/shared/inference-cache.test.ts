@@ -53,10 +53,12 @@ describe('handlePrediction with the prediction cache', () => {
     expect(endpoint.calls).toHaveLength(1);
   });
 
-  test('an expired answer is asked for again', async () => {
-    const { endpoint, ask, advance } = setup();
+  test('an answer is served for the route\'s ttlSeconds, then asked for again', async () => {
+    const { endpoint, ask, advance } = setup({ ...routes(), churn: { ...routes().churn, cache: { ttlSeconds: 5 } } });
     await ask('churn', { payload: [1] });
-    advance(60_000);
+    advance(4_999);
+    expect((await ask('churn', { payload: [1] })).body.cache).toBe('hit');
+    advance(1);
     expect((await ask('churn', { payload: [1] })).body.cache).toBe('miss');
     expect(endpoint.calls).toHaveLength(2);
   });
