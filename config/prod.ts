@@ -17,7 +17,7 @@ export const prod: PlatformConfigInput = {
   logRetentionDays: 365,
   alarmEmails: [],
   network: { vpc: true, availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'] },
-  api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true, predictionLog: true, predictionLogRetentionDays: 180 },
+  api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true, predictionLog: true, predictionLogRetentionDays: 180, predictionCache: {} },
   // What every prod model family does unless it says otherwise: capture for Model Monitor, page on
   // errors and latency, roll out behind a canary, watch drift. A family sets only what differs.
   modelDefaults: {
@@ -31,6 +31,10 @@ export const prod: PlatformConfigInput = {
     {
       name: 'churn',
       description: 'Customer churn propensity (XGBoost binary classifier).',
+      // A customer's churn score changes with their features, which change daily: five minutes of cached answers
+      // spare the endpoint the repeated calls of one session. One production variant, so every request can
+      // be cached; a hit also skips the shadow variant's mirrored copy of the request.
+      cache: { ttlSeconds: 300 },
       variants: [
         {
           name: 'champion',

@@ -159,6 +159,8 @@ const modelSchema = z.strictObject({
   alarms: alarmThresholdsSchema.optional(),
   deploymentGuardrails: deploymentGuardrailsSchema.optional(),
   experiments: experimentsSchema.default({ stickyRouting: false }),
+  /** Serve repeated requests from the API's prediction cache (needs api.predictionCache) for this many seconds. */
+  cache: z.strictObject({ ttlSeconds: z.number().int().min(1).max(86_400) }).optional(),
   /** Near-real-time drift of the captured requests against `baselines/<name>/drift-baseline.json` in the artifact bucket (needs dataCapture). */
   driftDetection: z
     .strictObject({
@@ -226,6 +228,15 @@ export const platformConfigSchema = z
       predictionLog: z.boolean().default(false),
       /** Days a logged prediction and its outcome are kept. */
       predictionLogRetentionDays: z.number().int().min(1).max(3650).default(90),
+      /** The prediction cache for the models with `cache`: memory in each function instance, then a shared DynamoDB table. */
+      predictionCache: z
+        .strictObject({
+          /** In-memory tier per function instance, MiB (0: shared tier only). */
+          memorySizeMiB: z.number().int().min(0).max(256).default(32),
+          /** A shared-tier read slower than this is a miss. */
+          sharedReadTimeoutMs: z.number().int().min(1).max(1000).default(100),
+        })
+        .optional(),
     }),
     models: z.array(modelSchema).min(1),
     /** Feature Store: feature groups (definitions), their speed and batch ingestion, offline queries. */
@@ -288,7 +299,12 @@ export const platformConfigSchema = z
           ctx.addIssue({ code: 'custom', path: ['models', index, 'name'], message: `'${model.name}' is the name of a shared stack (MlPlatform-<env>-<name>); choose another family name` });
         }
         names.add(model.name);
-        if (parsed('api') && parsed('envName') && isPlainObject(config.api)) checkExperiments(config, model, index, ctx);
+        if (parsed('api') && parsed('envName') && isPlainObject(config.api)) {
+          checkExperiments(config, model, index, ctx);
+          if (model.cache !== undefined && config.api.predictionCache === undefined) {
+            ctx.addIssue({ code: 'custom', path: ['models', index, 'cache'], message: `needs api.predictionCache (the table and memory the cached answers live in)` });
+          }
+        }
         checkModelMonitor(model, index, ctx);
         if (!networkParsed) return;
         const issues = checkEndpointSpec({

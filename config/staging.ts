@@ -16,11 +16,15 @@ export const staging: PlatformConfigInput = {
   logRetentionDays: 90,
   alarmEmails: [],
   network: { vpc: true, maxAzs: 2 },
-  api: { throttlingRateLimit: 50, throttlingBurstLimit: 100, reservedConcurrency: 10, waf: true, predictionLog: true, predictionLogRetentionDays: 30 },
+  api: { throttlingRateLimit: 50, throttlingBurstLimit: 100, reservedConcurrency: 10, waf: true, predictionLog: true, predictionLogRetentionDays: 30, predictionCache: {} },
   models: [
     {
       name: 'churn',
       description: 'Customer churn propensity (XGBoost binary classifier).',
+      // A customer's churn score changes with their features, which change daily: five minutes of cached answers
+      // spare the endpoint the repeated calls of one session. With the A/B test, only sticky callers and
+      // targeted requests are cached (each arm on its own), so the cache never moves anyone between arms.
+      cache: { ttlSeconds: 300 },
       dataCapture: { samplingPercentage: 100 },
       variants: [
         {

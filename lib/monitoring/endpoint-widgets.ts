@@ -122,5 +122,21 @@ export function inferenceApiWidgets(api: RealTimeInferenceApi, modelNames: reado
             height: HEIGHT,
           }),
         ]),
+    ...cacheWidgets(api, modelNames.filter((name) => api.cachedModelNames.includes(name)), period),
+  ];
+}
+
+/** The prediction cache of the cached models: hit ratio, and the shared tier's failures (each a miss). */
+function cacheWidgets(api: RealTimeInferenceApi, cached: readonly string[], period: Duration): cloudwatch.IWidget[] {
+  if (cached.length === 0) return [];
+  return [
+    new cloudwatch.GraphWidget({
+      title: 'Prediction cache: hit ratio (%) and shared-tier errors',
+      left: cached.map((name) => api.metricCacheHitRatio(name, { period })),
+      leftYAxis: { min: 0, max: 100 },
+      right: cached.map((name) => api.metricCacheErrors(name, { period, label: `${name} cache errors` })),
+      width: WIDTH,
+      height: HEIGHT,
+    }),
   ];
 }

@@ -1,4 +1,4 @@
-import { Stack, Tags, Token } from 'aws-cdk-lib';
+import { type Duration, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import type { ModelEndpoint } from './model-endpoint';
@@ -17,6 +17,7 @@ interface RouteDocument {
   readonly endpointName: string;
   readonly variants: Record<string, { readonly modelVersion: string; readonly weight?: number }>;
   readonly sticky?: { readonly salt: string };
+  readonly cache?: { readonly ttlSeconds: number };
 }
 
 /** What is wrong with routing `endpoint` with these options, one message per problem (empty when nothing is). */
@@ -29,6 +30,11 @@ export function routeOptionProblems(endpoint: ModelEndpoint, options: AddEndpoin
   const salt: unknown = options.stickySalt;
   if (salt !== undefined && (typeof salt !== 'string' || salt.length === 0 || salt.length > 256)) {
     problems.push(`${path}stickySalt: must be 1-256 characters; got ${typeof salt === 'string' ? salt.length : JSON.stringify(salt)}`);
+  }
+  const cacheTtl = options.cacheTtl;
+  if (cacheTtl !== undefined) {
+    const seconds = typeof (cacheTtl as Partial<Duration>).toSeconds === 'function' ? cacheTtl.toSeconds({ integral: false }) : NaN;
+    if (!(Number.isInteger(seconds) && seconds >= 1 && seconds <= 86_400)) problems.push(`${path}cacheTtl: must be whole seconds from 1 second to 1 day; got ${Number.isNaN(seconds) ? JSON.stringify(cacheTtl) : `${seconds} seconds`}`);
   }
   return problems;
 }
@@ -45,6 +51,8 @@ export class InferenceRoute extends Construct {
   /** The parameter that holds the route. */
   public readonly parameter: ssm.StringParameter;
   public readonly modelName: string;
+  /** How long the model's answers are cached, when they are. */
+  public readonly cacheTtl?: Duration;
 
   constructor(scope: Construct, id: string, props: InferenceRouteProps) {
     super(scope, id);
@@ -56,12 +64,17 @@ export class InferenceRoute extends Construct {
     }
     const production = endpoint.variants.filter((variant) => variant.kind === 'production');
     const problems = routeOptionProblems(endpoint, props);
+    if (props.cacheTtl !== undefined && api.predictionCacheTable === undefined) {
+      problems.push(`cacheTtl: the API has no prediction cache; give the RealTimeInferenceApi predictionCache`);
+    }
     if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
     this.modelName = endpoint.modelName;
+    this.cacheTtl = props.cacheTtl;
     const route: RouteDocument = {
       endpointName: endpoint.endpointName,
       variants: Object.fromEntries(production.map((variant) => [variant.name, { modelVersion: variant.modelVersion, weight: variant.weight }])),
       ...(props.stickyRouting ? { sticky: { salt: props.stickySalt ?? endpoint.modelName } } : {}),
+      ...(props.cacheTtl === undefined ? {} : { cache: { ttlSeconds: props.cacheTtl.toSeconds() } }),
     };
     this.parameter = new ssm.StringParameter(this, 'Parameter', {
       parameterName: `${api.routeParameterPrefix}${endpoint.modelName}`,

@@ -18,6 +18,7 @@ import type { PredictionLog } from '../experiments/prediction-log';
 import type { FeatureGroup } from '../features/feature-group';
 import { InferenceRoute, routeOptionProblems } from './inference-route';
 import type { ModelEndpoint } from './model-endpoint';
+import { PredictionCacheTable } from './prediction-cache-table';
 
 export interface RealTimeInferenceApiProps {
   /**
@@ -114,6 +115,31 @@ export interface RealTimeInferenceApiProps {
    * @default Duration.minutes(1)
    */
   readonly routeCacheTtl?: Duration;
+  /**
+   * A prediction cache for the models routed with `cacheTtl`: an in-memory tier in each function instance
+   * in front of a shared DynamoDB table. Repeated requests (same model version, variant, content and accept
+   * types, and payload up to key order) are answered without calling the endpoint.
+   * @default - no prediction cache
+   */
+  readonly predictionCache?: PredictionCacheOptions;
+}
+
+export interface PredictionCacheOptions {
+  /**
+   * The shared tier.
+   * @default - a new PredictionCacheTable encrypted with the API's key
+   */
+  readonly table?: PredictionCacheTable;
+  /**
+   * Size of each function instance's in-memory tier, in MiB; 0 leaves only the shared tier.
+   * @default 32
+   */
+  readonly memorySizeMiB?: number;
+  /**
+   * A shared-tier read slower than this is a miss (the request goes on to the model).
+   * @default Duration.millis(100)
+   */
+  readonly sharedReadTimeout?: Duration;
 }
 
 /** Per-model metrics of the inference handler that {@link RealTimeInferenceApi.metricTopModels} ranks models by. */
@@ -138,6 +164,13 @@ export interface AddEndpointOptions {
    * @default - the model name
    */
   readonly stickySalt?: string;
+  /**
+   * Serve repeated requests from the API's prediction cache (`predictionCache`) for this long: 1 second
+   * to 1 day, whole seconds. Only requests whose variant is known before the call are cached (a target
+   * variant, a sticky caller, or a single production variant), so caching never changes an A/B split.
+   * @default - the model's answers are not cached
+   */
+  readonly cacheTtl?: Duration;
 }
 
 /** An endpoint to serve, with how it is routed: the `endpoints` prop's form of {@link RealTimeInferenceApi.addEndpoint}. */
@@ -169,6 +202,8 @@ export class RealTimeInferenceApi extends Construct {
   public readonly routeParameterPrefix: string;
   /** Endpoints carrying this tag can be invoked by the handler; {@link addEndpoint} sets it. */
   public readonly endpointAccessTag: EndpointAccessTag;
+  /** The shared tier of the prediction cache, when `predictionCache` was given. */
+  public readonly predictionCacheTable?: PredictionCacheTable;
   private readonly routes = new Map<string, InferenceRoute>();
   private validator!: apigateway.RequestValidator;
   private handlerReservedConcurrency = 10;
@@ -217,6 +252,13 @@ export class RealTimeInferenceApi extends Construct {
       anyEndpoint,
       `Invokes only endpoints tagged ${this.endpointAccessTag.key}=${this.endpointAccessTag.value} (addEndpoint tags them): one statement for a fleet of any size instead of one ARN per endpoint, which would outgrow the managed-policy size limit.`,
     );
+    if (props.predictionCache) {
+      this.predictionCacheTable = props.predictionCache.table ?? new PredictionCacheTable(this, 'PredictionCache', { encryptionKey: this.encryptionKey });
+      this.predictionCacheTable.grantReadWrite(this.handler);
+      this.handler.addEnvironment('PREDICTION_CACHE_TABLE', this.predictionCacheTable.table.tableName);
+      this.handler.addEnvironment('PREDICTION_CACHE_MEMORY_MB', String(props.predictionCache.memorySizeMiB ?? 32));
+      this.handler.addEnvironment('PREDICTION_CACHE_TIMEOUT_MS', String((props.predictionCache.sharedReadTimeout ?? Duration.millis(100)).toMilliseconds()));
+    }
     if (props.predictionLog) {
       this.handler.addEnvironment('PREDICTION_LOG_TABLE', props.predictionLog.table.tableName);
       this.handler.addEnvironment('PREDICTION_LOG_TTL_DAYS', String(props.predictionLogRetentionDays ?? 90));
@@ -253,6 +295,7 @@ export class RealTimeInferenceApi extends Construct {
           targetVariant: { type: apigateway.JsonSchemaType.STRING, maxLength: 63 },
           inferenceId: { type: apigateway.JsonSchemaType.STRING, maxLength: 64 },
           callerId: { type: apigateway.JsonSchemaType.STRING, minLength: 1, maxLength: 256 },
+          cache: { type: apigateway.JsonSchemaType.BOOLEAN },
           entity: {
             type: apigateway.JsonSchemaType.OBJECT,
             required: ['featureGroup', 'recordId'],
@@ -339,7 +382,7 @@ export class RealTimeInferenceApi extends Construct {
 
     for (const served of props.endpoints ?? []) {
       if (Construct.isConstruct(served)) this.addEndpoint(served);
-      else this.addEndpoint(served.modelEndpoint, { stickyRouting: served.stickyRouting, stickySalt: served.stickySalt });
+      else this.addEndpoint(served.modelEndpoint, { stickyRouting: served.stickyRouting, stickySalt: served.stickySalt, cacheTtl: served.cacheTtl });
     }
     if (props.alarmActions) {
       this.createAlarms(props.alarmActions);
@@ -423,6 +466,37 @@ export class RealTimeInferenceApi extends Construct {
   /** Requests whose model call failed (429 or 5xx; rejected bad input is not counted), from the handler's EMF metrics. Default: sum over 5 minutes. */
   public metricPredictionErrors(modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.handlerMetric('PredictionErrors', modelName, props);
+  }
+
+  /** Predictions answered by the prediction cache (either tier), from the handler's EMF metrics. Default: sum over 5 minutes. */
+  public metricCacheHits(modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('PredictionCacheHits', modelName, props);
+  }
+
+  /** Cacheable predictions the model answered (and the cache then kept). Default: sum over 5 minutes. */
+  public metricCacheMisses(modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('PredictionCacheMisses', modelName, props);
+  }
+
+  /** Reads and writes of the shared tier that failed or timed out (each served as a miss). Default: sum over 5 minutes. */
+  public metricCacheErrors(modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('PredictionCacheErrors', modelName, props);
+  }
+
+  /** Share of cacheable predictions answered by the cache, in percent (hits over hits and misses). */
+  public metricCacheHitRatio(modelName: string, props: { readonly period?: Duration; readonly label?: string } = {}): cloudwatch.MathExpression {
+    const period = props.period ?? Duration.minutes(5);
+    return new cloudwatch.MathExpression({
+      expression: 'IF(hits + misses > 0, 100 * hits / (hits + misses), 0)',
+      usingMetrics: { hits: this.metricCacheHits(modelName, { period }), misses: this.metricCacheMisses(modelName, { period }) },
+      period,
+      label: props.label ?? `${modelName} cache hit ratio (%)`,
+    });
+  }
+
+  /** Names of the models routed with `cacheTtl`. */
+  public get cachedModelNames(): string[] {
+    return [...this.routes.entries()].filter(([, route]) => route.cacheTtl !== undefined).map(([name]) => name);
   }
 
   /**
@@ -563,6 +637,19 @@ export class RealTimeInferenceApi extends Construct {
     const ttl = props.routeCacheTtl;
     if (ttl !== undefined && !(ttl.toSeconds() >= 0 && ttl.toSeconds() <= 86_400)) {
       problems.push(`routeCacheTtl: must be from 0 seconds to 1 day; got ${ttl.toSeconds()} seconds`);
+    }
+    const cache = props.predictionCache;
+    if (cache !== undefined) {
+      const cacheShape = checkPropType(cache, 'predictionCache', 'object');
+      problems.push(...cacheShape);
+      if (cacheShape.length === 0) {
+        if (cache.memorySizeMiB !== undefined && !(Number.isInteger(cache.memorySizeMiB) && cache.memorySizeMiB >= 0 && cache.memorySizeMiB <= 256)) {
+          problems.push(`predictionCache.memorySizeMiB: must be a whole number from 0 to 256 (half the function's memory); got ${cache.memorySizeMiB}`);
+        }
+        const timeout = cache.sharedReadTimeout?.toMilliseconds();
+        if (timeout !== undefined && !(timeout >= 1 && timeout <= 1_000)) problems.push(`predictionCache.sharedReadTimeout: must be from 1 ms to 1 second; got ${timeout} ms`);
+        if (cache.table !== undefined) problems.push(...checkPropType(cache.table, 'predictionCache.table', 'construct'));
+      }
     }
     if (problems.length > 0) throw invalidProps(where, problems);
   }

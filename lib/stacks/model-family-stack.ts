@@ -60,7 +60,10 @@ export class ModelFamilyStack extends Stack {
     const { config, model, foundation, serving } = props;
     this.modelName = model.name;
     this.endpoint = familyEndpoint(this, config, model, foundation);
-    this.route = serving.inferenceApi.addEndpoint(this.endpoint, { stickyRouting: model.experiments.stickyRouting });
+    this.route = serving.inferenceApi.addEndpoint(this.endpoint, {
+      stickyRouting: model.experiments.stickyRouting,
+      cacheTtl: model.cache === undefined ? undefined : Duration.seconds(model.cache.ttlSeconds),
+    });
 
     if (model.driftDetection) {
       this.driftDetector = new DriftDetector(this, `Drift-${model.name}`, {

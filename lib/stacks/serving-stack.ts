@@ -1,4 +1,4 @@
-import { RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { PlatformConfig } from '../../config/schema';
@@ -47,6 +47,10 @@ export class ServingStack extends Stack {
       vpc: foundation.vpc,
       waf: config.api.waf,
       alarmActions: actions,
+      predictionCache: config.api.predictionCache && {
+        memorySizeMiB: config.api.predictionCache.memorySizeMiB,
+        sharedReadTimeout: Duration.millis(config.api.predictionCache.sharedReadTimeoutMs),
+      },
     });
     if (props.features) {
       this.inferenceApi.addFeatureLookup(props.features.featureGroups);
