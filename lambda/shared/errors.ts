@@ -55,13 +55,16 @@ export class UpstreamError extends InferenceError {
   /** Set by {@link predict} so error responses can be correlated with endpoint logs / data capture. */
   predictionId?: string;
 
+  /** Seconds the caller should wait before trying again, sent as `Retry-After` (an open circuit breaker sets it). */
+  readonly retryAfterSeconds?: number;
   constructor(
     readonly status: UpstreamErrorStatus,
     readonly code: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSeconds?: number },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    if (options?.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   override toBody(): ErrorBody {

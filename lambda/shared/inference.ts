@@ -679,7 +679,9 @@ export function toHttpResponse(status: number, body: unknown): HttpResponse {
 /** Response for an error: its own status and body for {@link InferenceError}s, a generic 500 otherwise. */
 export function errorResponse(error: unknown): HttpResponse {
   if (error instanceof InferenceError) {
-    return toHttpResponse(error.status, error.toBody());
+    const response = toHttpResponse(error.status, error.toBody());
+    const retryAfter = error instanceof UpstreamError ? error.retryAfterSeconds : undefined;
+    return retryAfter === undefined ? response : { ...response, headers: { ...response.headers, 'retry-after': String(retryAfter) } };
   }
   return toHttpResponse(500, {
     error: 'InternalError',
