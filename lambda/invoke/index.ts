@@ -13,6 +13,8 @@
 //   PREDICTION_CACHE_TABLE             optional DynamoDB table: the shared tier of the prediction cache, for models whose route has `cache`
 //   PREDICTION_CACHE_MEMORY_MB         optional size of the in-memory tier (default 32; 0 turns it off)
 //   PREDICTION_CACHE_TIMEOUT_MS        optional: a shared-tier read slower than this is a miss (default 100)
+//   BREAKER_STATE_TABLE                optional DynamoDB table: the circuit breakers' shared state, for models whose route has `breaker`
+//                                      (without it each function instance keeps its own)
 //   AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME / AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SSM / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REGION: read by the SDK itself
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -40,14 +42,18 @@ import {
   ConfigError,
   errorResponse,
   handlePrediction,
+  composeBackend,
   InferenceError,
   sageMakerBackend,
+  UpstreamError,
   type InferenceBackend,
   type RequestEnricher,
   type RouteSource,
 } from '../shared/inference';
 import { ByteLru, TieredPredictionCache, type CachedPrediction } from '../shared/prediction-cache';
+import { BreakerRegistry, CircuitBreaker, circuitBreakerMiddleware } from '../shared/circuit-breaker';
 import { routeParametersFromEnv } from '../shared/route-parameters';
+import { DynamoDbBreakerStore } from './breaker-store';
 import { DynamoDbCacheStore } from './cache-store';
 
 const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME ?? 'model-inference';
@@ -57,7 +63,44 @@ const metrics = new Metrics({ serviceName: SERVICE_NAME });
 
 const client = new SageMakerRuntimeClient(clientOptions());
 
-const backend: InferenceBackend = sageMakerBackend((input) => client.send(new InvokeEndpointCommand(input)));
+/** Breaker transitions and rejections of the current request, for its metrics. */
+let breakerEvents: { opened: number; rejected: number } = { opened: 0, rejected: 0 };
+const breakerTable = nonEmpty(process.env.BREAKER_STATE_TABLE);
+const breakerStore =
+  breakerTable === undefined
+    ? undefined
+    : new DynamoDbBreakerStore(new DynamoDBClient({ requestHandler: { requestTimeout: 200, throwOnRequestTimeout: true }, maxAttempts: 2 }), breakerTable);
+const breakers = new BreakerRegistry(
+  (name, policy) =>
+    new CircuitBreaker({
+      name,
+      policy,
+      ...(breakerStore === undefined ? {} : { store: breakerStore }),
+      onStoreError: (error) => {
+        const { name: errorName, message } = (error ?? {}) as { name?: unknown; message?: unknown };
+        logger.warn('circuit breaker state unavailable; deciding on this instance\'s view', { breaker: name, table: breakerTable, error: { name: errorName, message } });
+      },
+      onTransition: (from, to, made) => {
+        if (to === 'open' && made) breakerEvents.opened += 1;
+        logger.warn(made ? 'circuit breaker changed state' : 'circuit breaker state changed by another instance', { breaker: name, from, to });
+      },
+    }),
+);
+const guardedBreakers = circuitBreakerMiddleware((name, policy) => breakers.get(name, policy));
+
+const backend: InferenceBackend = composeBackend(
+  sageMakerBackend((input) => client.send(new InvokeEndpointCommand(input))),
+  // Count the calls an open breaker refused, for the request's metrics.
+  (next) => async (invocation) => {
+    try {
+      return await next(invocation);
+    } catch (error) {
+      if (error instanceof UpstreamError && error.code === 'CircuitOpen') breakerEvents.rejected += 1;
+      throw error;
+    }
+  },
+  guardedBreakers,
+);
 
 const predictionLogTable = nonEmpty(process.env.PREDICTION_LOG_TABLE);
 const predictionLogClient = predictionLogTable === undefined ? undefined : new DynamoDBClient(predictionLogClientOptions());
@@ -213,9 +256,10 @@ function cacheControlOf(event: APIGatewayProxyEvent): { cacheControl?: string } 
 export async function handler(event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> {
   let metricsAdded = false;
   cacheErrors = 0;
+  breakerEvents = { opened: 0, rejected: 0 };
   const count = (
     model: string,
-    metric: 'Predictions' | 'PredictionErrors' | 'PredictionLogWriteErrors' | 'PredictionCacheHits' | 'PredictionCacheMisses' | 'PredictionCacheBypasses',
+    metric: 'Predictions' | 'PredictionErrors' | 'PredictionLogWriteErrors' | 'PredictionCacheHits' | 'PredictionCacheMisses' | 'PredictionCacheBypasses' | 'FallbacksServedVariant' | 'FallbacksServedStatic',
     latencyMs?: number,
   ): void => {
     metrics.addDimension('Model', model);
@@ -226,10 +270,11 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
     metricsAdded = true;
   };
   const countCacheErrors = (model: string): void => {
-    if (cacheErrors === 0) return;
     metrics.addDimension('Model', model);
-    metrics.addMetric('PredictionCacheErrors', MetricUnit.Count, cacheErrors);
-    metricsAdded = true;
+    if (cacheErrors > 0) metrics.addMetric('PredictionCacheErrors', MetricUnit.Count, cacheErrors);
+    if (breakerEvents.opened > 0) metrics.addMetric('CircuitBreakerOpened', MetricUnit.Count, breakerEvents.opened);
+    if (breakerEvents.rejected > 0) metrics.addMetric('CircuitOpenRejections', MetricUnit.Count, breakerEvents.rejected);
+    metricsAdded ||= cacheErrors > 0 || breakerEvents.opened > 0 || breakerEvents.rejected > 0;
   };
 
   try {
@@ -265,6 +310,10 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
         count(model, 'Predictions', outcome.latencyMs);
         if (outcome.cache !== undefined) {
           count(model, outcome.cache.status === 'hit' ? 'PredictionCacheHits' : outcome.cache.status === 'miss' ? 'PredictionCacheMisses' : 'PredictionCacheBypasses');
+        }
+        if (outcome.result.fallback !== undefined) {
+          count(model, outcome.result.fallback === 'variant' ? 'FallbacksServedVariant' : 'FallbacksServedStatic');
+          logger.warn('prediction served by a fallback', { predictionId, model, fallback: outcome.result.fallback });
         }
         countCacheErrors(model);
         if (predictionLogTable !== undefined && predictionLogClient !== undefined) {

@@ -164,8 +164,8 @@ export interface CircuitBreakerOptions {
   readonly now?: () => number;
   /** Told when the shared store fails; the breaker goes on with its own view. */
   readonly onStoreError?: (error: unknown) => void;
-  /** Told about every transition this instance made or saw. */
-  readonly onTransition?: (from: SharedBreakerState['status'], to: SharedBreakerState['status']) => void;
+  /** Told about every transition this instance made (`made`) or saw in the shared state. */
+  readonly onTransition?: (from: SharedBreakerState['status'], to: SharedBreakerState['status'], made: boolean) => void;
 }
 
 /**
@@ -226,7 +226,7 @@ export class CircuitBreaker {
     if (this.options.store === undefined) return;
     try {
       const stored = (await this.options.store.read(this.options.name)) ?? INITIAL_STATE;
-      if (stored.status !== this.view.status) this.options.onTransition?.(this.view.status, stored.status);
+      if (stored.status !== this.view.status) this.options.onTransition?.(this.view.status, stored.status, false);
       this.view = stored;
       this.readAt = this.now();
     } catch (error) {
@@ -253,7 +253,7 @@ export class CircuitBreaker {
     }
     this.view = next;
     this.readAt = this.now();
-    if (from !== next.status) this.options.onTransition?.(from, next.status);
+    if (from !== next.status) this.options.onTransition?.(from, next.status, true);
     return true;
   }
 }
@@ -268,10 +268,12 @@ export function breakerName(invocation: Pick<ModelInvocation, 'endpointName' | '
  * `Retry-After`, without calling the endpoint; what reaches the endpoint is recorded (5xx, throttling and
  * timeouts as failures, the caller's 4xx not at all).
  */
-export function circuitBreakerMiddleware(breakerFor: (name: string) => CircuitBreaker): InferenceMiddleware {
+export function circuitBreakerMiddleware(breakerFor: (name: string, policy: BreakerPolicy) => CircuitBreaker): InferenceMiddleware {
   return (next) => async (invocation) => {
+    // Only the models whose route has `breaker` are guarded.
+    if (invocation.breaker === undefined) return next(invocation);
     const name = breakerName(invocation);
-    const breaker = breakerFor(name);
+    const breaker = breakerFor(name, routeBreakerPolicy(invocation.breaker));
     const admission = await breaker.admission();
     if (admission.kind === 'reject') {
       const seconds = Math.max(1, Math.ceil(admission.retryAfterMs / 1000));
@@ -297,4 +299,35 @@ export function circuitBreakerMiddleware(breakerFor: (name: string) => CircuitBr
 function callerCaused(error: UpstreamError): boolean {
   const original = (error.cause as { OriginalStatusCode?: unknown } | undefined)?.OriginalStatusCode;
   return error.code === 'ModelError' && typeof original === 'number' && original >= 400 && original < 500;
+}
+
+/** The policy of a route's `breaker` (seconds in the route, milliseconds here). */
+export function routeBreakerPolicy(breaker: NonNullable<ModelInvocation['breaker']>, refreshMs = DEFAULT_BREAKER_POLICY.refreshMs): BreakerPolicy {
+  return {
+    windowMs: breaker.windowSeconds * 1000,
+    failureRateThreshold: breaker.failureRateThreshold,
+    minimumCalls: breaker.minimumCalls,
+    coolDownMs: breaker.coolDownSeconds * 1000,
+    probes: breaker.probes,
+    refreshMs,
+  };
+}
+
+/**
+ * The breakers of one function instance, one per name; a route whose settings changed gets a new one
+ * (its shared state stays: the next transition reads it).
+ */
+export class BreakerRegistry {
+  private readonly breakers = new Map<string, { key: string; breaker: CircuitBreaker }>();
+
+  constructor(private readonly make: (name: string, policy: BreakerPolicy) => CircuitBreaker) {}
+
+  get(name: string, policy: BreakerPolicy): CircuitBreaker {
+    const key = JSON.stringify(policy);
+    const found = this.breakers.get(name);
+    if (found !== undefined && found.key === key) return found.breaker;
+    const breaker = this.make(name, policy);
+    this.breakers.set(name, { key, breaker });
+    return breaker;
+  }
 }

@@ -207,6 +207,25 @@ export const PredictionCacheRouteSchema = z.strictObject({
   ttlSeconds: z.number({ error: 'must be a number' }).check(z.int('must be a whole number'), z.minimum(1, 'must be at least 1'), z.maximum(86_400, 'must be at most 86400 (a day)')),
 });
 
+const positiveInt = (max: number) => z.number({ error: 'must be a number' }).check(z.int('must be a whole number'), z.minimum(1, 'must be at least 1'), z.maximum(max, `must be at most ${max}`));
+
+export const BreakerRouteSchema = z.strictObject({
+  windowSeconds: positiveInt(3_600),
+  failureRateThreshold: z.number({ error: 'must be a number' }).check(z.gt(0, 'must be above 0'), z.lt(1, 'must be below 1')),
+  minimumCalls: positiveInt(10_000),
+  coolDownSeconds: positiveInt(3_600),
+  probes: positiveInt(100),
+});
+
+export const FallbackRouteSchema = z
+  .strictObject({
+    /** Another production variant of the same endpoint (a simpler model), called with TargetVariant. */
+    variant: z.optional(VariantNameSchema),
+    /** A fixed answer, returned as the prediction. */
+    static: z.optional(z.unknown()),
+  })
+  .check(z.refine((fallback) => fallback.variant !== undefined || fallback.static !== undefined, { message: 'must name a variant or a static answer' }));
+
 export const ModelRouteSchema = z
   .object({
     endpointName: z.string().check(z.regex(SAGEMAKER_NAME_PATTERN, 'Invalid endpoint name: expected 1-63 letters, digits or hyphens')),
@@ -217,6 +236,10 @@ export const ModelRouteSchema = z
     sticky: z.optional(StickyRoutingSchema),
     /** Present when the model's answers are cached (lambda/shared/prediction-cache.ts), for this long. */
     cache: z.optional(PredictionCacheRouteSchema),
+    /** Present when a circuit breaker guards the model's endpoint (lambda/shared/circuit-breaker.ts). */
+    breaker: z.optional(BreakerRouteSchema),
+    /** What answers, marked degraded, when the endpoint fails or its breaker is open: tried in this order. */
+    fallback: z.optional(FallbackRouteSchema),
   })
   .check(
     z.superRefine((route, ctx) => {
@@ -264,6 +287,8 @@ export interface ResolvedRoute {
   readonly sticky?: { readonly salt: string };
   /** Set when the model's answers are cached. */
   readonly cache?: { readonly ttlSeconds: number };
+  readonly breaker?: z.output<typeof BreakerRouteSchema>;
+  readonly fallback?: z.output<typeof FallbackRouteSchema>;
 }
 
 /** Something that answers a model's route: the SSM-backed cache of lambda/shared/routes.ts or a table in memory. */
@@ -320,6 +345,8 @@ function routeFor(modelName: string, route: ModelRoute, targetVariant: string | 
     ...(targetVariant === undefined ? {} : { targetVariant }),
     ...(route.sticky === undefined ? {} : { sticky: route.sticky }),
     ...(route.cache === undefined ? {} : { cache: route.cache }),
+    ...(route.breaker === undefined ? {} : { breaker: route.breaker }),
+    ...(route.fallback === undefined ? {} : { fallback: route.fallback }),
   };
 }
 
@@ -339,6 +366,8 @@ export interface ModelInvocation {
   readonly accept: InferenceContentType;
   readonly targetVariant?: string;
   readonly inferenceId: string;
+  /** The route's circuit-breaker settings, when a breaker guards the endpoint. */
+  readonly breaker?: z.output<typeof BreakerRouteSchema>;
 }
 
 /** What a model endpoint answered. */
@@ -432,6 +461,10 @@ export interface PredictionResult {
    * SageMaker picks the variant, so a cached answer could change who sees which variant).
    */
   readonly cache?: CacheStatus;
+  /** Set when a fallback answered because the endpoint failed or its breaker was open. */
+  readonly degraded?: true;
+  /** Which fallback answered: `variant` (another variant of the endpoint) or `static` (the configured answer). */
+  readonly fallback?: 'variant' | 'static';
 }
 
 export type CacheStatus = 'hit' | 'miss' | 'bypass';
@@ -463,6 +496,7 @@ export async function predict(
       accept: request.accept,
       inferenceId: predictionId,
       ...(targetVariant === undefined ? {} : { targetVariant }),
+      ...(route.breaker === undefined ? {} : { breaker: route.breaker }),
     });
   } catch (error) {
     if (error instanceof RequestError) {
@@ -808,9 +842,9 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
       if (cached?.result !== undefined) {
         result = cached.result;
       } else {
-        const predicted = await predict(enriched, route, deps.backend, deps.ids);
+        const predicted = await predictWithFallback(enriched, route, deps.backend, deps.ids);
         result = cached === undefined ? predicted : { ...predicted, cache: cached.status };
-        if (cached?.key !== undefined && deps.cache !== undefined) {
+        if (cached?.key !== undefined && deps.cache !== undefined && predicted.degraded === undefined) {
           const body = isJsonContentType(predicted.contentType) ? JSON.stringify(predicted.prediction) : String(predicted.prediction);
           await deps.cache.store(cached.key, { body, contentType: predicted.contentType, variant: predicted.variant, modelVersion: predicted.modelVersion }, (route.cache?.ttlSeconds ?? 60) * 1000);
         }
@@ -880,4 +914,31 @@ async function cachedPrediction(
       cache: 'hit',
     },
   };
+}
+
+/**
+ * The model's answer, or a fallback's when the endpoint fails (5xx, throttling, timeout) or its breaker is
+ * open: the route's fallback variant first, then its static answer. A fallback's answer is marked degraded
+ * and never cached; when every fallback fails too, the endpoint's own error stands.
+ */
+async function predictWithFallback(request: PredictRequest, route: ResolvedRoute, backend: InferenceBackend, ids: IdGenerator): Promise<PredictionResult> {
+  try {
+    return await predict(request, route, backend, ids);
+  } catch (error) {
+    const fallback = route.fallback;
+    if (fallback === undefined || !(error instanceof UpstreamError) || !(error.status >= 500 || error.status === 429)) throw error;
+    const predictionId = error.predictionId ?? request.inferenceId ?? ids();
+    if (fallback.variant !== undefined && fallback.variant !== (route.targetVariant ?? soleVariant(route))) {
+      try {
+        const answer = await predict({ ...request, inferenceId: predictionId, targetVariant: fallback.variant }, { ...route, targetVariant: fallback.variant }, backend, ids);
+        return { ...answer, degraded: true, fallback: 'variant' };
+      } catch (fallbackError) {
+        if (!(fallbackError instanceof UpstreamError)) throw fallbackError;
+      }
+    }
+    if (fallback.static !== undefined) {
+      return { predictionId, model: route.model, variant: UNKNOWN, modelVersion: UNKNOWN, prediction: fallback.static, contentType: 'application/json', degraded: true, fallback: 'static' };
+    }
+    throw error;
+  }
 }

@@ -4,11 +4,13 @@ import fc from 'fast-check';
 import {
   admit,
   breakerPolicyProblems,
+  BreakerRegistry,
   CircuitBreaker,
   circuitBreakerMiddleware,
   countsAsFailure,
   DEFAULT_BREAKER_POLICY,
   FailureWindow,
+  routeBreakerPolicy,
   trips,
   type BreakerPolicy,
   type BreakerStore,
@@ -168,7 +170,28 @@ describe('CircuitBreaker', () => {
 });
 
 describe('circuitBreakerMiddleware', () => {
-  const invocation: ModelInvocation = { endpointName: 'churn-endpoint', body: '[1]', contentType: 'application/json', accept: 'application/json', inferenceId: 'p' };
+  const breaker = { windowSeconds: 10, failureRateThreshold: 0.5, minimumCalls: 4, coolDownSeconds: 5, probes: 2 };
+  const invocation: ModelInvocation = { endpointName: 'churn-endpoint', body: '[1]', contentType: 'application/json', accept: 'application/json', inferenceId: 'p', breaker };
+
+  test('a model without breaker settings passes straight through', async () => {
+    let made = 0;
+    const backend = composeBackend(async () => ({ body: 'ok' }), circuitBreakerMiddleware((name, policy) => {
+      made += 1;
+      return new CircuitBreaker({ name, policy });
+    }));
+    const { breaker: _omitted, ...unguarded } = invocation;
+    await expect(backend(unguarded)).resolves.toEqual({ body: 'ok' });
+    expect(made).toBe(0);
+  });
+
+  test('the registry keeps one breaker per name, and a new one when the route\'s settings change', () => {
+    const registry = new BreakerRegistry((name, policy) => new CircuitBreaker({ name, policy }));
+    const policy = routeBreakerPolicy(breaker);
+    expect(policy).toEqual({ windowMs: 10_000, failureRateThreshold: 0.5, minimumCalls: 4, coolDownMs: 5_000, probes: 2, refreshMs: 1_000 });
+    const first = registry.get('e', policy);
+    expect(registry.get('e', { ...policy })).toBe(first);
+    expect(registry.get('e', { ...policy, probes: 3 })).not.toBe(first);
+  });
 
   test('a failing endpoint opens the breaker; then 503 CircuitOpen with Retry-After, without calling it; a probe after the cool-down closes it', async () => {
     const time = clock();
@@ -180,7 +203,7 @@ describe('circuitBreakerMiddleware', () => {
       if (!healthy) throw new UpstreamError(503, 'ServiceUnavailable', 'the endpoint is unavailable');
       return { body: '{}', contentType: 'application/json' };
     };
-    const backend = composeBackend(endpoint, circuitBreakerMiddleware((name) => breakers.get(name) ?? breakers.set(name, new CircuitBreaker({ name, policy: POLICY, store: new MemoryStore(), now: time.now })).get(name)!));
+    const backend = composeBackend(endpoint, circuitBreakerMiddleware((name, policy) => breakers.get(name) ?? breakers.set(name, new CircuitBreaker({ name, policy, store: new MemoryStore(), now: time.now })).get(name)!));
     for (let i = 0; i < 4; i += 1) await expect(backend(invocation)).rejects.toMatchObject({ code: 'ServiceUnavailable' });
     const rejected = await backend(invocation).catch((error: unknown) => error);
     expect(rejected).toMatchObject({ status: 503, code: 'CircuitOpen', retryAfterSeconds: 5 });
@@ -201,7 +224,7 @@ describe('circuitBreakerMiddleware', () => {
     const endpoint: InferenceBackend = async () => {
       throw new UpstreamError(502, 'ModelError', 'the model refused the payload (status 400)', { cause });
     };
-    const backend = composeBackend(endpoint, circuitBreakerMiddleware((name) => breakers.get(name) ?? breakers.set(name, new CircuitBreaker({ name, policy: POLICY, now: time.now })).get(name)!));
+    const backend = composeBackend(endpoint, circuitBreakerMiddleware((name, policy) => breakers.get(name) ?? breakers.set(name, new CircuitBreaker({ name, policy, now: time.now })).get(name)!));
     for (let i = 0; i < 10; i += 1) await expect(backend({ ...invocation, targetVariant: 'challenger' })).rejects.toMatchObject({ code: 'ModelError' });
     expect([...breakers.keys()]).toEqual(['churn-endpoint/challenger']);
     expect(breakers.get('churn-endpoint/challenger')?.state.status).toBe('closed');
