@@ -211,7 +211,14 @@ export class CircuitBreaker {
     const now = this.now();
     if (admission.kind === 'probe') {
       if (outcome === 'ignored') return;
-      if (await this.transition(probeResult(this.view, outcome === 'success', now))) this.window.reset();
+      // Other instances may have claimed probes since (each claim moves the version): settle on the state
+      // as it is now, as long as it is still half-open. Once another probe reopened or closed it, that stands.
+      for (let attempt = 0; attempt < 3 && this.view.status === 'half-open'; attempt += 1) {
+        if (await this.transition(probeResult(this.view, outcome === 'success', now))) {
+          this.window.reset();
+          return;
+        }
+      }
       return;
     }
     if (outcome === 'ignored') return;

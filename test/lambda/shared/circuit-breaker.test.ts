@@ -230,3 +230,21 @@ describe('circuitBreakerMiddleware', () => {
     expect(breakers.get('churn-endpoint/challenger')?.state.status).toBe('closed');
   });
 });
+
+test('a successful probe closes the breaker even after another instance claimed the other probe', async () => {
+  const time = clock();
+  const store = new MemoryStore();
+  const policy = { ...POLICY, refreshMs: 0 };
+  const a = new CircuitBreaker({ name: 'e', policy, store, now: time.now });
+  const b = new CircuitBreaker({ name: 'e', policy, store, now: time.now });
+  for (let i = 0; i < 4; i += 1) await a.record(await a.admission(), 'failure');
+  time.advance(policy.coolDownMs);
+  const probeA = await a.admission();
+  const probeB = await b.admission();
+  expect([probeA.kind, probeB.kind]).toEqual(['probe', 'probe']);
+  await a.record(probeA, 'success');
+  expect(a.state.status).toBe('closed');
+  // b's probe comes back after the breaker closed: it changes nothing.
+  await b.record(probeB, 'failure');
+  expect((await b.admission()).kind).toBe('call');
+});
