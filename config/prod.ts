@@ -17,7 +17,7 @@ export const prod: PlatformConfigInput = {
   logRetentionDays: 365,
   alarmEmails: [],
   network: { vpc: true, availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'] },
-  api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true, predictionLog: true, predictionLogRetentionDays: 180, predictionCache: {} },
+  api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true, predictionLog: true, predictionLogRetentionDays: 180, predictionCache: {}, circuitBreakers: true },
   // What every prod model family does unless it says otherwise: capture for Model Monitor, page on
   // errors and latency, roll out behind a canary, watch drift. A family sets only what differs.
   modelDefaults: {
@@ -35,6 +35,10 @@ export const prod: PlatformConfigInput = {
       // spare the endpoint the repeated calls of one session. One production variant, so every request can
       // be cached; a hit also skips the shadow variant's mirrored copy of the request.
       cache: { ttlSeconds: 300 },
+      // When the endpoint fails (half of at least 20 calls in a minute, per instance), stop calling it for 30 s
+      // and answer with the base rate, marked degraded: the callers treat churn scores as advisory.
+      circuitBreaker: {},
+      fallback: { staticAnswer: { score: 0.08, basis: 'base churn rate' } },
       variants: [
         {
           name: 'champion',

@@ -161,6 +161,21 @@ const modelSchema = z.strictObject({
   experiments: experimentsSchema.default({ stickyRouting: false }),
   /** Serve repeated requests from the API's prediction cache (needs api.predictionCache) for this many seconds. */
   cache: z.strictObject({ ttlSeconds: z.number().int().min(1).max(86_400) }).optional(),
+  /** A circuit breaker on the family's endpoint (needs api.circuitBreakers). */
+  circuitBreaker: z
+    .strictObject({
+      failureRateThreshold: z.number().gt(0).lt(1).default(0.5),
+      minimumCalls: z.number().int().min(1).max(10_000).default(20),
+      windowSeconds: z.number().int().min(1).max(3_600).default(60),
+      coolDownSeconds: z.number().int().min(1).max(3_600).default(30),
+      probes: z.number().int().min(1).max(100).default(3),
+    })
+    .optional(),
+  /** What answers, marked degraded, when the endpoint fails or its breaker is open: a variant, then a static answer. */
+  fallback: z
+    .strictObject({ variant: z.string().optional(), staticAnswer: z.unknown().optional() })
+    .refine((fallback) => fallback.variant !== undefined || fallback.staticAnswer !== undefined, 'must name a variant or a staticAnswer')
+    .optional(),
   /** Near-real-time drift of the captured requests against `baselines/<name>/drift-baseline.json` in the artifact bucket (needs dataCapture). */
   driftDetection: z
     .strictObject({
@@ -237,6 +252,8 @@ export const platformConfigSchema = z
           sharedReadTimeoutMs: z.number().int().min(1).max(1000).default(100),
         })
         .optional(),
+      /** Circuit breakers for the families with `circuitBreaker`, their state shared through the API's state table. */
+      circuitBreakers: z.boolean().default(false),
     }),
     models: z.array(modelSchema).min(1),
     /** Feature Store: feature groups (definitions), their speed and batch ingestion, offline queries. */
@@ -303,6 +320,13 @@ export const platformConfigSchema = z
           checkExperiments(config, model, index, ctx);
           if (model.cache !== undefined && config.api.predictionCache === undefined) {
             ctx.addIssue({ code: 'custom', path: ['models', index, 'cache'], message: `needs api.predictionCache (the table and memory the cached answers live in)` });
+          }
+          if (model.circuitBreaker !== undefined && !config.api.circuitBreakers) {
+            ctx.addIssue({ code: 'custom', path: ['models', index, 'circuitBreaker'], message: 'needs api.circuitBreakers: true' });
+          }
+          const fallbackVariant = model.fallback?.variant;
+          if (fallbackVariant !== undefined && !model.variants.some((variant) => variant.name === fallbackVariant)) {
+            ctx.addIssue({ code: 'custom', path: ['models', index, 'fallback', 'variant'], message: `'${fallbackVariant}' is not a production variant of ${model.name} (${model.variants.map((variant) => variant.name).join(', ')})` });
           }
         }
         checkModelMonitor(model, index, ctx);

@@ -16,7 +16,7 @@ export * from './serving/endpoint-alarms';
 export * from './serving/inference-route';
 export * from './serving/model-data';
 export * from './serving/model-endpoint';
-export * from './serving/prediction-cache-table';
+export * from './serving/inference-state-table';
 export * from './serving/real-time-inference-api';
 
 // experiments: shadow mode, A/B testing, champion-challenger (seed patterns 3, 4 and 5)

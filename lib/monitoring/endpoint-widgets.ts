@@ -123,6 +123,7 @@ export function inferenceApiWidgets(api: RealTimeInferenceApi, modelNames: reado
           }),
         ]),
     ...cacheWidgets(api, modelNames.filter((name) => api.cachedModelNames.includes(name)), period),
+    ...breakerWidgets(api, modelNames.filter((name) => api.guardedModelNames.includes(name)), period),
   ];
 }
 
@@ -135,6 +136,23 @@ function cacheWidgets(api: RealTimeInferenceApi, cached: readonly string[], peri
       left: cached.map((name) => api.metricCacheHitRatio(name, { period })),
       leftYAxis: { min: 0, max: 100 },
       right: cached.map((name) => api.metricCacheErrors(name, { period, label: `${name} cache errors` })),
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+  ];
+}
+
+/** The circuit breakers of the guarded models: calls an open breaker refused, and the fallbacks served by kind. */
+function breakerWidgets(api: RealTimeInferenceApi, guarded: readonly string[], period: Duration): cloudwatch.IWidget[] {
+  if (guarded.length === 0) return [];
+  return [
+    new cloudwatch.GraphWidget({
+      title: 'Circuit breakers: calls refused while open, fallbacks served',
+      left: guarded.map((name) => api.metricCircuitOpenRejections(name, { period, label: `${name} refused` })),
+      right: guarded.flatMap((name) => [
+        api.metricFallbacksServed(name, 'variant', { period, label: `${name} fallback: variant` }),
+        api.metricFallbacksServed(name, 'static', { period, label: `${name} fallback: static` }),
+      ]),
       width: WIDTH,
       height: HEIGHT,
     }),

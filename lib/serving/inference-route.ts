@@ -1,8 +1,10 @@
-import { type Duration, Stack, Tags, Token } from 'aws-cdk-lib';
+import { Duration, Stack, Tags, Token } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { AlarmSeverity } from './endpoint-alarms';
 import type { ModelEndpoint } from './model-endpoint';
-import type { AddEndpointOptions, RealTimeInferenceApi } from './real-time-inference-api';
+import type { AddEndpointOptions, EndpointCircuitBreaker, RealTimeInferenceApi } from './real-time-inference-api';
 import { assertRequiredProps } from '../core/private/props';
 
 export interface InferenceRouteProps extends AddEndpointOptions {
@@ -18,6 +20,8 @@ interface RouteDocument {
   readonly variants: Record<string, { readonly modelVersion: string; readonly weight?: number }>;
   readonly sticky?: { readonly salt: string };
   readonly cache?: { readonly ttlSeconds: number };
+  readonly breaker?: { windowSeconds: number; failureRateThreshold: number; minimumCalls: number; coolDownSeconds: number; probes: number };
+  readonly fallback?: { variant?: string; static?: unknown };
 }
 
 /** What is wrong with routing `endpoint` with these options, one message per problem (empty when nothing is). */
@@ -30,6 +34,35 @@ export function routeOptionProblems(endpoint: ModelEndpoint, options: AddEndpoin
   const salt: unknown = options.stickySalt;
   if (salt !== undefined && (typeof salt !== 'string' || salt.length === 0 || salt.length > 256)) {
     problems.push(`${path}stickySalt: must be 1-256 characters; got ${typeof salt === 'string' ? salt.length : JSON.stringify(salt)}`);
+  }
+  const breaker = options.circuitBreaker;
+  if (breaker !== undefined) {
+    // The rules of lambda/shared/circuit-breaker.ts (breakerPolicyProblems), in the prop's units.
+    const document = breakerDocument(breaker);
+    const at = `${path}circuitBreaker.`;
+    const wholeFrom = (value: number, min: number, max: number) => Number.isInteger(value) && value >= min && value <= max;
+    if (!wholeFrom(document.windowSeconds, 1, 3_600)) problems.push(`${at}window: must be whole seconds from 1 second to 1 hour; got ${document.windowSeconds} seconds`);
+    if (!wholeFrom(document.coolDownSeconds, 1, 3_600)) problems.push(`${at}coolDown: must be whole seconds from 1 second to 1 hour; got ${document.coolDownSeconds} seconds`);
+    if (!(document.failureRateThreshold > 0 && document.failureRateThreshold < 1)) problems.push(`${at}failureRateThreshold: must be above 0 and below 1; got ${document.failureRateThreshold}`);
+    if (!wholeFrom(document.minimumCalls, 1, 10_000)) problems.push(`${at}minimumCalls: must be a whole number from 1 to 10000; got ${document.minimumCalls}`);
+    if (!wholeFrom(document.probes, 1, 100)) problems.push(`${at}probes: must be a whole number from 1 to 100; got ${document.probes}`);
+  }
+  const fallback = options.fallback;
+  if (fallback !== undefined) {
+    const production = endpoint.variants.filter((variant) => variant.kind === 'production').map((variant) => variant.name);
+    if (fallback.variant === undefined && fallback.staticAnswer === undefined) problems.push(`${path}fallback: must name a variant or a staticAnswer`);
+    if (fallback.variant !== undefined && !production.includes(fallback.variant)) {
+      problems.push(`${path}fallback.variant: '${fallback.variant}' is not a production variant of '${endpoint.modelName}' (${production.join(', ')})`);
+    }
+    if (fallback.staticAnswer !== undefined) {
+      let size = Number.POSITIVE_INFINITY;
+      try {
+        size = JSON.stringify(fallback.staticAnswer)?.length ?? Number.POSITIVE_INFINITY;
+      } catch {
+        // not JSON: reported below
+      }
+      if (!(size <= 2_048)) problems.push(`${path}fallback.staticAnswer: must be a JSON value of at most 2048 characters`);
+    }
   }
   const cacheTtl = options.cacheTtl;
   if (cacheTtl !== undefined) {
@@ -53,6 +86,10 @@ export class InferenceRoute extends Construct {
   public readonly modelName: string;
   /** How long the model's answers are cached, when they are. */
   public readonly cacheTtl?: Duration;
+  /** Whether a circuit breaker guards the model's endpoint. */
+  public readonly guarded: boolean;
+  /** The warning alarm while the model's breaker refuses calls, when it has one. */
+  public readonly circuitOpenAlarm?: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: InferenceRouteProps) {
     super(scope, id);
@@ -64,17 +101,41 @@ export class InferenceRoute extends Construct {
     }
     const production = endpoint.variants.filter((variant) => variant.kind === 'production');
     const problems = routeOptionProblems(endpoint, props);
-    if (props.cacheTtl !== undefined && api.predictionCacheTable === undefined) {
+    if (props.cacheTtl !== undefined && !api.cachesPredictions) {
       problems.push(`cacheTtl: the API has no prediction cache; give the RealTimeInferenceApi predictionCache`);
+    }
+    if (props.circuitBreaker !== undefined && !api.guardsEndpoints) {
+      problems.push(`circuitBreaker: the API does not guard endpoints; give the RealTimeInferenceApi circuitBreakers: true`);
     }
     if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
     this.modelName = endpoint.modelName;
     this.cacheTtl = props.cacheTtl;
+    this.guarded = props.circuitBreaker !== undefined;
+    if (this.guarded) {
+      // Beside the route, in the family's stack: a fleet's alarms do not pile up in the API's stack.
+      this.circuitOpenAlarm = new cloudwatch.Alarm(this, 'CircuitOpen', {
+        metric: api.metricCircuitOpenRejections(endpoint.modelName, { period: Duration.minutes(1), statistic: 'Sum' }),
+        threshold: 0,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `[WARNING] the circuit breaker of model ${endpoint.modelName} refused calls to its endpoint (fallbacks or 503s answered them)`,
+      });
+      const action = api.alarmActions[AlarmSeverity.WARNING];
+      if (action) {
+        this.circuitOpenAlarm.addAlarmAction(action);
+        this.circuitOpenAlarm.addOkAction(action);
+      }
+    }
     const route: RouteDocument = {
       endpointName: endpoint.endpointName,
       variants: Object.fromEntries(production.map((variant) => [variant.name, { modelVersion: variant.modelVersion, weight: variant.weight }])),
       ...(props.stickyRouting ? { sticky: { salt: props.stickySalt ?? endpoint.modelName } } : {}),
       ...(props.cacheTtl === undefined ? {} : { cache: { ttlSeconds: props.cacheTtl.toSeconds() } }),
+      ...(props.circuitBreaker === undefined ? {} : { breaker: breakerDocument(props.circuitBreaker) }),
+      ...(props.fallback === undefined
+        ? {}
+        : { fallback: { ...(props.fallback.variant === undefined ? {} : { variant: props.fallback.variant }), ...(props.fallback.staticAnswer === undefined ? {} : { static: props.fallback.staticAnswer }) } }),
     };
     this.parameter = new ssm.StringParameter(this, 'Parameter', {
       parameterName: `${api.routeParameterPrefix}${endpoint.modelName}`,
@@ -84,4 +145,15 @@ export class InferenceRoute extends Construct {
     });
     Tags.of(endpoint).add(api.endpointAccessTag.key, api.endpointAccessTag.value, { includeResourceTypes: ['AWS::SageMaker::Endpoint'] });
   }
+}
+
+/** The route's breaker settings: the prop's, with the defaults, in whole seconds. */
+function breakerDocument(breaker: EndpointCircuitBreaker): NonNullable<RouteDocument['breaker']> {
+  return {
+    windowSeconds: (breaker.window ?? Duration.minutes(1)).toSeconds({ integral: false }),
+    failureRateThreshold: breaker.failureRateThreshold ?? 0.5,
+    minimumCalls: breaker.minimumCalls ?? 20,
+    coolDownSeconds: (breaker.coolDown ?? Duration.seconds(30)).toSeconds({ integral: false }),
+    probes: breaker.probes ?? 3,
+  };
 }

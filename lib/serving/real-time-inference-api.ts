@@ -18,7 +18,7 @@ import type { PredictionLog } from '../experiments/prediction-log';
 import type { FeatureGroup } from '../features/feature-group';
 import { InferenceRoute, routeOptionProblems } from './inference-route';
 import type { ModelEndpoint } from './model-endpoint';
-import { PredictionCacheTable } from './prediction-cache-table';
+import { InferenceStateTable } from './inference-state-table';
 
 export interface RealTimeInferenceApiProps {
   /**
@@ -122,14 +122,21 @@ export interface RealTimeInferenceApiProps {
    * @default - no prediction cache
    */
   readonly predictionCache?: PredictionCacheOptions;
+  /**
+   * Guard the endpoints of the models routed with `circuitBreaker` (the breakers' state is shared by every
+   * function instance through the state table).
+   * @default false
+   */
+  readonly circuitBreakers?: boolean;
+  /**
+   * The table of the API's shared state (cached predictions, breaker states), when `predictionCache` or
+   * `circuitBreakers` is on.
+   * @default - a new InferenceStateTable encrypted with the API's key
+   */
+  readonly stateTable?: InferenceStateTable;
 }
 
 export interface PredictionCacheOptions {
-  /**
-   * The shared tier.
-   * @default - a new PredictionCacheTable encrypted with the API's key
-   */
-  readonly table?: PredictionCacheTable;
   /**
    * Size of each function instance's in-memory tier, in MiB; 0 leaves only the shared tier.
    * @default 32
@@ -171,6 +178,39 @@ export interface AddEndpointOptions {
    * @default - the model's answers are not cached
    */
   readonly cacheTtl?: Duration;
+  /**
+   * A circuit breaker on the model's endpoint (per variant when a request targets one), when the API has
+   * `circuitBreakers`. An open breaker answers 503 `CircuitOpen` with `Retry-After` without calling the
+   * endpoint, or a fallback answers.
+   * @default - no breaker
+   */
+  readonly circuitBreaker?: EndpointCircuitBreaker;
+  /**
+   * What answers, marked `degraded`, when the endpoint fails (5xx, throttling, timeout) or its breaker is
+   * open: `variant` first (another production variant, a simpler model), then `staticAnswer`.
+   * @default - the endpoint's error stands
+   */
+  readonly fallback?: EndpointFallback;
+}
+
+export interface EndpointCircuitBreaker {
+  /** Failure rate (0-1, exclusive) over the window above which the breaker opens. @default 0.5 */
+  readonly failureRateThreshold?: number;
+  /** Calls an instance must have seen in the window before the rate counts. @default 20 */
+  readonly minimumCalls?: number;
+  /** The rolling window. @default Duration.minutes(1) */
+  readonly window?: Duration;
+  /** How long an open breaker refuses calls before probing. @default Duration.seconds(30) */
+  readonly coolDown?: Duration;
+  /** Calls let through while half-open, across all instances. @default 3 */
+  readonly probes?: number;
+}
+
+export interface EndpointFallback {
+  /** Another production variant of the endpoint. */
+  readonly variant?: string;
+  /** A fixed answer, returned as the prediction (any JSON value). */
+  readonly staticAnswer?: unknown;
 }
 
 /** An endpoint to serve, with how it is routed: the `endpoints` prop's form of {@link RealTimeInferenceApi.addEndpoint}. */
@@ -202,8 +242,14 @@ export class RealTimeInferenceApi extends Construct {
   public readonly routeParameterPrefix: string;
   /** Endpoints carrying this tag can be invoked by the handler; {@link addEndpoint} sets it. */
   public readonly endpointAccessTag: EndpointAccessTag;
-  /** The shared tier of the prediction cache, when `predictionCache` was given. */
-  public readonly predictionCacheTable?: PredictionCacheTable;
+  /** The API's shared state (cached predictions, breaker states), when `predictionCache` or `circuitBreakers` is on. */
+  public readonly stateTable?: InferenceStateTable;
+  /** Whether the prediction cache is on (`predictionCache`). */
+  public readonly cachesPredictions: boolean;
+  /** Whether breakers can guard the endpoints (`circuitBreakers`). */
+  public readonly guardsEndpoints: boolean;
+  /** The alarm actions per severity (`alarmActions`); routes put them on their own alarms (an open breaker). */
+  public readonly alarmActions: Partial<Record<AlarmSeverity, cloudwatch.IAlarmAction>>;
   private readonly routes = new Map<string, InferenceRoute>();
   private validator!: apigateway.RequestValidator;
   private handlerReservedConcurrency = 10;
@@ -252,10 +298,16 @@ export class RealTimeInferenceApi extends Construct {
       anyEndpoint,
       `Invokes only endpoints tagged ${this.endpointAccessTag.key}=${this.endpointAccessTag.value} (addEndpoint tags them): one statement for a fleet of any size instead of one ARN per endpoint, which would outgrow the managed-policy size limit.`,
     );
-    if (props.predictionCache) {
-      this.predictionCacheTable = props.predictionCache.table ?? new PredictionCacheTable(this, 'PredictionCache', { encryptionKey: this.encryptionKey });
-      this.predictionCacheTable.grantReadWrite(this.handler);
-      this.handler.addEnvironment('PREDICTION_CACHE_TABLE', this.predictionCacheTable.table.tableName);
+    this.alarmActions = props.alarmActions ?? {};
+    this.cachesPredictions = props.predictionCache !== undefined;
+    this.guardsEndpoints = props.circuitBreakers === true;
+    if (this.cachesPredictions || this.guardsEndpoints) {
+      this.stateTable = props.stateTable ?? new InferenceStateTable(this, 'State', { encryptionKey: this.encryptionKey });
+      this.stateTable.grantReadWrite(this.handler);
+    }
+    if (this.guardsEndpoints && this.stateTable) this.handler.addEnvironment('BREAKER_STATE_TABLE', this.stateTable.table.tableName);
+    if (props.predictionCache && this.stateTable) {
+      this.handler.addEnvironment('PREDICTION_CACHE_TABLE', this.stateTable.table.tableName);
       this.handler.addEnvironment('PREDICTION_CACHE_MEMORY_MB', String(props.predictionCache.memorySizeMiB ?? 32));
       this.handler.addEnvironment('PREDICTION_CACHE_TIMEOUT_MS', String((props.predictionCache.sharedReadTimeout ?? Duration.millis(100)).toMilliseconds()));
     }
@@ -382,7 +434,10 @@ export class RealTimeInferenceApi extends Construct {
 
     for (const served of props.endpoints ?? []) {
       if (Construct.isConstruct(served)) this.addEndpoint(served);
-      else this.addEndpoint(served.modelEndpoint, { stickyRouting: served.stickyRouting, stickySalt: served.stickySalt, cacheTtl: served.cacheTtl });
+      else {
+        const { modelEndpoint, ...options } = served;
+        this.addEndpoint(modelEndpoint, options);
+      }
     }
     if (props.alarmActions) {
       this.createAlarms(props.alarmActions);
@@ -492,6 +547,21 @@ export class RealTimeInferenceApi extends Construct {
       period,
       label: props.label ?? `${modelName} cache hit ratio (%)`,
     });
+  }
+
+  /** Calls an open circuit breaker refused (each answered by a fallback or with 503). Default: sum over 5 minutes. */
+  public metricCircuitOpenRejections(modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('CircuitOpenRejections', modelName, props);
+  }
+
+  /** Predictions a fallback answered, by kind (`variant` or `static`). Default: sum over 5 minutes. */
+  public metricFallbacksServed(modelName: string, kind: 'variant' | 'static', props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric(kind === 'variant' ? 'FallbacksServedVariant' : 'FallbacksServedStatic', modelName, props);
+  }
+
+  /** Names of the models routed with `circuitBreaker`. */
+  public get guardedModelNames(): string[] {
+    return [...this.routes.entries()].filter(([, route]) => route.guarded).map(([name]) => name);
   }
 
   /** Names of the models routed with `cacheTtl`. */
@@ -648,8 +718,11 @@ export class RealTimeInferenceApi extends Construct {
         }
         const timeout = cache.sharedReadTimeout?.toMilliseconds();
         if (timeout !== undefined && !(timeout >= 1 && timeout <= 1_000)) problems.push(`predictionCache.sharedReadTimeout: must be from 1 ms to 1 second; got ${timeout} ms`);
-        if (cache.table !== undefined) problems.push(...checkPropType(cache.table, 'predictionCache.table', 'construct'));
       }
+    }
+    if (props.stateTable !== undefined) problems.push(...checkPropType(props.stateTable, 'stateTable', 'construct'));
+    if (props.stateTable !== undefined && props.predictionCache === undefined && props.circuitBreakers !== true) {
+      problems.push('stateTable: is used by predictionCache and circuitBreakers, and neither is on');
     }
     if (problems.length > 0) throw invalidProps(where, problems);
   }

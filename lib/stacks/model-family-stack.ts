@@ -63,6 +63,14 @@ export class ModelFamilyStack extends Stack {
     this.route = serving.inferenceApi.addEndpoint(this.endpoint, {
       stickyRouting: model.experiments.stickyRouting,
       cacheTtl: model.cache === undefined ? undefined : Duration.seconds(model.cache.ttlSeconds),
+      circuitBreaker: model.circuitBreaker && {
+        failureRateThreshold: model.circuitBreaker.failureRateThreshold,
+        minimumCalls: model.circuitBreaker.minimumCalls,
+        window: Duration.seconds(model.circuitBreaker.windowSeconds),
+        coolDown: Duration.seconds(model.circuitBreaker.coolDownSeconds),
+        probes: model.circuitBreaker.probes,
+      },
+      fallback: model.fallback && { variant: model.fallback.variant, staticAnswer: model.fallback.staticAnswer },
     });
 
     if (model.driftDetection) {

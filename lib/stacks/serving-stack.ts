@@ -51,6 +51,7 @@ export class ServingStack extends Stack {
         memorySizeMiB: config.api.predictionCache.memorySizeMiB,
         sharedReadTimeout: Duration.millis(config.api.predictionCache.sharedReadTimeoutMs),
       },
+      circuitBreakers: config.api.circuitBreakers,
     });
     if (props.features) {
       this.inferenceApi.addFeatureLookup(props.features.featureGroups);

@@ -23,7 +23,7 @@ test('the example caches the endpoint\'s answers for five minutes in a table of 
     variants: [{ name: 'only', model: { version: '1', image: '141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1' }, capacity: { kind: 'serverless', memorySizeInMb: 2048, maxConcurrency: 5 } }],
   });
   const api = cachedScoring(stack, key, endpoint);
-  expect(api.predictionCacheTable).toBeDefined();
+  expect(api.stateTable).toBeDefined();
   const template = Template.fromStack(stack);
   template.resourceCountIs('AWS::DynamoDB::Table', 1);
   const route = Object.values(template.findResources('AWS::SSM::Parameter'))[0];

@@ -1,10 +1,10 @@
 // The prediction cache as a CDK user meets it: RealTimeInferenceApi's predictionCache and addEndpoint's
-// cacheTtl, the PredictionCacheTable, what the handler is given, and the config that turns it on.
+// cacheTtl, the InferenceStateTable, what the handler is given, and the config that turns it on.
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { loadConfig } from '../../../config';
 import { dev } from '../../../config/dev';
-import { DataKey, ModelEndpoint, PredictionCacheTable, RealTimeInferenceApi, type PredictionCacheOptions } from '../../../lib';
+import { DataKey, ModelEndpoint, InferenceStateTable, RealTimeInferenceApi, type PredictionCacheOptions } from '../../../lib';
 import { configProblems } from '../../support/config-problems';
 import { nagFindings, synthesizePlatform } from '../../support/platform';
 
@@ -36,12 +36,12 @@ describe('RealTimeInferenceApi predictionCache', () => {
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
     });
     expect(table0.DeletionPolicy).toBe('Delete');
-    const table = stack.resolve(api.predictionCacheTable!.table.tableName);
+    const table = stack.resolve(api.stateTable!.table.tableName);
     const handler = Object.values(template.findResources('AWS::Lambda::Function')).find((fn) => fn.Properties.Environment?.Variables?.PREDICTION_CACHE_TABLE);
     expect(handler?.Properties.Environment.Variables).toMatchObject({ PREDICTION_CACHE_TABLE: table, PREDICTION_CACHE_MEMORY_MB: '32', PREDICTION_CACHE_TIMEOUT_MS: '100' });
     const statements = Object.values(template.findResources('AWS::IAM::ManagedPolicy')).flatMap((policy) => policy.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>);
     const dynamodb = statements.filter((statement) => JSON.stringify(statement.Action).includes('dynamodb:GetItem'));
-    expect(dynamodb).toEqual([expect.objectContaining({ Action: ['dynamodb:GetItem', 'dynamodb:PutItem'], Resource: { 'Fn::GetAtt': [expect.stringMatching(/PredictionCache/), 'Arn'] } })]);
+    expect(dynamodb).toEqual([expect.objectContaining({ Action: ['dynamodb:GetItem', 'dynamodb:PutItem'], Resource: { 'Fn::GetAtt': [expect.stringMatching(/InferenceState/), 'Arn'] } })]);
   });
 
   test('the route of a cached model carries its TTL; the request model accepts the cache flag', () => {
@@ -56,9 +56,9 @@ describe('RealTimeInferenceApi predictionCache', () => {
     const app = new App();
     const stack = new Stack(app, 'Own', { env: { account: '111111111111', region: 'us-east-1' } });
     const key = new DataKey(stack, 'Key').key;
-    const table = new PredictionCacheTable(stack, 'Shared', { encryptionKey: key });
-    const api = new RealTimeInferenceApi(stack, 'Inference', { encryptionKey: key, predictionCache: { table } });
-    expect(api.predictionCacheTable).toBe(table);
+    const table = new InferenceStateTable(stack, 'Shared', { encryptionKey: key });
+    const api = new RealTimeInferenceApi(stack, 'Inference', { encryptionKey: key, predictionCache: {}, stateTable: table });
+    expect(api.stateTable).toBe(table);
     Template.fromStack(stack).resourceCountIs('AWS::DynamoDB::Table', 1);
   });
 
