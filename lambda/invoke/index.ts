@@ -89,7 +89,7 @@ const breakers = new BreakerRegistry(
 const guardedBreakers = circuitBreakerMiddleware((name, policy) => breakers.get(name, policy));
 
 const backend: InferenceBackend = composeBackend(
-  sageMakerBackend((input) => client.send(new InvokeEndpointCommand(input))),
+  sageMakerBackend((input, signal) => client.send(new InvokeEndpointCommand(input), signal === undefined ? {} : { abortSignal: signal })),
   // Count the calls an open breaker refused, for the request's metrics.
   (next) => async (invocation) => {
     try {
@@ -259,11 +259,12 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
   breakerEvents = { opened: 0, rejected: 0 };
   const count = (
     model: string,
-    metric: 'Predictions' | 'PredictionErrors' | 'PredictionLogWriteErrors' | 'PredictionCacheHits' | 'PredictionCacheMisses' | 'PredictionCacheBypasses' | 'FallbacksServedVariant' | 'FallbacksServedStatic',
+    metric: 'Predictions' | 'PredictionErrors' | 'PredictionLogWriteErrors' | 'PredictionCacheHits' | 'PredictionCacheMisses' | 'PredictionCacheBypasses' | 'FallbacksServedVariant' | 'FallbacksServedStatic' | 'CompositePartsFailed' | 'CascadeEscalations',
     latencyMs?: number,
+    value = 1,
   ): void => {
     metrics.addDimension('Model', model);
-    metrics.addMetric(metric, MetricUnit.Count, 1);
+    metrics.addMetric(metric, MetricUnit.Count, value);
     if (latencyMs !== undefined) {
       metrics.addMetric('ModelLatency', MetricUnit.Milliseconds, Math.round(latencyMs * 100) / 100);
     }
@@ -310,6 +311,15 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
         count(model, 'Predictions', outcome.latencyMs);
         if (outcome.cache !== undefined) {
           count(model, outcome.cache.status === 'hit' ? 'PredictionCacheHits' : outcome.cache.status === 'miss' ? 'PredictionCacheMisses' : 'PredictionCacheBypasses');
+        }
+        const { members, stages } = outcome.result;
+        const partsFailed = (members ?? []).filter((member) => member.status !== 'answered').length + (stages ?? []).filter((stage) => stage.status === 'failed').length;
+        if (outcome.result.composite !== undefined) {
+          // A composite's parts are counted under the composite: one request's metrics share one Model dimension.
+          if (partsFailed > 0) count(model, 'CompositePartsFailed', undefined, partsFailed);
+          const escalations = (stages ?? []).filter((stage) => stage.status === 'escalated').length;
+          if (outcome.result.composite === 'cascade') count(model, 'CascadeEscalations', undefined, escalations);
+          if (partsFailed > 0) logger.warn('composite served without some of its parts', { predictionId, model, composite: outcome.result.composite, members, stages });
         }
         if (outcome.result.fallback !== undefined) {
           count(model, outcome.result.fallback === 'variant' ? 'FallbacksServedVariant' : 'FallbacksServedStatic');

@@ -30,7 +30,7 @@ import {
   errorResponse,
   InferenceError,
   RequestError,
-  resolveRouteFrom,
+  resolveEntryFrom,
   toHttpResponse,
   UpstreamError,
   type RouteSource,
@@ -91,7 +91,9 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
     }
     // Same order as the predict route: the body first, then the model.
     const request = parseOutcomeRequest(event.body, event.isBase64Encoded ?? false);
-    model = (await resolveRouteFrom(current.routes, modelName)).model;
+    // A composite's predictions are logged under its own name, so its outcomes are recorded under it too.
+    await resolveEntryFrom(current.routes, modelName);
+    model = modelName;
 
     try {
       const written = await dynamodb.send(new UpdateItemCommand(outcomeUpdate(current.table, model, request, new Date())));

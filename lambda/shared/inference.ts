@@ -3,7 +3,8 @@
 // Nothing in this module talks to AWS: the handler in lambda/invoke wires an InferenceBackend that
 // calls SageMaker, and everything else (request validation, routing, error mapping, response
 // shaping) lives here so it can be unit- and property-tested without a network.
-import { ConfigError, firstIssueField, formatIssues, InferenceError, loadJsonSetting, readProperty, readString, RequestError, UpstreamError, type ErrorBody } from './errors';
+import { ConfigError, firstIssueField, formatIssues, InferenceError, loadJsonSetting, readProperty, readString, RequestError, UpstreamError, type ErrorBody, type UpstreamErrorStatus } from './errors';
+import { chainInput, combine, CompositeRouteSchema, DEFAULT_COMPOSITE_TIMEOUT_MS, extract, ExtractionError, isConfident, quorumOf, stackingPayload, toLabel, toScore, type CascadeSpec, type ChainSpec, type CompositeRoute, type CompositeSpec, type EnsembleSpec } from './composite';
 import { optsOut, predictionCacheKey, type TieredPredictionCache } from './prediction-cache';
 import * as z from './zod';
 
@@ -11,6 +12,7 @@ import * as z from './zod';
 // bundle the request and route schemas below; they are re-exported for the modules that import them from here.
 export { ConfigError, firstIssueField, formatIssues, InferenceError, loadJsonSetting, readProperty, readString, RequestError, UpstreamError } from './errors';
 export type { ErrorBody, RequestErrorStatus, UpstreamErrorStatus } from './errors';
+export type { CompositeRoute, CompositeSpec } from './composite';
 
 // ---------------------------------------------------------------------------------------------
 // Limits and shared patterns
@@ -264,13 +266,47 @@ export const ModelRouteSchema = z
     }),
   );
 
-/** A routing table: model name (the `{model}` path parameter) -> endpoint and its variants. Each entry is one family's route parameter. */
+/**
+ * A routing table: model name (the `{model}` path parameter) -> endpoint and its variants, or a composite
+ * (lambda/shared/composite.ts) of other models. Each entry is one route parameter.
+ */
 export const RoutingTableSchema = z
-  .record(z.string().check(z.minLength(1, 'model names must be non-empty')), ModelRouteSchema)
+  .record(
+    z.string().check(z.minLength(1, 'model names must be non-empty')),
+    // Each entry is checked by the schema its shape calls for (see parseRouteEntry): a union would report
+    // only "Invalid input" for a route that is wrong in one field.
+    z.pipe(
+      z.unknown(),
+      z.transform((value, ctx): ModelRouteOrComposite => {
+        const result = parseRouteEntry(value);
+        if (result.success) return result.data;
+        for (const issue of result.issues) ctx.issues.push({ ...issue, input: value } as (typeof ctx.issues)[number]);
+        return z.NEVER;
+      }),
+    ),
+  )
   .check(z.refine((table) => Object.keys(table).length > 0, { message: 'must define at least one model' }));
 
+type ModelRouteOrComposite = z.output<typeof ModelRouteSchema> | CompositeRoute;
 export type RoutingTable = z.output<typeof RoutingTableSchema>;
 export type ModelRoute = z.output<typeof ModelRouteSchema>;
+/** What a route parameter holds: a model's endpoint route, or a composite of other models. */
+export type RouteEntry = ModelRoute | CompositeRoute;
+
+/** Whether a route entry is a composite's. */
+export function isComposite(entry: RouteEntry): entry is CompositeRoute {
+  return Object.hasOwn(entry, 'composite');
+}
+
+/**
+ * Parses a route parameter's JSON with the schema its shape calls for (a document with `composite` is a
+ * composite's), so that its problems are reported against the right fields.
+ */
+export function parseRouteEntry(json: unknown): { readonly success: true; readonly data: RouteEntry } | { readonly success: false; readonly issues: readonly z.core.$ZodIssue[] } {
+  const composite = json !== null && typeof json === 'object' && Object.hasOwn(json, 'composite');
+  const result = composite ? CompositeRouteSchema.safeParse(json) : ModelRouteSchema.safeParse(json);
+  return result.success ? { success: true, data: result.data } : { success: false, issues: result.error.issues };
+}
 
 /** Parses and validates MODEL_ROUTES. Throws {@link ConfigError} whose message starts with `MODEL_ROUTES:`. */
 export function loadRoutingTable(raw: string | undefined, name = 'MODEL_ROUTES'): RoutingTable {
@@ -289,12 +325,14 @@ export interface ResolvedRoute {
   readonly cache?: { readonly ttlSeconds: number };
   readonly breaker?: z.output<typeof BreakerRouteSchema>;
   readonly fallback?: z.output<typeof FallbackRouteSchema>;
+  /** The container to call on a multi-container endpoint in Direct mode (ensemble members only). */
+  readonly targetContainer?: string;
 }
 
 /** Something that answers a model's route: the SSM-backed cache of lambda/shared/routes.ts or a table in memory. */
 export interface RouteSource {
   /** The model's route; `undefined` when the model is unknown. */
-  route(model: string): Promise<ModelRoute | undefined>;
+  route(model: string): Promise<RouteEntry | undefined>;
 }
 
 /**
@@ -302,6 +340,10 @@ export interface RouteSource {
  * target variant -> 400 naming it and listing the model's variants.
  */
 export function resolveRoute(table: RoutingTable, modelName: string, targetVariant?: string): ResolvedRoute {
+  return endpointRoute(modelName, tableEntry(table, modelName), targetVariant);
+}
+
+function tableEntry(table: RoutingTable, modelName: string): RouteEntry {
   if (!Object.hasOwn(table, modelName)) {
     throw new RequestError(
       404,
@@ -309,20 +351,37 @@ export function resolveRoute(table: RoutingTable, modelName: string, targetVaria
       'model',
     );
   }
-  return routeFor(modelName, table[modelName] as ModelRoute, targetVariant);
+  return table[modelName] as RouteEntry;
 }
 
 /**
  * Looks the model up in a route source (a fleet's routes are not listed, so a 404 names only the
- * model); unknown target variant -> 400 as {@link resolveRoute}.
+ * model); unknown target variant -> 400 as {@link resolveRoute}. A composite's name is a 400: it has no
+ * endpoint of its own (see {@link resolveEntryFrom}).
  */
 export async function resolveRouteFrom(routes: RoutingTable | RouteSource, modelName: string, targetVariant?: string): Promise<ResolvedRoute> {
-  if (!isRouteSource(routes)) return resolveRoute(routes, modelName, targetVariant);
+  return endpointRoute(modelName, await entryFrom(routes, modelName), targetVariant);
+}
+
+/** A model's route entry as {@link resolveRouteFrom} finds it, composites included: 404 when there is none. */
+export async function resolveEntryFrom(routes: RoutingTable | RouteSource, modelName: string): Promise<RouteEntry> {
+  return entryFrom(routes, modelName);
+}
+
+async function entryFrom(routes: RoutingTable | RouteSource, modelName: string): Promise<RouteEntry> {
+  if (!isRouteSource(routes)) return tableEntry(routes, modelName);
   const route = await routes.route(modelName);
   if (route === undefined) {
     throw new RequestError(404, `model: unknown model ${JSON.stringify(modelName)}`, 'model');
   }
-  return routeFor(modelName, route, targetVariant);
+  return route;
+}
+
+function endpointRoute(modelName: string, entry: RouteEntry, targetVariant: string | undefined): ResolvedRoute {
+  if (isComposite(entry)) {
+    throw new RequestError(400, `model: ${JSON.stringify(modelName)} is a composite (${entry.composite.kind}) of other models, not a model with an endpoint`, 'model');
+  }
+  return routeFor(modelName, entry, targetVariant);
 }
 
 function isRouteSource(routes: RoutingTable | RouteSource): routes is RouteSource {
@@ -368,6 +427,10 @@ export interface ModelInvocation {
   readonly inferenceId: string;
   /** The route's circuit-breaker settings, when a breaker guards the endpoint. */
   readonly breaker?: z.output<typeof BreakerRouteSchema>;
+  /** A container of a multi-container endpoint in Direct mode (an ensemble member's `container`). */
+  readonly targetContainerHostname?: string;
+  /** Aborts the call: an ensemble member or composite stage that ran out of time. */
+  readonly signal?: AbortSignal;
 }
 
 /** What a model endpoint answered. */
@@ -399,6 +462,7 @@ export interface InvokeEndpointInputLike {
   ContentType: string;
   Accept: string;
   TargetVariant?: string;
+  TargetContainerHostname?: string;
   InferenceId: string;
 }
 
@@ -415,7 +479,7 @@ export interface InvokeEndpointOutputLike {
  * classified failures (the SDK error is kept as `cause` for logging).
  */
 export function sageMakerBackend(
-  invokeEndpoint: (input: InvokeEndpointInputLike) => Promise<InvokeEndpointOutputLike>,
+  invokeEndpoint: (input: InvokeEndpointInputLike, signal?: AbortSignal) => Promise<InvokeEndpointOutputLike>,
 ): InferenceBackend {
   const decoder = new TextDecoder();
   return async (invocation) => {
@@ -428,7 +492,8 @@ export function sageMakerBackend(
         Accept: invocation.accept,
         InferenceId: invocation.inferenceId,
         ...(invocation.targetVariant === undefined ? {} : { TargetVariant: invocation.targetVariant }),
-      });
+        ...(invocation.targetContainerHostname === undefined ? {} : { TargetContainerHostname: invocation.targetContainerHostname }),
+      }, invocation.signal);
     } catch (error) {
       throw classifySageMakerError(error);
     }
@@ -465,6 +530,43 @@ export interface PredictionResult {
   readonly degraded?: true;
   /** Which fallback answered: `variant` (another variant of the endpoint) or `static` (the configured answer). */
   readonly fallback?: 'variant' | 'static';
+  /** A composite's: how its answer was made (`ensemble`, `cascade` or `chain`). */
+  readonly composite?: CompositeSpec['kind'];
+  /** An ensemble's: each member's output or failure, in member order. */
+  readonly members?: readonly MemberOutcome[];
+  /** An ensemble's: the combiner, and for votes the share of the votes the answer got. */
+  readonly combiner?: string;
+  readonly agreement?: number;
+  /** A cascade's or chain's: the stages that ran, in order. */
+  readonly stages?: readonly StageOutcome[];
+}
+
+/** What one ensemble member did. `degraded` members answered with their static fallback, which is not combined. */
+export interface MemberOutcome {
+  readonly model: string;
+  readonly status: 'answered' | 'degraded' | 'failed';
+  readonly variant?: string;
+  readonly container?: string;
+  readonly modelVersion?: string;
+  /** The value the combiner used (the member's answer read by `output`). */
+  readonly output?: unknown;
+  readonly cache?: CacheStatus;
+  readonly fallback?: 'variant' | 'static';
+  readonly error?: { readonly status: number; readonly code: string; readonly message: string };
+}
+
+/** What one cascade or chain stage did: a cascade's stage `answered` or `escalated` (not confident, or failed). */
+export interface StageOutcome {
+  readonly model: string;
+  readonly status: 'answered' | 'escalated' | 'failed';
+  readonly variant?: string;
+  readonly modelVersion?: string;
+  readonly confidence?: number;
+  /** Why a cascade stage's confidence could not be read. */
+  readonly problem?: string;
+  readonly cache?: CacheStatus;
+  readonly fallback?: 'variant' | 'static';
+  readonly error?: { readonly status: number; readonly code: string; readonly message: string };
 }
 
 export type CacheStatus = 'hit' | 'miss' | 'bypass';
@@ -482,6 +584,7 @@ export async function predict(
   route: ResolvedRoute,
   backend: InferenceBackend,
   ids: IdGenerator,
+  signal?: AbortSignal,
 ): Promise<PredictionResult> {
   const predictionId = request.inferenceId ?? ids();
   const body = serialisePayload(request);
@@ -497,6 +600,8 @@ export async function predict(
       inferenceId: predictionId,
       ...(targetVariant === undefined ? {} : { targetVariant }),
       ...(route.breaker === undefined ? {} : { breaker: route.breaker }),
+      ...(route.targetContainer === undefined ? {} : { targetContainerHostname: route.targetContainer }),
+      ...(signal === undefined ? {} : { signal }),
     });
   } catch (error) {
     if (error instanceof RequestError) {
@@ -735,9 +840,10 @@ export interface PredictionInput {
 /**
  * How the serving variant was chosen: `targeted` (the caller named it), `sticky` (derived from a
  * salted hash of the caller id, see lambda/shared/experiments.ts) or `weighted` (SageMaker split
- * the traffic by the endpoint's variant weights).
+ * the traffic by the endpoint's variant weights); a composite's own assignment is `composite` (each
+ * member is assigned on its own).
  */
-export type AssignmentKind = 'sticky' | 'weighted' | 'targeted';
+export type AssignmentKind = 'sticky' | 'weighted' | 'targeted' | 'composite';
 
 export interface VariantAssignment {
   readonly assignment: AssignmentKind;
@@ -823,44 +929,34 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
       throw new RequestError(400, 'model: path parameter is required (POST /models/{model}/predict)', 'model');
     }
     const request = parseRequest(input.body, input.isBase64Encoded ?? false);
-    const resolved = await resolveRouteFrom(deps.routes, input.modelName, request.targetVariant);
-    model = resolved.model;
-    const chosen = (deps.assign ?? defaultAssignment)(request, resolved);
-    if (chosen.targetVariant !== undefined && !Object.hasOwn(resolved.variants, chosen.targetVariant)) {
-      // The assigner only picks among the route's variants; anything else is a bug (500).
-      throw new Error(`variant assigner chose ${JSON.stringify(chosen.targetVariant)}, which model ${JSON.stringify(model)} does not have`);
+    const entry = await resolveEntryFrom(deps.routes, input.modelName);
+    const composite = isComposite(entry) ? entry.composite : undefined;
+    const resolved = composite === undefined ? endpointRoute(input.modelName, entry, request.targetVariant) : undefined;
+    model = input.modelName;
+    if (composite !== undefined && request.targetVariant !== undefined) {
+      throw new RequestError(400, `targetVariant: ${JSON.stringify(model)} is a composite (${composite.kind}); its members name their variants`, 'targetVariant');
     }
-    const route = chosen.targetVariant === undefined ? resolved : { ...resolved, targetVariant: chosen.targetVariant };
     if (request.entity !== undefined && deps.enrich === undefined) {
       throw new RequestError(400, 'entity: this API serves no feature store to enrich requests from', 'entity');
     }
     const started = now();
     try {
       const enriched = request.entity !== undefined && deps.enrich ? await deps.enrich(request) : request;
-      const cached = deps.cache !== undefined && route.cache !== undefined ? await cachedPrediction(enriched, route, deps.cache, deps.ids, input.cacheControl) : undefined;
-      let result: PredictionResult;
-      if (cached?.result !== undefined) {
-        result = cached.result;
-      } else {
-        const predicted = await predictWithFallback(enriched, route, deps.backend, deps.ids);
-        result = cached === undefined ? predicted : { ...predicted, cache: cached.status };
-        if (cached?.key !== undefined && deps.cache !== undefined && predicted.degraded === undefined) {
-          const body = isJsonContentType(predicted.contentType) ? JSON.stringify(predicted.prediction) : String(predicted.prediction);
-          await deps.cache.store(cached.key, { body, contentType: predicted.contentType, variant: predicted.variant, modelVersion: predicted.modelVersion }, (route.cache?.ttlSeconds ?? 60) * 1000);
-        }
-      }
+      const served = resolved !== undefined
+        ? await serveModel(enriched, resolved, deps, input.cacheControl)
+        : { result: await serveComposite(model, composite as CompositeSpec, enriched, deps, input.cacheControl), assignment: 'composite' as const };
       return {
         kind: 'success',
-        response: toHttpResponse(200, result),
-        result,
+        response: toHttpResponse(200, served.result),
+        result: served.result,
         latencyMs: now() - started,
-        assignment: chosen.assignment,
+        assignment: served.assignment,
         ...(request.callerId === undefined ? {} : { callerId: request.callerId }),
-        ...(cached === undefined ? {} : { cache: { status: cached.result?.cache ?? cached.status, ...(cached.tier === undefined ? {} : { tier: cached.tier }) } }),
+        ...('cache' in served && served.cache !== undefined ? { cache: served.cache } : {}),
       };
     } catch (error) {
       if (error instanceof UpstreamError) {
-        return { kind: 'failed', response: errorResponse(error), error, model: route.model, latencyMs: now() - started };
+        return { kind: 'failed', response: errorResponse(error), error, model, latencyMs: now() - started };
       }
       throw error;
     }
@@ -870,6 +966,269 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
     }
     throw error;
   }
+}
+
+/** One model's answer to a request: variant assignment, the cache, the endpoint and its fallbacks. */
+async function serveModel(
+  request: PredictRequest,
+  resolved: ResolvedRoute,
+  deps: PredictionDeps,
+  cacheControl: string | undefined,
+  signal?: AbortSignal,
+): Promise<{ readonly result: PredictionResult; readonly assignment: AssignmentKind; readonly cache?: { readonly status: CacheStatus; readonly tier?: 'memory' | 'shared' } }> {
+  const chosen = (deps.assign ?? defaultAssignment)(request, resolved);
+  if (chosen.targetVariant !== undefined && !Object.hasOwn(resolved.variants, chosen.targetVariant)) {
+    // The assigner only picks among the route's variants; anything else is a bug (500).
+    throw new Error(`variant assigner chose ${JSON.stringify(chosen.targetVariant)}, which model ${JSON.stringify(resolved.model)} does not have`);
+  }
+  const route = chosen.targetVariant === undefined ? resolved : { ...resolved, targetVariant: chosen.targetVariant };
+  const cached = deps.cache !== undefined && route.cache !== undefined ? await cachedPrediction(request, route, deps.cache, deps.ids, cacheControl) : undefined;
+  let result: PredictionResult;
+  if (cached?.result !== undefined) {
+    result = cached.result;
+  } else {
+    const predicted = await predictWithFallback(request, route, deps.backend, deps.ids, signal);
+    result = cached === undefined ? predicted : { ...predicted, cache: cached.status };
+    if (cached?.key !== undefined && deps.cache !== undefined && predicted.degraded === undefined) {
+      const body = isJsonContentType(predicted.contentType) ? JSON.stringify(predicted.prediction) : String(predicted.prediction);
+      await deps.cache.store(cached.key, { body, contentType: predicted.contentType, variant: predicted.variant, modelVersion: predicted.modelVersion }, (route.cache?.ttlSeconds ?? 60) * 1000);
+    }
+  }
+  return {
+    result,
+    assignment: chosen.assignment,
+    ...(cached === undefined ? {} : { cache: { status: cached.result?.cache ?? cached.status, ...(cached.tier === undefined ? {} : { tier: cached.tier }) } }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Composites: ensembles, cascades and chains of other models' routes (lambda/shared/composite.ts)
+// ---------------------------------------------------------------------------------------------
+
+/** A model a composite calls: a member or a stage. */
+interface CompositePart {
+  readonly model: string;
+  readonly variant?: string;
+  readonly container?: string;
+}
+
+/** Serves a composite: each part goes through its own route (cache, breaker, fallback) under the composite's timeout. */
+async function serveComposite(name: string, spec: CompositeSpec, request: PredictRequest, deps: PredictionDeps, cacheControl: string | undefined): Promise<PredictionResult> {
+  const predictionId = request.inferenceId ?? deps.ids();
+  const call = (part: CompositePart, index: number | 'meta', partRequest: PredictRequest) =>
+    withTimeout(spec.timeoutMs ?? DEFAULT_COMPOSITE_TIMEOUT_MS, `${partLabel(part)} did not answer within ${spec.timeoutMs ?? DEFAULT_COMPOSITE_TIMEOUT_MS} ms`, async (signal) => {
+      let resolved: ResolvedRoute;
+      try {
+        resolved = await resolveRouteFrom(deps.routes, part.model, part.variant);
+      } catch (error) {
+        if (!(error instanceof RequestError || error instanceof ConfigError)) throw error;
+        // The composite names a model or variant the API does not serve: the composite's route is wrong, not the request.
+        throw new UpstreamError(502, 'CompositeMemberUnavailable', `${partLabel(part)}: ${error.message}`, { cause: error });
+      }
+      const route = part.container === undefined ? resolved : { ...resolved, targetContainer: part.container };
+      const { inferenceId: _callerId, targetVariant: _variant, ...rest } = partRequest;
+      return serveModel({ ...rest, inferenceId: `${predictionId.slice(0, 58)}.${index === 'meta' ? 'meta' : index}` }, route, deps, cacheControl, signal);
+    });
+  const fail = (error: UpstreamError): UpstreamError => {
+    error.predictionId = predictionId;
+    return error;
+  };
+  switch (spec.kind) {
+    case 'ensemble':
+      return serveEnsemble(name, spec, request, predictionId, call, fail);
+    case 'cascade':
+      return serveCascade(name, spec, request, predictionId, call, fail);
+    case 'chain':
+      return serveChain(name, spec, request, predictionId, call, fail);
+  }
+}
+
+type PartCall = (part: CompositePart, index: number | 'meta', request: PredictRequest) => Promise<{ readonly result: PredictionResult }>;
+
+async function serveEnsemble(name: string, spec: EnsembleSpec, request: PredictRequest, predictionId: string, call: PartCall, fail: (error: UpstreamError) => UpstreamError): Promise<PredictionResult> {
+  const settled = await Promise.all(
+    spec.members.map(async (member, index): Promise<{ outcome: MemberOutcome; vote?: { value: unknown; weight: number } }> => {
+      const where = { model: member.model, ...(member.container === undefined ? {} : { container: member.container }) };
+      try {
+        const { result } = await call(member, index, request);
+        const served = { ...where, variant: result.variant, modelVersion: result.modelVersion, ...(result.cache === undefined ? {} : { cache: result.cache }), ...(result.fallback === undefined ? {} : { fallback: result.fallback }) };
+        // A static fallback is a configured default, not a model's answer: it is listed but not combined.
+        if (result.fallback === 'static') return { outcome: { ...served, status: 'degraded' } };
+        const output = extract(result.prediction, spec.output);
+        if (spec.combiner === 'mean' || spec.combiner === 'weighted-mean' || spec.combiner === 'median') toScore(output);
+        else if (spec.combiner !== 'stacking') toLabel(output);
+        return { outcome: { ...served, status: 'answered', output }, vote: { value: output, weight: member.weight ?? 1 } };
+      } catch (error) {
+        const failure = partFailure(error);
+        return { outcome: { ...where, ...(member.variant === undefined ? {} : { variant: member.variant }), status: 'failed', error: failure } };
+      }
+    }),
+  );
+  const members = settled.map((entry) => entry.outcome);
+  const votes = settled.flatMap((entry) => (entry.vote === undefined ? [] : [entry.vote]));
+  const quorum = quorumOf(spec);
+  if (votes.length < quorum) {
+    const failures = members.map((member, index) => (member.status === 'answered' ? undefined : `members[${index}] (${partLabel(member)}): ${member.error === undefined ? 'answered with its static fallback' : `${member.error.code}: ${member.error.message}`}`)).filter((text) => text !== undefined);
+    throw fail(new UpstreamError(quorumStatus(members), 'EnsembleQuorumNotMet', truncate(`ensemble ${name}: ${votes.length} of ${members.length} members answered, ${quorum} needed; ${failures.join('; ')}`)));
+  }
+  const answered = members.filter((member) => member.status === 'answered');
+  const shape = { predictionId, model: name, variant: 'ensemble', modelVersion: versionsOf(answered), composite: 'ensemble' as const, combiner: spec.combiner, members, ...(answered.length < members.length ? { degraded: true as const } : {}) };
+  if (spec.combiner === 'stacking') {
+    const meta = spec.metaModel as NonNullable<EnsembleSpec['metaModel']>;
+    const contentType = meta.contentType ?? 'application/json';
+    let payload: unknown;
+    try {
+      payload = stackingPayload(votes.map((vote) => vote.value), contentType);
+    } catch (error) {
+      throw fail(new UpstreamError(502, 'StackingInputUnavailable', `ensemble ${name}: ${(error as Error).message}`));
+    }
+    let result: PredictionResult;
+    try {
+      ({ result } = await call(meta, 'meta', { ...request, payload: payload as NonNullable<unknown>, contentType }));
+    } catch (error) {
+      const failure = partFailure(error);
+      throw fail(new UpstreamError(failure.status as UpstreamErrorStatus, failure.code, `ensemble ${name}: meta-model ${partLabel(meta)}: ${failure.message}`, { cause: error }));
+    }
+    return { ...shape, modelVersion: truncate(`${versionsOf(answered)} > ${versionsOf([{ ...meta, ...result }])}`, 256), prediction: result.prediction, contentType: result.contentType, ...(result.degraded === undefined ? {} : { degraded: true }) };
+  }
+  let combined: ReturnType<typeof combine>;
+  try {
+    combined = combine(spec.combiner, votes);
+  } catch (error) {
+    if (!(error instanceof ExtractionError)) throw error;
+    throw fail(new UpstreamError(502, 'EnsembleCombineFailed', `ensemble ${name}: ${error.message}`));
+  }
+  return { ...shape, prediction: combined.value, contentType: 'application/json', ...(combined.agreement === undefined ? {} : { agreement: combined.agreement }) };
+}
+
+async function serveCascade(name: string, spec: CascadeSpec, request: PredictRequest, predictionId: string, call: PartCall, fail: (error: UpstreamError) => UpstreamError): Promise<PredictionResult> {
+  const stages: StageOutcome[] = [];
+  // The most confident answer of a stage that escalated: answers, degraded, when the last stage fails.
+  let best: { result: PredictionResult; confidence: number } | undefined;
+  const answer = (result: PredictionResult, degraded: boolean): PredictionResult => ({
+    predictionId,
+    model: name,
+    variant: 'cascade',
+    modelVersion: versionsOf([{ model: result.model, variant: result.variant, modelVersion: result.modelVersion }]),
+    prediction: result.prediction,
+    contentType: result.contentType,
+    composite: 'cascade',
+    stages,
+    ...(degraded || result.degraded !== undefined ? { degraded: true as const } : {}),
+  });
+  for (const [index, stage] of spec.stages.entries()) {
+    const last = index === spec.stages.length - 1;
+    let result: PredictionResult;
+    try {
+      ({ result } = await call(stage, index, request));
+    } catch (error) {
+      stages.push({ model: stage.model, ...(stage.variant === undefined ? {} : { variant: stage.variant }), status: 'failed', error: partFailure(error) });
+      if (!last) continue;
+      if (best !== undefined) return answer(best.result, true);
+      const failure = partFailure(error);
+      throw fail(new UpstreamError(failure.status as UpstreamErrorStatus, failure.code, `cascade ${name}: stages[${index}] (${partLabel(stage)}): ${failure.message}`, { cause: error }));
+    }
+    const served = { model: stage.model, variant: result.variant, modelVersion: result.modelVersion, ...(result.cache === undefined ? {} : { cache: result.cache }), ...(result.fallback === undefined ? {} : { fallback: result.fallback }) };
+    if (last) {
+      stages.push({ ...served, status: 'answered' });
+      return answer(result, false);
+    }
+    if (result.fallback === 'static') {
+      // A configured default says nothing about this request: the next stage decides.
+      stages.push({ ...served, status: 'escalated', problem: 'answered with its static fallback' });
+      continue;
+    }
+    const verdict = isConfident(result.prediction, stage.confidence as NonNullable<typeof stage.confidence>, stage.threshold as number);
+    stages.push({ ...served, status: verdict.confident ? 'answered' : 'escalated', ...(verdict.confidence === undefined ? {} : { confidence: verdict.confidence }), ...(verdict.problem === undefined ? {} : { problem: verdict.problem }) });
+    if (verdict.confident) return answer(result, false);
+    if (verdict.confidence !== undefined && (best === undefined || verdict.confidence > best.confidence)) best = { result, confidence: verdict.confidence };
+  }
+  throw new Error(`cascade ${name} ran out of stages`); // unreachable: the last stage returns or throws
+}
+
+async function serveChain(name: string, spec: ChainSpec, request: PredictRequest, predictionId: string, call: PartCall, fail: (error: UpstreamError) => UpstreamError): Promise<PredictionResult> {
+  const stages: StageOutcome[] = [];
+  const answers: unknown[] = [];
+  let result: PredictionResult | undefined;
+  let degraded = false;
+  for (const [index, stage] of spec.stages.entries()) {
+    let stageRequest = request;
+    if (index > 0 || stage.input !== undefined) {
+      let payload: unknown;
+      try {
+        payload = chainInput(stage.input, { request: request.payload, previous: answers[index - 1], stages: answers });
+      } catch (error) {
+        if (!(error instanceof ExtractionError)) throw error;
+        throw fail(new UpstreamError(502, 'ChainInputUnavailable', `chain ${name}: stages[${index}].${error.message}`));
+      }
+      stageRequest = { ...request, payload: payload as NonNullable<unknown>, contentType: 'application/json' };
+    }
+    try {
+      ({ result } = await call(stage, index, stageRequest));
+    } catch (error) {
+      const failure = partFailure(error);
+      throw fail(new UpstreamError(failure.status as UpstreamErrorStatus, failure.code, `chain ${name}: stages[${index}] (${partLabel(stage)}): ${failure.message}`, { cause: error }));
+    }
+    degraded ||= result.degraded !== undefined;
+    answers.push(result.prediction);
+    stages.push({ model: stage.model, variant: result.variant, modelVersion: result.modelVersion, status: 'answered', ...(result.cache === undefined ? {} : { cache: result.cache }), ...(result.fallback === undefined ? {} : { fallback: result.fallback }) });
+  }
+  const final = result as PredictionResult;
+  return {
+    predictionId,
+    model: name,
+    variant: 'chain',
+    modelVersion: versionsOf(stages.map((stage) => ({ model: stage.model, variant: stage.variant, modelVersion: stage.modelVersion }))),
+    prediction: final.prediction,
+    contentType: final.contentType,
+    composite: 'chain',
+    stages,
+    ...(degraded ? { degraded: true as const } : {}),
+  };
+}
+
+/** Runs `work` with a signal that aborts after `ms`; rejects with a 504 `Timeout` then, whatever `work` does. */
+async function withTimeout<T>(ms: number, message: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new UpstreamError(504, 'Timeout', message));
+      controller.abort();
+    }, ms);
+  });
+  try {
+    return await Promise.race([work(controller.signal), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A part's failure as a member or stage outcome lists it. Anything but an API error is a bug and propagates. */
+function partFailure(error: unknown): { readonly status: number; readonly code: string; readonly message: string } {
+  if (error instanceof ExtractionError) return { status: 502, code: 'OutputUnreadable', message: error.message };
+  if (error instanceof UpstreamError) return { status: error.status, code: error.code, message: error.message };
+  throw error;
+}
+
+/** The status of an ensemble that missed its quorum: the members' own when they agree (all throttled, all timed out), else 502. */
+function quorumStatus(members: readonly MemberOutcome[]): UpstreamErrorStatus {
+  const statuses = new Set(members.flatMap((member) => (member.error === undefined ? [] : [member.error.status])));
+  const [only] = statuses;
+  return statuses.size === 1 && (only === 429 || only === 503 || only === 504) ? only : 502;
+}
+
+function partLabel(part: { readonly model: string; readonly variant?: string; readonly container?: string }): string {
+  return `${part.model}${part.variant === undefined ? '' : `/${part.variant}`}${part.container === undefined ? '' : `#${part.container}`}`;
+}
+
+/** `model/variant@version` of each part that answered, for the prediction log's model version of a composite. */
+function versionsOf(parts: readonly { readonly model: string; readonly variant?: string; readonly modelVersion?: string }[]): string {
+  return truncate(parts.map((part) => `${part.model}/${part.variant ?? UNKNOWN}@${part.modelVersion ?? UNKNOWN}`).join(' '), 256);
+}
+
+function truncate(text: string, max = 1_000): string {
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
 
 /**
@@ -921,16 +1280,16 @@ async function cachedPrediction(
  * open: the route's fallback variant first, then its static answer. A fallback's answer is marked degraded
  * and never cached; when every fallback fails too, the endpoint's own error stands.
  */
-async function predictWithFallback(request: PredictRequest, route: ResolvedRoute, backend: InferenceBackend, ids: IdGenerator): Promise<PredictionResult> {
+async function predictWithFallback(request: PredictRequest, route: ResolvedRoute, backend: InferenceBackend, ids: IdGenerator, signal?: AbortSignal): Promise<PredictionResult> {
   try {
-    return await predict(request, route, backend, ids);
+    return await predict(request, route, backend, ids, signal);
   } catch (error) {
     const fallback = route.fallback;
     if (fallback === undefined || !(error instanceof UpstreamError) || !(error.status >= 500 || error.status === 429)) throw error;
     const predictionId = error.predictionId ?? request.inferenceId ?? ids();
     if (fallback.variant !== undefined && fallback.variant !== (route.targetVariant ?? soleVariant(route))) {
       try {
-        const answer = await predict({ ...request, inferenceId: predictionId, targetVariant: fallback.variant }, { ...route, targetVariant: fallback.variant }, backend, ids);
+        const answer = await predict({ ...request, inferenceId: predictionId, targetVariant: fallback.variant }, { ...route, targetVariant: fallback.variant }, backend, ids, signal);
         return { ...answer, degraded: true, fallback: 'variant' };
       } catch (fallbackError) {
         if (!(fallbackError instanceof UpstreamError)) throw fallbackError;

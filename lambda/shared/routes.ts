@@ -8,7 +8,7 @@
 // every other request is served from memory, and a failed refresh keeps serving the last route.
 //
 // Nothing here talks to AWS: the handler passes a RouteStore that calls SSM.
-import { ConfigError, formatIssues, ModelRouteSchema, UpstreamError, type ModelRoute, type RouteSource } from './inference';
+import { ConfigError, formatIssues, parseRouteEntry, UpstreamError, type RouteEntry, type RouteSource } from './inference';
 
 /** Model (family) names the platform accepts; anything else is unknown without a lookup. */
 export const ROUTE_MODEL_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
@@ -43,7 +43,7 @@ export interface RouteCacheOptions {
 }
 
 type Entry =
-  | { readonly kind: 'route'; readonly route: ModelRoute; readonly expires: number }
+  | { readonly kind: 'route'; readonly route: RouteEntry; readonly expires: number }
   | { readonly kind: 'missing'; readonly expires: number }
   | { readonly kind: 'invalid'; readonly error: ConfigError; readonly expires: number };
 
@@ -72,7 +72,7 @@ export class RouteCache implements RouteSource {
     this.maxEntries = options.maxEntries ?? 1000;
   }
 
-  async route(model: string): Promise<ModelRoute | undefined> {
+  async route(model: string): Promise<RouteEntry | undefined> {
     // A name the platform could never have written is unknown: no read, and nothing remembered.
     if (!ROUTE_MODEL_NAME_PATTERN.test(model)) return undefined;
     const cached = this.entries.get(model);
@@ -121,9 +121,9 @@ export class RouteCache implements RouteSource {
     } catch {
       return { kind: 'invalid', error: new ConfigError(`route of ${JSON.stringify(model)} (${where}): is not valid JSON`), expires: this.expiry(this.options.negativeTtlMs) };
     }
-    const result = ModelRouteSchema.safeParse(json);
+    const result = parseRouteEntry(json);
     if (!result.success) {
-      const error = new ConfigError(`route of ${JSON.stringify(model)} (${where}): ${formatIssues(result.error.issues, '(root)')}`);
+      const error = new ConfigError(`route of ${JSON.stringify(model)} (${where}): ${formatIssues(result.issues, '(root)')}`);
       return { kind: 'invalid', error, expires: this.expiry(this.options.negativeTtlMs) };
     }
     return { kind: 'route', route: result.data, expires: this.expiry(this.options.ttlMs) };

@@ -19,6 +19,7 @@ import {
   type InferenceBackend,
   type InferenceMiddleware,
   type ModelInvocation,
+  type ModelRoute,
   type ModelResult,
   type PredictRequest,
   type ResolvedRoute,
@@ -281,7 +282,7 @@ describe('resolveRoute', () => {
       model: 'churn',
       endpointName: 'churn-endpoint',
       targetVariant: 'green',
-      variants: table.churn!.variants,
+      variants: (table.churn as ModelRoute).variants,
     });
     expect(resolveRoute(table, 'fraud')).not.toHaveProperty('targetVariant');
   });
@@ -621,7 +622,7 @@ describe('sageMakerBackend', () => {
       inferenceId: 'id-1',
       targetVariant: 'blue',
     });
-    expect(invoke).toHaveBeenCalledWith({ EndpointName: 'ep', Body: '{}', ContentType: 'application/json', Accept: 'text/csv', InferenceId: 'id-1', TargetVariant: 'blue' });
+    expect(invoke).toHaveBeenCalledWith({ EndpointName: 'ep', Body: '{}', ContentType: 'application/json', Accept: 'text/csv', InferenceId: 'id-1', TargetVariant: 'blue' }, undefined);
     expect(result).toEqual({ body: '{"y":1}', contentType: 'application/json', invokedVariant: 'blue' });
   });
 

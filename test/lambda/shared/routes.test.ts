@@ -217,7 +217,7 @@ describe('RouteCache', () => {
             history.push({ version: String(write), from: clock.now, until: Infinity });
             store.set('churn', route(String(write)));
           }
-          const served = (await cache.route('churn'))!.variants.blue.modelVersion;
+          const served = ((await cache.route('churn')) as ModelRoute).variants.blue!.modelVersion;
           // The store held the served version at some moment in the last TTL.
           expect(history.some((entry) => entry.version === served && entry.until >= clock.now - ttlMs && entry.from <= clock.now)).toBe(true);
         }
