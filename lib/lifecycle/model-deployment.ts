@@ -84,6 +84,16 @@ export class ModelDeployment extends Construct {
     if (!production.includes(targetVariant)) {
       throw new Error(`${this.node.path} (ModelDeployment): targetVariant: '${targetVariant}' is not a production variant of the endpoint (${production.join(', ')})`);
     }
+    // A registry version becomes a one-container model (PrimaryContainer.ModelPackageName): put in place
+    // of a serial inference pipeline, it would silently drop the pipeline's other containers. Such
+    // variants are refused here, and an execution input that names one fails validation.
+    const pipelines = endpoint.variants.filter((variant) => variant.kind === 'production' && variant.containerCount > 1);
+    const targetPipeline = pipelines.find((variant) => variant.name === targetVariant);
+    if (targetPipeline) {
+      throw new Error(
+        `${this.node.path} (ModelDeployment): targetVariant: '${targetVariant}'${props.targetVariant === undefined ? " (the default, the endpoint's first production variant)" : ''} serves a serial inference pipeline of ${targetPipeline.containerCount} containers; ModelDeployment deploys each registry version as a one-container model and would drop the others: target a variant with one container`,
+      );
+    }
     const pollSeconds = (props.pollInterval ?? Duration.minutes(1)).toSeconds();
     if (pollSeconds < 1) throw new Error(`${this.node.path} (ModelDeployment): pollInterval: must be at least 1 second`);
     this.defaults = { targetVariant, rollbackToPrevious: false, force: false, pollSeconds };
@@ -388,7 +398,18 @@ export class ModelDeployment extends Construct {
             expectation: `a version of model package group ${group.modelPackageGroupName}`,
           },
         },
-        { path: '$.config.targetVariant', type: 'string' },
+        {
+          path: '$.config.targetVariant',
+          type: 'string',
+          ...(pipelines.length > 0
+            ? {
+              check: {
+                condition: sfn.Condition.not(sfn.Condition.or(...pipelines.map((variant) => sfn.Condition.stringEquals('$.config.targetVariant', variant.name)))),
+                expectation: `not a variant that serves a serial inference pipeline (${pipelines.map((variant) => variant.name).join(', ')})`,
+              },
+            }
+            : {}),
+        },
         { path: '$.config.rollbackToPrevious', type: 'boolean' },
         { path: '$.config.force', type: 'boolean' },
         { path: '$.config.pollSeconds', type: 'number', check: { condition: sfn.Condition.numberGreaterThanEquals('$.config.pollSeconds', 1), expectation: 'at least 1' } },

@@ -11,10 +11,11 @@ import { DataKey } from '../core/data-key';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import { checkOneOf, checkPropType, invalidProps, isType, resolveRemovalPolicy } from '../core/private/props';
 import { SecureBucket } from '../core/secure-bucket';
-import { parseEcrImageUri, SageMakerExecutionRole } from '../core/sagemaker-execution-role';
+import { SageMakerExecutionRole } from '../core/sagemaker-execution-role';
 import { EndpointAlarms, type EndpointAlarmOptions } from './endpoint-alarms';
 import { ModelData } from './model-data';
 import { EndpointWeights } from './private/endpoint-weights';
+import { checkModelContainers, containersOf, isSerialPipeline } from './private/serial-pipeline-rules';
 import {
   checkEndpointSpec,
   formatPath,
@@ -34,7 +35,40 @@ export type InstanceCapacity = InstanceCapacitySpec;
 export type ServerlessCapacity = ServerlessCapacitySpec;
 export type VariantCapacity = InstanceCapacity | ServerlessCapacity;
 
-/** One version of a model: its container and artifact. */
+/**
+ * One container of a serial inference pipeline: SageMaker passes each request through the containers in
+ * order (e.g. preprocess, model, postprocess), each container's response being the next one's request,
+ * and returns the last container's response.
+ */
+export interface ContainerDefinition {
+  /**
+   * Amazon ECR image URI of the container, pinned by tag or digest
+   * (`<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`).
+   */
+  readonly image: string;
+  /**
+   * The container's artifact.
+   * @default - none; the container holds what it needs
+   */
+  readonly modelData?: ModelData;
+  /**
+   * Environment variables of the container. The environment variables of all the containers of a model
+   * take at most 32 KB together.
+   * @default - none
+   */
+  readonly environment?: Record<string, string>;
+  /**
+   * Name of the container in the pipeline's logs and metrics: 1-63 letters, digits or hyphens, unique in
+   * the pipeline. Name every container of the pipeline or none.
+   * @default - SageMaker names the containers by their position in the pipeline
+   */
+  readonly containerHostname?: string;
+}
+
+/**
+ * One version of a model: one container (`image`, with `modelData` and `environment`), or a serial
+ * inference pipeline of 2-15 containers (`containers`).
+ */
 export interface ModelVersionProps {
   /**
    * Version label; recorded in the model's tags and returned by the inference API. 1-128 letters, digits,
@@ -45,18 +79,26 @@ export interface ModelVersionProps {
    * Amazon ECR image URI of the inference container, pinned by tag or digest
    * (`<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`). Images from other registries
    * (Docker Hub, a private registry) are not supported: copy them into ECR.
+   * @default - none; required unless `containers` is given
    */
-  readonly image: string;
+  readonly image?: string;
   /**
-   * The model artifact.
+   * The model artifact of the container given by `image`.
    * @default - none; the container holds the model
    */
   readonly modelData?: ModelData;
   /**
-   * Environment variables of the container.
+   * Environment variables of the container given by `image`.
    * @default - none
    */
   readonly environment?: Record<string, string>;
+  /**
+   * The containers of a serial inference pipeline, in the order a request passes through them: 2 to 15,
+   * in place of `image`, `modelData` and `environment`. Not available for serverless variants nor on an
+   * endpoint with a shadow variant.
+   * @default - one container, given by `image`
+   */
+  readonly containers?: ContainerDefinition[];
 }
 
 /** What production and shadow variants have in common. */
@@ -269,6 +311,8 @@ export interface DeployedVariant {
   readonly weight: number;
   /** Name of the SageMaker model behind the variant. */
   readonly sagemakerModelName: string;
+  /** How many containers the model runs: 1, or 2-15 in a serial inference pipeline. */
+  readonly containerCount: number;
   readonly capacity: VariantCapacity;
 }
 
@@ -365,22 +409,32 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
 
     const deployed: DeployedVariant[] = [];
     const createModel = (variant: VariantBaseProps, kind: DeployedVariant['kind'], weight: number) => {
-      this.role.grantPullImage(variant.model.image);
-      const modelDataUrl = variant.model.modelData?.bind(this, this.role);
+      // The role must pull every container's image and read every artifact, in the pipeline's order.
+      const containers = containersOf(variant.model).map((container) => {
+        this.role.grantPullImage(container.image);
+        const modelDataUrl = container.modelData?.bind(this, this.role);
+        return { image: container.image, modelDataUrl, environment: container.environment, containerHostname: container.containerHostname };
+      });
       const model = new sagemaker.CfnModel(this, `Model-${variant.name}`, {
         executionRoleArn: this.role.role.roleArn,
-        primaryContainer: {
-          image: variant.model.image,
-          modelDataUrl,
-          environment: variant.model.environment,
-        },
+        ...(isSerialPipeline(variant.model)
+          ? { containers, inferenceExecutionConfig: { mode: 'Serial' } }
+          : { primaryContainer: { image: containers[0].image, modelDataUrl: containers[0].modelDataUrl, environment: containers[0].environment } }),
         enableNetworkIsolation: networkIsolation,
         vpcConfig,
       });
       Tags.of(model).add('ml:model-family', props.modelName);
       Tags.of(model).add('ml:model-version', variant.model.version);
       Tags.of(model).add('ml:variant', variant.name);
-      deployed.push({ name: variant.name, kind, modelVersion: variant.model.version, weight, sagemakerModelName: model.attrModelName, capacity: variant.capacity });
+      deployed.push({
+        name: variant.name,
+        kind,
+        modelVersion: variant.model.version,
+        weight,
+        sagemakerModelName: model.attrModelName,
+        capacity: variant.capacity,
+        containerCount: containers.length,
+      });
       return model;
     };
 
@@ -637,7 +691,7 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
           const problemsOfVariant = checkPropType(variant, at, 'object');
           if (problemsOfVariant.length === 0 && variant) {
             problemsOfVariant.push(...checkPropType(variant.name, `${at}.name`, 'string'), ...checkPropType(variant.model, `${at}.model`, 'object'), ...checkPropType(variant.capacity, `${at}.capacity`, 'object'));
-            if (isType(variant.model, 'object')) problemsOfVariant.push(...checkPropType(variant.model?.version, `${at}.model.version`, 'string'), ...checkPropType(variant.model?.image, `${at}.model.image`, 'string'));
+            if (isType(variant.model, 'object')) problemsOfVariant.push(...modelShapeProblems(variant.model!, `${at}.model`));
             if (isType(variant.capacity, 'object')) problemsOfVariant.push(...checkOneOf(variant.capacity?.kind, `${at}.capacity.kind`, ['instance', 'serverless']));
             if (variant.weight !== undefined) problemsOfVariant.push(...checkPropType(variant.weight, `${at}.weight`, 'number'));
           }
@@ -675,16 +729,15 @@ export class ModelEndpoint extends Construct implements iam.IGrantable {
       networkIsolation: props.networkIsolation === true,
     });
     problems.push(...issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
+    const endpointHasShadow = (props.shadowVariants ?? []).length > 0;
     for (const [key, list] of [['variants', props.variants], ['shadowVariants', props.shadowVariants ?? []]] as const) {
       list.forEach((variant, index) => {
         const at = `${key}[${index}].model`;
-        const { version, image } = variant.model ?? {};
-        if (resolved(version) && !(typeof version === 'string' && MODEL_VERSION_PATTERN.test(version))) {
-          problems.push(`${at}.version: ${MODEL_VERSION_RULE}; got ${JSON.stringify(version)}`);
+        const model = variant.model ?? {};
+        if (resolved(model.version) && !(typeof model.version === 'string' && MODEL_VERSION_PATTERN.test(model.version))) {
+          problems.push(`${at}.version: ${MODEL_VERSION_RULE}; got ${JSON.stringify(model.version)}`);
         }
-        if (resolved(image) && !(typeof image === 'string' && parseEcrImageUri(image))) {
-          problems.push(`${at}.image: must be an Amazon ECR image URI (<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>); got ${JSON.stringify(image)}`);
-        }
+        problems.push(...checkModelContainers(model, { at, variantName: variant.name, serverless: variant.capacity.kind === 'serverless', endpointHasShadow }));
       });
     }
     const pct = props.dataCapture?.samplingPercentage;
@@ -720,3 +773,22 @@ function allInstanceTypes(props: ModelEndpointProps): string[] {
   return [...props.variants, ...(props.shadowVariants ?? [])].flatMap((variant) => (variant.capacity.kind === 'instance' ? [variant.capacity.instanceType] : []));
 }
 
+/** What the type checker tells a TypeScript caller about a model version, for a JavaScript one. */
+function modelShapeProblems(model: Partial<ModelVersionProps>, at: string): string[] {
+  const problems = [
+    ...checkPropType(model.version, `${at}.version`, 'string'),
+    ...checkPropType(model.image, `${at}.image`, 'string', { optional: true }),
+    ...checkPropType(model.containers, `${at}.containers`, 'array', { optional: true }),
+  ];
+  if (Array.isArray(model.containers)) {
+    model.containers.forEach((container: Partial<ContainerDefinition> | undefined, index) => {
+      const path = `${at}.containers[${index}]`;
+      const problemsOfContainer = checkPropType(container, path, 'object');
+      if (problemsOfContainer.length === 0 && container) {
+        problemsOfContainer.push(...checkPropType(container.image, `${path}.image`, 'string'), ...checkPropType(container.containerHostname, `${path}.containerHostname`, 'string', { optional: true }));
+      }
+      problems.push(...problemsOfContainer);
+    });
+  }
+  return problems;
+}
