@@ -12,6 +12,7 @@ export * from './core/secure-bucket';
 export * from './core/workflow-options';
 
 // serving: model serving and real-time inference (seed patterns 2 and 11)
+export * from './serving/composite-route';
 export * from './serving/endpoint-alarms';
 export * from './serving/inference-route';
 export * from './serving/model-data';

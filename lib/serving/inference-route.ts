@@ -90,6 +90,8 @@ export class InferenceRoute extends Construct {
   public readonly guarded: boolean;
   /** The warning alarm while the model's breaker refuses calls, when it has one. */
   public readonly circuitOpenAlarm?: cloudwatch.Alarm;
+  /** The names of the endpoint's production variants (the ones a request or a composite may target). */
+  public readonly productionVariants: string[];
 
   constructor(scope: Construct, id: string, props: InferenceRouteProps) {
     super(scope, id);
@@ -109,6 +111,7 @@ export class InferenceRoute extends Construct {
     }
     if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
     this.modelName = endpoint.modelName;
+    this.productionVariants = production.map((variant) => variant.name);
     this.cacheTtl = props.cacheTtl;
     this.guarded = props.circuitBreaker !== undefined;
     if (this.guarded) {

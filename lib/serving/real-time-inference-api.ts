@@ -16,6 +16,7 @@ import { MlFunction } from '../core/ml-function';
 import { AlarmSeverity } from './endpoint-alarms';
 import type { PredictionLog } from '../experiments/prediction-log';
 import type { FeatureGroup } from '../features/feature-group';
+import { CompositeRoute, type CascadeOptions, type ChainOptions, type EnsembleOptions } from './composite-route';
 import { InferenceRoute, routeOptionProblems } from './inference-route';
 import type { ModelEndpoint } from './model-endpoint';
 import { InferenceStateTable } from './inference-state-table';
@@ -251,6 +252,7 @@ export class RealTimeInferenceApi extends Construct {
   /** The alarm actions per severity (`alarmActions`); routes put them on their own alarms (an open breaker). */
   public readonly alarmActions: Partial<Record<AlarmSeverity, cloudwatch.IAlarmAction>>;
   private readonly routes = new Map<string, InferenceRoute>();
+  private readonly composites = new Map<string, CompositeRoute>();
   private validator!: apigateway.RequestValidator;
   private handlerReservedConcurrency = 10;
   private handlerSettings!: { retention: logs.RetentionDays; removalPolicy: RemovalPolicy; vpc?: ec2.IVpc; vpcSubnets?: ec2.SubnetSelection };
@@ -451,12 +453,67 @@ export class RealTimeInferenceApi extends Construct {
    * API's stack, so a fleet's families deploy on their own.
    */
   public addEndpoint(endpoint: ModelEndpoint, options: AddEndpointOptions = {}): InferenceRoute {
-    if (this.routes.has(endpoint.modelName)) {
+    if (this.routes.has(endpoint.modelName) || this.composites.has(endpoint.modelName)) {
       throw new Error(`${this.node.path} (RealTimeInferenceApi): addEndpoint: a model named '${endpoint.modelName}' is already served`);
     }
     const route = new InferenceRoute(endpoint, 'InferenceRoute', { api: this, endpoint, ...options });
     this.routes.set(endpoint.modelName, route);
     return route;
+  }
+
+  /**
+   * Serves an ensemble of models this API serves at `POST /models/{name}/predict`: the members are called
+   * concurrently (each through its own route's cache, breaker and fallback) and their outputs combined. The
+   * answer lists each member's output or failure. Its route parameter is made in `scope` (default: the API).
+   */
+  public addEnsemble(name: string, options: EnsembleOptions, scope: Construct = this): CompositeRoute {
+    return this.addComposite(scope, name, { kind: 'ensemble', ...options });
+  }
+
+  /**
+   * Serves a cascade at `POST /models/{name}/predict`: a cheap model answers when it is confident enough,
+   * otherwise the request goes on to the next stage. The answer lists the stages that ran.
+   */
+  public addCascade(name: string, options: CascadeOptions, scope: Construct = this): CompositeRoute {
+    return this.addComposite(scope, name, { kind: 'cascade', ...options });
+  }
+
+  /**
+   * Serves a chain at `POST /models/{name}/predict`: each stage's answer, reshaped by the next stage's
+   * `input`, is that stage's payload (for example candidate generation, then ranking).
+   */
+  public addChain(name: string, options: ChainOptions, scope: Construct = this): CompositeRoute {
+    return this.addComposite(scope, name, { kind: 'chain', ...options });
+  }
+
+  private addComposite(scope: Construct, name: string, definition: ConstructorParameters<typeof CompositeRoute>[2]['definition']): CompositeRoute {
+    if (this.composites.has(name) || this.routes.has(name)) {
+      throw new Error(`${this.node.path} (RealTimeInferenceApi): a model named '${name}' is already served`);
+    }
+    const id = `Composite${name.replace(/(^|-)([a-z0-9])/g, (_, __, letter: string) => letter.toUpperCase())}`;
+    const route = new CompositeRoute(scope, id, { api: this, name, definition });
+    this.composites.set(name, route);
+    return route;
+  }
+
+  /** The route of a model served through {@link addEndpoint}, if there is one. */
+  public routeOf(modelName: string): InferenceRoute | undefined {
+    return this.routes.get(modelName);
+  }
+
+  /** Names of the composites served through {@link addEnsemble}, {@link addCascade} and {@link addChain}. */
+  public get compositeNames(): string[] {
+    return [...this.composites.keys()];
+  }
+
+  /** The composite's members or stages that failed (or answered with a static fallback), summed over its requests. */
+  public metricCompositePartsFailed(compositeName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('CompositePartsFailed', compositeName, { statistic: 'Sum', ...props });
+  }
+
+  /** A cascade's escalations past its first stage, summed over its requests. */
+  public metricCascadeEscalations(compositeName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('CascadeEscalations', compositeName, { statistic: 'Sum', ...props });
   }
 
   /** Names of the models served through {@link addEndpoint} in this app. */
