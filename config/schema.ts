@@ -5,6 +5,7 @@ import { lifecycleSchema } from './lifecycle-schema';
 import { checkFeatureGroupDefinition, type FeatureGroupDefinition } from '../lib/features/feature-definition';
 import { checkEndpointSpec, formatPath, MODEL_NAME_PATTERN, MODEL_NAME_RULE, MODEL_VERSION_PATTERN, MODEL_VERSION_RULE } from '../lib/serving/private/variant-rules';
 import { ragSchema } from './rag-schema';
+import { checkComposite, compositeSchema } from './composites-schema';
 import { checkModelMonitor, modelMonitorSchema } from './model-monitor';
 
 /**
@@ -256,6 +257,11 @@ export const platformConfigSchema = z
       circuitBreakers: z.boolean().default(false),
     }),
     models: z.array(modelSchema).min(1),
+    /**
+     * Ensembles, cascades and chains of the families (config/composites-schema.ts), each served at
+     * `POST /models/{name}/predict` like a family, calling the families' endpoints through their routes.
+     */
+    composites: z.array(compositeSchema).default([]),
     /** Feature Store: feature groups (definitions), their speed and batch ingestion, offline queries. */
     featureStore: z
       .strictObject({
@@ -345,11 +351,39 @@ export const platformConfigSchema = z
           ctx.addIssue({ code: 'custom', path, message });
         }
       });
+      checkComposites(config, parsed, ctx);
     },
     { when: () => true },
   );
 
 type RawConfig = z.output<typeof platformConfigSchema>;
+
+/** Rules of the composites across the config: unique names, no family's name, members that are families and their variants. */
+function checkComposites(config: RawConfig, parsed: (...path: PropertyKey[]) => boolean, ctx: z.RefinementCtx): void {
+  if (!Array.isArray(config.composites) || !parsed('models')) return;
+  // Only families that parsed are known; a member naming a family that did not parse is not reported twice.
+  const families = new Map<string, readonly string[]>();
+  const unparsed = new Set<string>();
+  (Array.isArray(config.models) ? config.models : []).forEach((model, index) => {
+    if (!isPlainObject(model) || typeof model.name !== 'string') return;
+    if (parsed('models', index) && Array.isArray(model.variants)) families.set(model.name, model.variants.map((variant) => variant.name));
+    else unparsed.add(model.name);
+  });
+  const names = new Set<string>();
+  config.composites.forEach((composite, index) => {
+    if (!parsed('composites', index) || !isPlainObject(composite)) return;
+    const at = (path: Array<string | number>) => ['composites', index, ...path];
+    if (families.has(composite.name) || unparsed.has(composite.name)) {
+      ctx.addIssue({ code: 'custom', path: at(['name']), message: `'${composite.name}' is the name of a model family; a composite is served under its own name` });
+    } else if (names.has(composite.name)) {
+      ctx.addIssue({ code: 'custom', path: at(['name']), message: `'${composite.name}' is already used by another composite` });
+    }
+    names.add(composite.name);
+    for (const issue of checkComposite(composite, families, unparsed)) {
+      ctx.addIssue({ code: 'custom', path: at(issue.path), message: issue.message });
+    }
+  });
+}
 
 /** Cross-field rules of a model's experiments: each one must fit the model's variants. */
 function checkExperiments(config: RawConfig, model: RawConfig['models'][number], index: number, ctx: z.RefinementCtx): void {

@@ -81,6 +81,23 @@ export const staging: PlatformConfigInput = {
       },
     },
   ],
+  // The mean of the champion's and the challenger's churn scores, beside the A/B test: a request to churn-blend
+  // calls both variants (each through churn's cache) and is logged under churn-blend, so the test's arms are
+  // untouched. A member slower than a second is dropped; one answer alone is served, marked degraded.
+  composites: [
+    {
+      kind: 'ensemble',
+      name: 'churn-blend',
+      members: [
+        { model: 'churn', variant: 'champion' },
+        { model: 'churn', variant: 'challenger' },
+      ],
+      combiner: 'mean',
+      output: { jsonPointer: '/predictions/0/score' },
+      quorum: 1,
+      timeoutMs: 1000,
+    },
+  ],
   featureStore: { groups: [customerChurnFeatures], batchConcurrency: 5 },
   rag: {
     domain: { dataNodes: 2, dataNodeInstanceType: 'r6g.large.search', ebsVolumeSizeGiB: 20, availabilityZoneCount: 2 },

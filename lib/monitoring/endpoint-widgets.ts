@@ -145,6 +145,7 @@ function cacheWidgets(api: RealTimeInferenceApi, cached: readonly string[], peri
 /** The circuit breakers of the guarded models: calls an open breaker refused, and the fallbacks served by kind. */
 function breakerWidgets(api: RealTimeInferenceApi, guarded: readonly string[], period: Duration): cloudwatch.IWidget[] {
   if (guarded.length === 0) return [];
+  const openAlarms = guarded.flatMap((name) => api.routeOf(name)?.circuitOpenAlarm ?? []);
   return [
     new cloudwatch.GraphWidget({
       title: 'Circuit breakers: calls refused while open, fallbacks served',
@@ -153,6 +154,35 @@ function breakerWidgets(api: RealTimeInferenceApi, guarded: readonly string[], p
         api.metricFallbacksServed(name, 'variant', { period, label: `${name} fallback: variant` }),
         api.metricFallbacksServed(name, 'static', { period, label: `${name} fallback: static` }),
       ]),
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+    // The breaker's state per endpoint: its warning alarm is in ALARM while the breaker refuses calls.
+    ...(openAlarms.length === 0 ? [] : [new cloudwatch.AlarmStatusWidget({ title: 'Circuit breakers open', alarms: openAlarms, width: WIDTH, height: 3 })]),
+  ];
+}
+
+/**
+ * The composites (ensembles, cascades, chains) an API serves: their predictions and failed requests, the
+ * members or stages that failed or answered with a fallback, and the cascades' escalations.
+ */
+export function compositeWidgets(api: RealTimeInferenceApi, names: readonly string[] = api.compositeNames): cloudwatch.IWidget[] {
+  if (names.length === 0) return [];
+  const period = Duration.minutes(5);
+  const cascades = names.filter((name) => api.compositeOf(name)?.kind === 'cascade');
+  return [
+    new cloudwatch.TextWidget({ markdown: '### Composite models: ensembles, cascades and chains', width: 24, height: 1 }),
+    new cloudwatch.GraphWidget({
+      title: 'Composites: predictions and failed requests',
+      left: names.map((name) => api.metricPredictions(name, { period, statistic: 'Sum', label: `${name} predictions` })),
+      right: names.map((name) => api.metricPredictionErrors(name, { period, statistic: 'Sum', label: `${name} errors` })),
+      width: WIDTH,
+      height: HEIGHT,
+    }),
+    new cloudwatch.GraphWidget({
+      title: 'Composites: parts failed; cascade escalations',
+      left: names.map((name) => api.metricCompositePartsFailed(name, { period, label: `${name} parts failed` })),
+      right: cascades.map((name) => api.metricCascadeEscalations(name, { period, label: `${name} escalations` })),
       width: WIDTH,
       height: HEIGHT,
     }),

@@ -2,7 +2,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { RealTimeInferenceApi } from '../serving/real-time-inference-api';
-import { endpointWidgets, inferenceApiWidgets } from './endpoint-widgets';
+import { compositeWidgets, endpointWidgets, inferenceApiWidgets } from './endpoint-widgets';
 import { experimentWidgets, type ExperimentWorkflows } from './experiment-widgets';
 import { featureStoreWidgets } from './feature-store-widgets';
 import { fleetOverviewWidgets, type FleetOverviewOptions } from './fleet-widgets';
@@ -78,6 +78,12 @@ export class PlatformDashboard extends Construct {
   /** Adds the inference API's widgets, with a graph per model for the given models (none: API-wide only). */
   public addInferenceApi(api: RealTimeInferenceApi, modelNames: readonly string[]): void {
     this.addSection(...inferenceApiWidgets(api, modelNames));
+  }
+
+  /** Adds the API's composite models (ensembles, cascades, chains): nothing when it serves none. */
+  public addComposites(api: RealTimeInferenceApi, names: readonly string[] = api.compositeNames): void {
+    const widgets = compositeWidgets(api, names);
+    if (widgets.length > 0) this.addSection(...widgets);
   }
 
   /** Adds a fleet's overview: the top families by traffic, failures and latency, and what is in ALARM. */

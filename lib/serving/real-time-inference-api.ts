@@ -16,7 +16,7 @@ import { MlFunction } from '../core/ml-function';
 import { AlarmSeverity } from './endpoint-alarms';
 import type { PredictionLog } from '../experiments/prediction-log';
 import type { FeatureGroup } from '../features/feature-group';
-import { CompositeRoute, type CascadeOptions, type ChainOptions, type EnsembleOptions } from './composite-route';
+import { CompositeRoute, type CascadeOptions, type ChainOptions, type CompositeDefinition, type EnsembleOptions } from './composite-route';
 import { InferenceRoute, routeOptionProblems } from './inference-route';
 import type { ModelEndpoint } from './model-endpoint';
 import { InferenceStateTable } from './inference-state-table';
@@ -467,7 +467,7 @@ export class RealTimeInferenceApi extends Construct {
    * answer lists each member's output or failure. Its route parameter is made in `scope` (default: the API).
    */
   public addEnsemble(name: string, options: EnsembleOptions, scope: Construct = this): CompositeRoute {
-    return this.addComposite(scope, name, { kind: 'ensemble', ...options });
+    return this.addComposite(name, { kind: 'ensemble', ...options }, scope);
   }
 
   /**
@@ -475,7 +475,7 @@ export class RealTimeInferenceApi extends Construct {
    * otherwise the request goes on to the next stage. The answer lists the stages that ran.
    */
   public addCascade(name: string, options: CascadeOptions, scope: Construct = this): CompositeRoute {
-    return this.addComposite(scope, name, { kind: 'cascade', ...options });
+    return this.addComposite(name, { kind: 'cascade', ...options }, scope);
   }
 
   /**
@@ -483,10 +483,11 @@ export class RealTimeInferenceApi extends Construct {
    * `input`, is that stage's payload (for example candidate generation, then ranking).
    */
   public addChain(name: string, options: ChainOptions, scope: Construct = this): CompositeRoute {
-    return this.addComposite(scope, name, { kind: 'chain', ...options });
+    return this.addComposite(name, { kind: 'chain', ...options }, scope);
   }
 
-  private addComposite(scope: Construct, name: string, definition: ConstructorParameters<typeof CompositeRoute>[2]['definition']): CompositeRoute {
+  /** Serves a composite of any kind (as {@link addEnsemble}, {@link addCascade} or {@link addChain}). */
+  public addComposite(name: string, definition: CompositeDefinition, scope: Construct = this): CompositeRoute {
     if (this.composites.has(name) || this.routes.has(name)) {
       throw new Error(`${this.node.path} (RealTimeInferenceApi): a model named '${name}' is already served`);
     }
@@ -499,6 +500,11 @@ export class RealTimeInferenceApi extends Construct {
   /** The route of a model served through {@link addEndpoint}, if there is one. */
   public routeOf(modelName: string): InferenceRoute | undefined {
     return this.routes.get(modelName);
+  }
+
+  /** The route of a composite served through {@link addComposite} (or its kinds), if there is one. */
+  public compositeOf(name: string): CompositeRoute | undefined {
+    return this.composites.get(name);
   }
 
   /** Names of the composites served through {@link addEnsemble}, {@link addCascade} and {@link addChain}. */

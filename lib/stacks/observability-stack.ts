@@ -36,6 +36,7 @@ export class ObservabilityStack extends Stack {
       sharedAlarms: shared.flatMap(alarmsOf),
     });
     this.dashboard.addInferenceApi(props.serving.inferenceApi, []);
+    this.dashboard.addComposites(props.serving.inferenceApi);
     if (props.features) {
       this.dashboard.addFeatureStore(props.features.featureGroups, props.features.ingestion);
     }

@@ -1,5 +1,6 @@
 import { Tags, type Stack } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { compositeDefinition } from '../../config/composites-schema';
 import type { PlatformConfig } from '../../config/schema';
 import { ExperimentsStack, hasExperimentWorkflows } from './experiments-stack';
 import { FeaturesStack } from './features-stack';
@@ -69,6 +70,10 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
         description: `${what}: model family ${model.name} (endpoint, alarms, drift, lifecycle, monitoring, experiments, dashboard)`,
       }),
   );
+  // Composites call the families' routes by name at run time; their own routes live in the serving stack.
+  for (const composite of config.composites) {
+    serving.inferenceApi.addComposite(composite.name, compositeDefinition(composite));
+  }
   // The inference API of the serving stack sets API Gateway's account-level logging role; the RAG API's
   // stage logs need it in place first.
   const rag = config.rag

@@ -1,12 +1,15 @@
 // Composite models as a CDK user meets them: addEnsemble, addCascade and addChain on RealTimeInferenceApi,
 // the route document the handler reads (checked with the handler's own schema), and the problems named at
 // construction and at synth.
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { CompositeRouteSchema } from '../../../lambda/shared/composite';
 import { formatIssues } from '../../../lambda/shared/inference';
 import { DataKey, EnsembleCombiner, ModelEndpoint, OutputField, RealTimeInferenceApi } from '../../../lib';
-import { nagFindings } from '../../support/platform';
+import { loadConfig } from '../../../config';
+import { staging } from '../../../config/staging';
+import { configProblems } from '../../support/config-problems';
+import { nagFindings, synthesizePlatform } from '../../support/platform';
 
 const IMAGE = '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1';
 const capacity = { kind: 'instance' as const, instanceType: 'ml.m5.large', initialInstanceCount: 1 };
@@ -107,5 +110,66 @@ describe('RealTimeInferenceApi composites', () => {
     api.addEnsemble('blend', { members: [{ model: 'churn' }, { model: 'churn-lite' }], combiner: EnsembleCombiner.MEDIAN });
     app.synth();
     expect(nagFindings(stack)).toEqual([]);
+  });
+});
+
+describe('config: composites', () => {
+  test('staging blends the churn champion and challenger; the route is one the handler accepts, on the overview dashboard', () => {
+    expect(loadConfig('staging').composites).toEqual([
+      { kind: 'ensemble', name: 'churn-blend', members: [{ model: 'churn', variant: 'champion' }, { model: 'churn', variant: 'challenger' }], combiner: 'mean', output: { jsonPointer: '/predictions/0/score' }, quorum: 1, timeoutMs: 1000 },
+    ]);
+    const platform = synthesizePlatform('staging');
+    const serving = platform.stacks.serving;
+    const route = serving.inferenceApi.compositeOf('churn-blend')!;
+    const parameter = platform.templates[serving.stackName].toJSON().Resources[serving.getLogicalId(route.parameter.node.defaultChild as CfnElement)];
+    const document = JSON.parse(parameter.Properties.Value);
+    expectHandlerAccepts(document);
+    expect(document.composite).toMatchObject({ kind: 'ensemble', combiner: 'mean', output: { pointer: '/predictions/0/score' }, quorum: 1, timeoutMs: 1000 });
+    const [dashboard] = Object.values<any>(platform.templates[platform.stacks.observability.stackName].findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard.Properties.DashboardBody);
+    expect(body).toContain('Composites: parts failed; cascade escalations');
+    expect(body).toContain('CompositePartsFailed');
+  });
+
+  test('every problem of every composite is named in one run, by its path', () => {
+    const found = configProblems(staging, (config) => {
+      config.composites = [
+        { kind: 'ensemble', name: 'churn', members: [{ model: 'churn', variant: 'shadow' }], combiner: 'stacking', quorum: 3, timeoutMs: 5.5 },
+        { kind: 'cascade', name: 'tiered', stages: [{ model: 'fraud' }, { model: 'churn', confidence: { jsonPointer: 'no-slash' }, threshold: 0.9 }] },
+        { kind: 'chain', name: 'tiered', stages: [{ model: 'churn', input: { user: '/elsewhere' } }, { model: 'churn' }] },
+        { kind: 'vote', name: 'odd' },
+      ];
+    });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        "composites[0].name: 'churn' is the name of a model family; a composite is served under its own name",
+        'composites[0].timeoutMs: must be whole milliseconds from 10 to 25000 (API Gateway gives up at 29 s); got 5.5',
+        'composites[0].members: must list 2-10 members; got 1',
+        'composites[0].quorum: must be a whole number from 1 to the number of members (1); got 3',
+        'composites[0].metaModel: is required with the stacking combiner',
+        'composites[0].quorum: must be every member (1) with the stacking combiner: the meta-model takes one output per member',
+        "composites[0].members[0].variant: 'shadow' is not a production variant of churn (champion, challenger)",
+        'composites[1].stages[0].confidence: is required on every stage but the last',
+        'composites[1].stages[0].threshold: is required on every stage but the last',
+        "composites[1].stages[0].model: 'fraud' is not a model family of this config (churn)",
+        'composites[1].stages[1]: is the last stage, which always answers: it takes no confidence or threshold',
+        "composites[2].name: 'tiered' is already used by another composite",
+        'composites[2].stages[0].input.user: must start with /request, /previous or /stages; got "/elsewhere"',
+        'composites[3].kind: must be ensemble, cascade or chain',
+      ]),
+    );
+    expect(found).toHaveLength(14);
+  });
+
+  test('prod serves no composite, so its overview has no composite section; churn\'s dashboard shows its breaker\'s state', () => {
+    expect(loadConfig('prod').composites).toEqual([]);
+    const platform = synthesizePlatform('prod');
+    const bodyOf = (stackName: string) => JSON.stringify(Object.values<any>(platform.templates[stackName].findResources('AWS::CloudWatch::Dashboard')).map((dashboard) => dashboard.Properties.DashboardBody));
+    expect(bodyOf(platform.stacks.observability.stackName)).not.toContain('Composite models');
+    const churn = platform.stacks.families.find((family) => family.modelName === 'churn')!;
+    const alarm = platform.stacks.serving.inferenceApi.routeOf('churn')!.circuitOpenAlarm!;
+    const body = bodyOf(churn.stackName);
+    expect(body).toContain('Circuit breakers open');
+    expect(body).toContain(churn.getLogicalId(alarm.node.defaultChild as CfnElement));
   });
 });
