@@ -37,6 +37,8 @@ export const BUNDLE_OPTIONS = {
   alias: {
     // Environment and container credentials only: see lambda/sdk/credential-provider-node.ts.
     '@aws-sdk/credential-provider-node': join(sourceDir, 'sdk', 'credential-provider-node.ts'),
+    // The DynamoDB client's endpoint-discovery cache, as a Map: see lambda/sdk/lru-cache.ts.
+    'mnemonist/lru-cache': join(sourceDir, 'sdk', 'lru-cache.ts'),
   },
   // The SDK is bundled rather than taken from the runtime so that the version tested is the version deployed.
   external: [],
