@@ -15,6 +15,8 @@
 //   PREDICTION_CACHE_TIMEOUT_MS        optional: a shared-tier read slower than this is a miss (default 100)
 //   BREAKER_STATE_TABLE                optional DynamoDB table: the circuit breakers' shared state, for models whose route has `breaker`
 //                                      (without it each function instance keeps its own)
+//   PRECOMPUTED_TABLE                  optional DynamoDB table: the batch layer's answers per entity, for models whose route has `precomputed`
+//   PRECOMPUTED_TIMEOUT_MS             optional: a read slower than this finds nothing and the model answers (default 100)
 //   AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME / AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SSM / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REGION: read by the SDK itself
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -47,6 +49,7 @@ import {
   sageMakerBackend,
   UpstreamError,
   type InferenceBackend,
+  type PrecomputedSource,
   type RequestEnricher,
   type RouteSource,
 } from '../shared/inference';
@@ -55,6 +58,7 @@ import { BreakerRegistry, CircuitBreaker, circuitBreakerMiddleware } from '../sh
 import { routeParametersFromEnv } from '../shared/route-parameters';
 import { DynamoDbBreakerStore } from './breaker-store';
 import { DynamoDbCacheStore } from './cache-store';
+import { DynamoDbPrecomputedStore } from './precomputed-store';
 
 const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME ?? 'model-inference';
 
@@ -125,6 +129,32 @@ const predictionCache = new TieredPredictionCache({
     logger.warn('prediction cache unavailable; answering without it', { operation, table: cacheTable, error: { name, message } });
   },
 });
+
+/** The batch layer's answers per entity (lambda/load-precomputed writes them), when PRECOMPUTED_TABLE is set. */
+const precomputedTable = nonEmpty(process.env.PRECOMPUTED_TABLE);
+const precomputedTimeoutMs = positiveNumber(process.env.PRECOMPUTED_TIMEOUT_MS, 100);
+/** Reads of the current request that failed or were too slow: counted as PrecomputedErrors. */
+let precomputedErrors = 0;
+const precomputedStore =
+  precomputedTable === undefined
+    ? undefined
+    : new DynamoDbPrecomputedStore(new DynamoDBClient({ requestHandler: { requestTimeout: precomputedTimeoutMs, throwOnRequestTimeout: true }, maxAttempts: 1 }), precomputedTable);
+const precomputed: PrecomputedSource | undefined =
+  precomputedStore === undefined
+    ? undefined
+    : {
+        // A store that fails or is slow finds nothing: the model answers, and the failure is logged and counted.
+        get: async (key) => {
+          try {
+            return await precomputedStore.get(key);
+          } catch (error) {
+            precomputedErrors += 1;
+            const { name, message } = (error ?? {}) as { name?: unknown; message?: unknown };
+            logger.warn('precomputed predictions unavailable; asking the model', { table: precomputedTable, error: { name, message } });
+            return undefined;
+          }
+        },
+      };
 
 /** Enrichment by entity id, when the API serves a feature store (FEATURE_GROUPS); read once. */
 const featureGroupsConfig = nonEmpty(process.env.FEATURE_GROUPS);
@@ -256,10 +286,11 @@ function cacheControlOf(event: APIGatewayProxyEvent): { cacheControl?: string } 
 export async function handler(event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> {
   let metricsAdded = false;
   cacheErrors = 0;
+  precomputedErrors = 0;
   breakerEvents = { opened: 0, rejected: 0 };
   const count = (
     model: string,
-    metric: 'Predictions' | 'PredictionErrors' | 'PredictionLogWriteErrors' | 'PredictionCacheHits' | 'PredictionCacheMisses' | 'PredictionCacheBypasses' | 'FallbacksServedVariant' | 'FallbacksServedStatic' | 'CompositePartsFailed' | 'CascadeEscalations',
+    metric: 'Predictions' | 'PredictionErrors' | 'PredictionLogWriteErrors' | 'PredictionCacheHits' | 'PredictionCacheMisses' | 'PredictionCacheBypasses' | 'FallbacksServedVariant' | 'FallbacksServedPrecomputed' | 'FallbacksServedStatic' | 'CompositePartsFailed' | 'CascadeEscalations' | 'PrecomputedHits' | 'PrecomputedMisses',
     latencyMs?: number,
     value = 1,
   ): void => {
@@ -275,7 +306,8 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
     if (cacheErrors > 0) metrics.addMetric('PredictionCacheErrors', MetricUnit.Count, cacheErrors);
     if (breakerEvents.opened > 0) metrics.addMetric('CircuitBreakerOpened', MetricUnit.Count, breakerEvents.opened);
     if (breakerEvents.rejected > 0) metrics.addMetric('CircuitOpenRejections', MetricUnit.Count, breakerEvents.rejected);
-    metricsAdded ||= cacheErrors > 0 || breakerEvents.opened > 0 || breakerEvents.rejected > 0;
+    if (precomputedErrors > 0) metrics.addMetric('PrecomputedErrors', MetricUnit.Count, precomputedErrors);
+    metricsAdded ||= cacheErrors > 0 || breakerEvents.opened > 0 || breakerEvents.rejected > 0 || precomputedErrors > 0;
   };
 
   try {
@@ -300,15 +332,17 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
         isBase64Encoded: event.isBase64Encoded,
         ...cacheControlOf(event),
       },
-      { routes: current.table, backend, ids: randomUUID, assign: assignRoute, enrich: features.enrich, cache: predictionCache },
+      { routes: current.table, backend, ids: randomUUID, assign: assignRoute, enrich: features.enrich, cache: predictionCache, ...(precomputed === undefined ? {} : { precomputed }) },
     );
 
     switch (outcome.kind) {
       case 'success': {
         const { predictionId, model, variant, modelVersion } = outcome.result;
         const latencyMs = Math.round(outcome.latencyMs);
-        logger.info('prediction served', { predictionId, model, variant, modelVersion, assignment: outcome.assignment, latencyMs, ...(outcome.cache === undefined ? {} : { cache: outcome.cache.status, cacheTier: outcome.cache.tier }) });
+        logger.info('prediction served', { predictionId, model, variant, modelVersion, assignment: outcome.assignment, latencyMs, ...(outcome.cache === undefined ? {} : { cache: outcome.cache.status, cacheTier: outcome.cache.tier }), ...(outcome.precomputed === undefined ? {} : { precomputed: outcome.precomputed }) });
         count(model, 'Predictions', outcome.latencyMs);
+        // A stale answer is a miss too: the model was asked.
+        if (outcome.precomputed !== undefined) count(model, outcome.precomputed === 'hit' ? 'PrecomputedHits' : 'PrecomputedMisses');
         if (outcome.cache !== undefined) {
           count(model, outcome.cache.status === 'hit' ? 'PredictionCacheHits' : outcome.cache.status === 'miss' ? 'PredictionCacheMisses' : 'PredictionCacheBypasses');
         }
@@ -322,7 +356,7 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
           if (partsFailed > 0) logger.warn('composite served without some of its parts', { predictionId, model, composite: outcome.result.composite, members, stages });
         }
         if (outcome.result.fallback !== undefined) {
-          count(model, outcome.result.fallback === 'variant' ? 'FallbacksServedVariant' : 'FallbacksServedStatic');
+          count(model, outcome.result.fallback === 'variant' ? 'FallbacksServedVariant' : outcome.result.fallback === 'precomputed' ? 'FallbacksServedPrecomputed' : 'FallbacksServedStatic');
           logger.warn('prediction served by a fallback', { predictionId, model, fallback: outcome.result.fallback });
         }
         countCacheErrors(model);

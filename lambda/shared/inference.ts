@@ -5,6 +5,7 @@
 // shaping) lives here so it can be unit- and property-tested without a network.
 import { ConfigError, firstIssueField, formatIssues, InferenceError, loadJsonSetting, readProperty, readString, RequestError, UpstreamError, type ErrorBody, type UpstreamErrorStatus } from './errors';
 import { chainInput, combine, CompositeRouteSchema, DEFAULT_COMPOSITE_TIMEOUT_MS, extract, ExtractionError, isConfident, quorumOf, stackingPayload, toLabel, toScore, type CascadeSpec, type ChainSpec, type CompositeRoute, type CompositeSpec, type EnsembleSpec } from './composite';
+import { isFresh, precomputedKey, type PrecomputedPrediction } from './precomputed';
 import { optsOut, predictionCacheKey, type TieredPredictionCache } from './prediction-cache';
 import * as z from './zod';
 
@@ -211,6 +212,14 @@ export const PredictionCacheRouteSchema = z.strictObject({
 
 const positiveInt = (max: number) => z.number({ error: 'must be a number' }).check(z.int('must be a whole number'), z.minimum(1, 'must be at least 1'), z.maximum(max, `must be at most ${max}`));
 
+/** Longest a precomputed answer may be served for: 30 days. */
+export const MAX_PRECOMPUTED_AGE_SECONDS = 30 * 86_400;
+
+export const PrecomputedRouteSchema = z.strictObject({
+  /** A precomputed answer older than this is not served (the model answers instead). */
+  maxAgeSeconds: positiveInt(MAX_PRECOMPUTED_AGE_SECONDS),
+});
+
 export const BreakerRouteSchema = z.strictObject({
   windowSeconds: positiveInt(3_600),
   failureRateThreshold: z.number({ error: 'must be a number' }).check(z.gt(0, 'must be above 0'), z.lt(1, 'must be below 1')),
@@ -242,6 +251,8 @@ export const ModelRouteSchema = z
     breaker: z.optional(BreakerRouteSchema),
     /** What answers, marked degraded, when the endpoint fails or its breaker is open: tried in this order. */
     fallback: z.optional(FallbackRouteSchema),
+    /** Present when the batch layer loads answers per entity (lambda/shared/precomputed.ts) for the model. */
+    precomputed: z.optional(PrecomputedRouteSchema),
   })
   .check(
     z.superRefine((route, ctx) => {
@@ -327,6 +338,8 @@ export interface ResolvedRoute {
   readonly fallback?: z.output<typeof FallbackRouteSchema>;
   /** The container to call on a multi-container endpoint in Direct mode (ensemble members only). */
   readonly targetContainer?: string;
+  /** Set when requests that name an entity may be answered by the batch layer's precomputed answer. */
+  readonly precomputed?: { readonly maxAgeSeconds: number };
 }
 
 /** Something that answers a model's route: the SSM-backed cache of lambda/shared/routes.ts or a table in memory. */
@@ -406,6 +419,7 @@ function routeFor(modelName: string, route: ModelRoute, targetVariant: string | 
     ...(route.cache === undefined ? {} : { cache: route.cache }),
     ...(route.breaker === undefined ? {} : { breaker: route.breaker }),
     ...(route.fallback === undefined ? {} : { fallback: route.fallback }),
+    ...(route.precomputed === undefined ? {} : { precomputed: route.precomputed }),
   };
 }
 
@@ -528,8 +542,16 @@ export interface PredictionResult {
   readonly cache?: CacheStatus;
   /** Set when a fallback answered because the endpoint failed or its breaker was open. */
   readonly degraded?: true;
-  /** Which fallback answered: `variant` (another variant of the endpoint) or `static` (the configured answer). */
-  readonly fallback?: 'variant' | 'static';
+  /**
+   * Which fallback answered: `variant` (another variant of the endpoint), `precomputed` (the batch layer's
+   * answer for the entity, however old) or `static` (the configured answer).
+   */
+  readonly fallback?: FallbackKind;
+  /**
+   * For a model the batch layer precomputes: `precomputed` (a fresh precomputed answer for the request's
+   * entity; variant `batch`, model version the one that computed it) or `realtime` (the endpoint answered).
+   */
+  readonly source?: 'precomputed' | 'realtime';
   /** A composite's: how its answer was made (`ensemble`, `cascade` or `chain`). */
   readonly composite?: CompositeSpec['kind'];
   /** An ensemble's: each member's output or failure, in member order. */
@@ -551,7 +573,7 @@ export interface MemberOutcome {
   /** The value the combiner used (the member's answer read by `output`). */
   readonly output?: unknown;
   readonly cache?: CacheStatus;
-  readonly fallback?: 'variant' | 'static';
+  readonly fallback?: FallbackKind;
   readonly error?: { readonly status: number; readonly code: string; readonly message: string };
 }
 
@@ -565,11 +587,17 @@ export interface StageOutcome {
   /** Why a cascade stage's confidence could not be read. */
   readonly problem?: string;
   readonly cache?: CacheStatus;
-  readonly fallback?: 'variant' | 'static';
+  readonly fallback?: FallbackKind;
   readonly error?: { readonly status: number; readonly code: string; readonly message: string };
 }
 
 export type CacheStatus = 'hit' | 'miss' | 'bypass';
+
+/** The fallbacks, in the order they are tried. */
+export type FallbackKind = 'variant' | 'precomputed' | 'static';
+
+/** The variant a precomputed answer reports: the batch layer's, not one of the endpoint's. */
+export const PRECOMPUTED_VARIANT = 'batch';
 
 /** Value used for variant / modelVersion when SageMaker's answer cannot be matched to the routing table. */
 export const UNKNOWN = 'unknown';
@@ -841,9 +869,9 @@ export interface PredictionInput {
  * How the serving variant was chosen: `targeted` (the caller named it), `sticky` (derived from a
  * salted hash of the caller id, see lambda/shared/experiments.ts) or `weighted` (SageMaker split
  * the traffic by the endpoint's variant weights); a composite's own assignment is `composite` (each
- * member is assigned on its own).
+ * member is assigned on its own); a precomputed answer's is `precomputed` (no variant was chosen).
  */
-export type AssignmentKind = 'sticky' | 'weighted' | 'targeted' | 'composite';
+export type AssignmentKind = 'sticky' | 'weighted' | 'targeted' | 'composite' | 'precomputed';
 
 export interface VariantAssignment {
   readonly assignment: AssignmentKind;
@@ -883,7 +911,25 @@ export interface PredictionDeps {
    * @default - no cache: answers are never cached
    */
   readonly cache?: TieredPredictionCache;
+  /**
+   * The batch layer's answers per entity, for the models whose route has `precomputed`. It should answer
+   * `undefined` rather than throw when its store fails or is slow (the handler's wraps it, counting the
+   * failure): the model answers then. A throw is treated the same way.
+   * @default - nothing is precomputed: the model always answers
+   */
+  readonly precomputed?: PrecomputedSource;
+  /** Wall clock in ms since the epoch, for a precomputed answer's age; defaults to Date.now. */
+  readonly clock?: () => number;
 }
+
+/** Where the batch layer's answers are: the state table (lambda/invoke/precomputed-store.ts) or a map in tests. */
+export interface PrecomputedSource {
+  /** The answer under a key of precomputedKey, or undefined when there is none. */
+  get(key: string): Promise<PrecomputedPrediction | undefined>;
+}
+
+/** What the precomputed layer did for one request: `hit` (answered), `stale` (too old), `miss` (none), `error` (unreadable). */
+export type PrecomputedStatus = 'hit' | 'stale' | 'miss' | 'error';
 
 /** Turns a request that names an entity into one whose payload carries the entity's features. */
 export type RequestEnricher = (request: PredictRequest) => Promise<PredictRequest>;
@@ -901,6 +947,8 @@ export type PredictionOutcome =
       readonly callerId?: string;
       /** For a cached model: what the cache did, and which tier answered a hit. */
       readonly cache?: { readonly status: CacheStatus; readonly tier?: 'memory' | 'shared' };
+      /** For a precomputed model and a request that names an entity: what the lookup found. */
+      readonly precomputed?: PrecomputedStatus;
     }
   | {
       readonly kind: 'rejected';
@@ -941,18 +989,26 @@ export async function handlePrediction(input: PredictionInput, deps: PredictionD
     }
     const started = now();
     try {
+      const stored = resolved === undefined ? undefined : await precomputedFor(request, resolved, deps, input.cacheControl);
+      if (stored?.status === 'hit' && stored.prediction !== undefined && resolved !== undefined) {
+        // The batch layer's answer for the entity: no enrichment and no model call.
+        const result = precomputedResult(request, resolved.model, stored.prediction, deps.ids, 'precomputed');
+        return { kind: 'success', response: toHttpResponse(200, result), result, latencyMs: now() - started, assignment: 'precomputed', ...(request.callerId === undefined ? {} : { callerId: request.callerId }), precomputed: 'hit' };
+      }
       const enriched = request.entity !== undefined && deps.enrich ? await deps.enrich(request) : request;
       const served = resolved !== undefined
-        ? await serveModel(enriched, resolved, deps, input.cacheControl)
+        ? await serveModel(enriched, resolved, deps, input.cacheControl, undefined, stored?.prediction)
         : { result: await serveComposite(model, composite as CompositeSpec, enriched, deps, input.cacheControl), assignment: 'composite' as const };
+      const result = resolved?.precomputed !== undefined && served.result.source === undefined ? { ...served.result, source: 'realtime' as const } : served.result;
       return {
         kind: 'success',
-        response: toHttpResponse(200, served.result),
-        result: served.result,
+        response: toHttpResponse(200, result),
+        result,
         latencyMs: now() - started,
         assignment: served.assignment,
         ...(request.callerId === undefined ? {} : { callerId: request.callerId }),
         ...('cache' in served && served.cache !== undefined ? { cache: served.cache } : {}),
+        ...(stored === undefined ? {} : { precomputed: stored.status }),
       };
     } catch (error) {
       if (error instanceof UpstreamError) {
@@ -975,6 +1031,8 @@ async function serveModel(
   deps: PredictionDeps,
   cacheControl: string | undefined,
   signal?: AbortSignal,
+  /** The entity's precomputed answer that was too old to serve: the fallback after another variant. */
+  stale?: PrecomputedPrediction,
 ): Promise<{ readonly result: PredictionResult; readonly assignment: AssignmentKind; readonly cache?: { readonly status: CacheStatus; readonly tier?: 'memory' | 'shared' } }> {
   const chosen = (deps.assign ?? defaultAssignment)(request, resolved);
   if (chosen.targetVariant !== undefined && !Object.hasOwn(resolved.variants, chosen.targetVariant)) {
@@ -987,7 +1045,7 @@ async function serveModel(
   if (cached?.result !== undefined) {
     result = cached.result;
   } else {
-    const predicted = await predictWithFallback(request, route, deps.backend, deps.ids, signal);
+    const predicted = await predictWithFallback(request, route, deps.backend, deps.ids, signal, stale);
     result = cached === undefined ? predicted : { ...predicted, cache: cached.status };
     if (cached?.key !== undefined && deps.cache !== undefined && predicted.degraded === undefined) {
       const body = isJsonContentType(predicted.contentType) ? JSON.stringify(predicted.prediction) : String(predicted.prediction);
@@ -1280,14 +1338,14 @@ async function cachedPrediction(
  * open: the route's fallback variant first, then its static answer. A fallback's answer is marked degraded
  * and never cached; when every fallback fails too, the endpoint's own error stands.
  */
-async function predictWithFallback(request: PredictRequest, route: ResolvedRoute, backend: InferenceBackend, ids: IdGenerator, signal?: AbortSignal): Promise<PredictionResult> {
+async function predictWithFallback(request: PredictRequest, route: ResolvedRoute, backend: InferenceBackend, ids: IdGenerator, signal?: AbortSignal, stale?: PrecomputedPrediction): Promise<PredictionResult> {
   try {
     return await predict(request, route, backend, ids, signal);
   } catch (error) {
     const fallback = route.fallback;
-    if (fallback === undefined || !(error instanceof UpstreamError) || !(error.status >= 500 || error.status === 429)) throw error;
+    if ((fallback === undefined && stale === undefined) || !(error instanceof UpstreamError) || !(error.status >= 500 || error.status === 429)) throw error;
     const predictionId = error.predictionId ?? request.inferenceId ?? ids();
-    if (fallback.variant !== undefined && fallback.variant !== (route.targetVariant ?? soleVariant(route))) {
+    if (fallback?.variant !== undefined && fallback.variant !== (route.targetVariant ?? soleVariant(route))) {
       try {
         const answer = await predict({ ...request, inferenceId: predictionId, targetVariant: fallback.variant }, { ...route, targetVariant: fallback.variant }, backend, ids, signal);
         return { ...answer, degraded: true, fallback: 'variant' };
@@ -1295,9 +1353,53 @@ async function predictWithFallback(request: PredictRequest, route: ResolvedRoute
         if (!(fallbackError instanceof UpstreamError)) throw fallbackError;
       }
     }
-    if (fallback.static !== undefined) {
+    if (stale !== undefined) {
+      return { ...precomputedResult({ ...request, inferenceId: predictionId }, route.model, stale, ids, 'realtime'), degraded: true, fallback: 'precomputed' };
+    }
+    if (fallback?.static !== undefined) {
       return { predictionId, model: route.model, variant: UNKNOWN, modelVersion: UNKNOWN, prediction: fallback.static, contentType: 'application/json', degraded: true, fallback: 'static' };
     }
     throw error;
   }
+}
+
+/**
+ * The precomputed layer's part in one request: only for a model whose route has `precomputed`, a request
+ * that names an entity, does not target a variant, is not a sticky caller of an experiment and does not opt
+ * out of stored answers (`cache: false`, `Cache-Control: no-cache`). A fresh answer is a hit; an older one is
+ * kept as a fallback for when the endpoint fails.
+ */
+async function precomputedFor(request: PredictRequest, route: ResolvedRoute, deps: PredictionDeps, cacheControl: string | undefined): Promise<{ readonly status: PrecomputedStatus; readonly prediction?: PrecomputedPrediction } | undefined> {
+  const { entity } = request;
+  if (route.precomputed === undefined || deps.precomputed === undefined || entity === undefined) return undefined;
+  if (request.targetVariant !== undefined || (route.sticky !== undefined && request.callerId !== undefined)) return undefined;
+  if (optsOut({ ...(request.cache === undefined ? {} : { cache: request.cache }), ...(cacheControl === undefined ? {} : { cacheControl }) })) return undefined;
+  let key: string;
+  try {
+    key = precomputedKey(route.model, entity.featureGroup, entity.recordId);
+  } catch {
+    return { status: 'miss' }; // an id the batch layer could not have stored (too long, not well-formed Unicode)
+  }
+  let prediction: PrecomputedPrediction | undefined;
+  try {
+    prediction = await deps.precomputed.get(key);
+  } catch {
+    return { status: 'error' };
+  }
+  if (prediction === undefined) return { status: 'miss' };
+  const fresh = isFresh(prediction, (deps.clock ?? Date.now)(), route.precomputed.maxAgeSeconds);
+  return { status: fresh ? 'hit' : 'stale', prediction };
+}
+
+/** A precomputed answer as the API serves it: variant `batch`, the model version that computed it. */
+function precomputedResult(request: PredictRequest, model: string, prediction: PrecomputedPrediction, ids: IdGenerator, source: 'precomputed' | 'realtime'): PredictionResult {
+  return {
+    predictionId: request.inferenceId ?? ids(),
+    model,
+    variant: PRECOMPUTED_VARIANT,
+    modelVersion: prediction.modelVersion,
+    prediction: decodePrediction(prediction.body, prediction.contentType),
+    contentType: prediction.contentType,
+    source,
+  };
 }

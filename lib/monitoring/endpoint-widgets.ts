@@ -124,6 +124,21 @@ export function inferenceApiWidgets(api: RealTimeInferenceApi, modelNames: reado
         ]),
     ...cacheWidgets(api, modelNames.filter((name) => api.cachedModelNames.includes(name)), period),
     ...breakerWidgets(api, modelNames.filter((name) => api.guardedModelNames.includes(name)), period),
+    ...precomputedWidgets(api, modelNames.filter((name) => api.precomputedModelNames.includes(name)), period),
+  ];
+}
+
+/** The batch layer's answers served in real time: hits, misses (no answer or too old) and failed reads. */
+function precomputedWidgets(api: RealTimeInferenceApi, models: readonly string[], period: Duration): cloudwatch.IWidget[] {
+  if (models.length === 0) return [];
+  return [
+    new cloudwatch.GraphWidget({
+      title: 'Precomputed predictions: served, asked in real time, read errors',
+      left: models.flatMap((name) => [api.metricPrecomputedHits(name, { period, label: `${name} precomputed` }), api.metricPrecomputedMisses(name, { period, label: `${name} real time` })]),
+      right: models.flatMap((name) => [api.metricPrecomputedErrors(name, { period, label: `${name} read errors` }), api.metricFallbacksServed(name, 'precomputed', { period, label: `${name} fallback: precomputed` })]),
+      width: WIDTH,
+      height: HEIGHT,
+    }),
   ];
 }
 

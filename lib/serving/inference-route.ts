@@ -22,6 +22,7 @@ interface RouteDocument {
   readonly cache?: { readonly ttlSeconds: number };
   readonly breaker?: { windowSeconds: number; failureRateThreshold: number; minimumCalls: number; coolDownSeconds: number; probes: number };
   readonly fallback?: { variant?: string; static?: unknown };
+  readonly precomputed?: { readonly maxAgeSeconds: number };
 }
 
 /** What is wrong with routing `endpoint` with these options, one message per problem (empty when nothing is). */
@@ -64,6 +65,11 @@ export function routeOptionProblems(endpoint: ModelEndpoint, options: AddEndpoin
       if (!(size <= 2_048)) problems.push(`${path}fallback.staticAnswer: must be a JSON value of at most 2048 characters`);
     }
   }
+  const maxAge = options.precomputedMaxAge;
+  if (maxAge !== undefined) {
+    const seconds = typeof (maxAge as Partial<Duration>).toSeconds === 'function' ? maxAge.toSeconds({ integral: false }) : NaN;
+    if (!(Number.isInteger(seconds) && seconds >= 1 && seconds <= 30 * 86_400)) problems.push(`${path}precomputedMaxAge: must be whole seconds from 1 second to 30 days; got ${Number.isNaN(seconds) ? JSON.stringify(maxAge) : `${seconds} seconds`}`);
+  }
   const cacheTtl = options.cacheTtl;
   if (cacheTtl !== undefined) {
     const seconds = typeof (cacheTtl as Partial<Duration>).toSeconds === 'function' ? cacheTtl.toSeconds({ integral: false }) : NaN;
@@ -90,6 +96,8 @@ export class InferenceRoute extends Construct {
   public readonly guarded: boolean;
   /** The warning alarm while the model's breaker refuses calls, when it has one. */
   public readonly circuitOpenAlarm?: cloudwatch.Alarm;
+  /** How old a precomputed answer may be and still be served, when the model's are. */
+  public readonly precomputedMaxAge?: Duration;
   /** The names of the endpoint's production variants (the ones a request or a composite may target). */
   public readonly productionVariants: string[];
 
@@ -106,6 +114,9 @@ export class InferenceRoute extends Construct {
     if (props.cacheTtl !== undefined && !api.cachesPredictions) {
       problems.push(`cacheTtl: the API has no prediction cache; give the RealTimeInferenceApi predictionCache`);
     }
+    if (props.precomputedMaxAge !== undefined && !api.servesPrecomputed) {
+      problems.push(`precomputedMaxAge: the API serves no precomputed predictions; give the RealTimeInferenceApi precomputedPredictions: true`);
+    }
     if (props.circuitBreaker !== undefined && !api.guardsEndpoints) {
       problems.push(`circuitBreaker: the API does not guard endpoints; give the RealTimeInferenceApi circuitBreakers: true`);
     }
@@ -114,6 +125,7 @@ export class InferenceRoute extends Construct {
     this.productionVariants = production.map((variant) => variant.name);
     this.cacheTtl = props.cacheTtl;
     this.guarded = props.circuitBreaker !== undefined;
+    this.precomputedMaxAge = props.precomputedMaxAge;
     if (this.guarded) {
       // Beside the route, in the family's stack: a fleet's alarms do not pile up in the API's stack.
       this.circuitOpenAlarm = new cloudwatch.Alarm(this, 'CircuitOpen', {
@@ -136,6 +148,7 @@ export class InferenceRoute extends Construct {
       ...(props.stickyRouting ? { sticky: { salt: props.stickySalt ?? endpoint.modelName } } : {}),
       ...(props.cacheTtl === undefined ? {} : { cache: { ttlSeconds: props.cacheTtl.toSeconds() } }),
       ...(props.circuitBreaker === undefined ? {} : { breaker: breakerDocument(props.circuitBreaker) }),
+      ...(props.precomputedMaxAge === undefined ? {} : { precomputed: { maxAgeSeconds: props.precomputedMaxAge.toSeconds() } }),
       ...(props.fallback === undefined
         ? {}
         : { fallback: { ...(props.fallback.variant === undefined ? {} : { variant: props.fallback.variant }), ...(props.fallback.staticAnswer === undefined ? {} : { static: props.fallback.staticAnswer }) } }),

@@ -130,8 +130,15 @@ export interface RealTimeInferenceApiProps {
    */
   readonly circuitBreakers?: boolean;
   /**
-   * The table of the API's shared state (cached predictions, breaker states), when `predictionCache` or
-   * `circuitBreakers` is on.
+   * Serve the answers the batch layer precomputes per entity (a `BatchInference` with `precomputed` loads
+   * them into the state table) to the models routed with `precomputedMaxAge`: a request that names an
+   * `entity` gets a fresh precomputed answer without calling the endpoint.
+   * @default false
+   */
+  readonly precomputedPredictions?: boolean;
+  /**
+   * The table of the API's shared state (cached predictions, breaker states, precomputed answers), when
+   * `predictionCache`, `circuitBreakers` or `precomputedPredictions` is on.
    * @default - a new InferenceStateTable encrypted with the API's key
    */
   readonly stateTable?: InferenceStateTable;
@@ -192,6 +199,15 @@ export interface AddEndpointOptions {
    * @default - the endpoint's error stands
    */
   readonly fallback?: EndpointFallback;
+  /**
+   * Answer a request that names an `entity` with the batch layer's precomputed answer for it when that was
+   * computed at most this long ago (1 second to 30 days, whole seconds), when the API has
+   * `precomputedPredictions`; otherwise the endpoint answers. An older answer is still the fallback when the
+   * endpoint fails (after `fallback.variant`, before `fallback.staticAnswer`). The answer says
+   * `source: precomputed` or `realtime`.
+   * @default - nothing precomputed is served
+   */
+  readonly precomputedMaxAge?: Duration;
 }
 
 export interface EndpointCircuitBreaker {
@@ -249,6 +265,8 @@ export class RealTimeInferenceApi extends Construct {
   public readonly cachesPredictions: boolean;
   /** Whether breakers can guard the endpoints (`circuitBreakers`). */
   public readonly guardsEndpoints: boolean;
+  /** Whether routes may serve the batch layer's precomputed answers (`precomputedPredictions`). */
+  public readonly servesPrecomputed: boolean;
   /** The alarm actions per severity (`alarmActions`); routes put them on their own alarms (an open breaker). */
   public readonly alarmActions: Partial<Record<AlarmSeverity, cloudwatch.IAlarmAction>>;
   private readonly routes = new Map<string, InferenceRoute>();
@@ -303,11 +321,13 @@ export class RealTimeInferenceApi extends Construct {
     this.alarmActions = props.alarmActions ?? {};
     this.cachesPredictions = props.predictionCache !== undefined;
     this.guardsEndpoints = props.circuitBreakers === true;
-    if (this.cachesPredictions || this.guardsEndpoints) {
+    this.servesPrecomputed = props.precomputedPredictions === true;
+    if (this.cachesPredictions || this.guardsEndpoints || this.servesPrecomputed) {
       this.stateTable = props.stateTable ?? new InferenceStateTable(this, 'State', { encryptionKey: this.encryptionKey });
       this.stateTable.grantReadWrite(this.handler);
     }
     if (this.guardsEndpoints && this.stateTable) this.handler.addEnvironment('BREAKER_STATE_TABLE', this.stateTable.table.tableName);
+    if (this.servesPrecomputed && this.stateTable) this.handler.addEnvironment('PRECOMPUTED_TABLE', this.stateTable.table.tableName);
     if (props.predictionCache && this.stateTable) {
       this.handler.addEnvironment('PREDICTION_CACHE_TABLE', this.stateTable.table.tableName);
       this.handler.addEnvironment('PREDICTION_CACHE_MEMORY_MB', String(props.predictionCache.memorySizeMiB ?? 32));
@@ -617,9 +637,30 @@ export class RealTimeInferenceApi extends Construct {
     return this.handlerMetric('CircuitOpenRejections', modelName, props);
   }
 
-  /** Predictions a fallback answered, by kind (`variant` or `static`). Default: sum over 5 minutes. */
-  public metricFallbacksServed(modelName: string, kind: 'variant' | 'static', props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.handlerMetric(kind === 'variant' ? 'FallbacksServedVariant' : 'FallbacksServedStatic', modelName, props);
+  /** Predictions a fallback answered, by kind (`variant`, `precomputed` or `static`). Default: sum over 5 minutes. */
+  public metricFallbacksServed(modelName: string, kind: 'variant' | 'precomputed' | 'static', props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    const names = { variant: 'FallbacksServedVariant', precomputed: 'FallbacksServedPrecomputed', static: 'FallbacksServedStatic' } as const;
+    return this.handlerMetric(names[kind], modelName, props);
+  }
+
+  /** Requests naming an entity that a fresh precomputed answer served. Default: sum over 5 minutes. */
+  public metricPrecomputedHits(modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('PrecomputedHits', modelName, props);
+  }
+
+  /** Requests naming an entity that had no precomputed answer, or only an older one: the endpoint answered. Default: sum over 5 minutes. */
+  public metricPrecomputedMisses(modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('PrecomputedMisses', modelName, props);
+  }
+
+  /** Reads of precomputed answers that failed or timed out (each served in real time). Default: sum over 5 minutes. */
+  public metricPrecomputedErrors(modelName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.handlerMetric('PrecomputedErrors', modelName, props);
+  }
+
+  /** Names of the models routed with `precomputedMaxAge`. */
+  public get precomputedModelNames(): string[] {
+    return [...this.routes.entries()].filter(([, route]) => route.precomputedMaxAge !== undefined).map(([name]) => name);
   }
 
   /** Names of the models routed with `circuitBreaker`. */
@@ -784,8 +825,8 @@ export class RealTimeInferenceApi extends Construct {
       }
     }
     if (props.stateTable !== undefined) problems.push(...checkPropType(props.stateTable, 'stateTable', 'construct'));
-    if (props.stateTable !== undefined && props.predictionCache === undefined && props.circuitBreakers !== true) {
-      problems.push('stateTable: is used by predictionCache and circuitBreakers, and neither is on');
+    if (props.stateTable !== undefined && props.predictionCache === undefined && props.circuitBreakers !== true && props.precomputedPredictions !== true) {
+      problems.push('stateTable: is used by predictionCache, circuitBreakers and precomputedPredictions, and none is on');
     }
     if (problems.length > 0) throw invalidProps(where, problems);
   }

@@ -1,0 +1,54 @@
+// precomputedPredictions on RealTimeInferenceApi and precomputedMaxAge on a route: the handler's
+// environment and grants, the route document (checked with the handler's own schema), the problems named.
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { formatIssues, ModelRouteSchema } from '../../../lambda/shared/inference';
+import { DataKey, ModelEndpoint, RealTimeInferenceApi, type AddEndpointOptions } from '../../../lib';
+import { nagFindings } from '../../support/platform';
+
+const IMAGE = '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1';
+
+/** A template string value with its tokens (the endpoint's name) written as `token`. */
+const joined = (value: unknown): string =>
+  typeof value === 'string' ? value : (value as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'token')).join('');
+
+function build(api: { precomputedPredictions?: boolean }, options: AddEndpointOptions) {
+  const app = new App();
+  const stack = new Stack(app, 'Api', { env: { account: '111111111111', region: 'us-east-1' } });
+  const key = new DataKey(stack, 'Key').key;
+  const endpoint = new ModelEndpoint(stack, 'Churn', { modelName: 'churn', encryptionKey: key, variants: [{ name: 'champion', weight: 1, model: { version: '3', image: IMAGE }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } }] });
+  const inference = new RealTimeInferenceApi(stack, 'Inference', { encryptionKey: key, ...api });
+  const route = inference.addEndpoint(endpoint, options);
+  return { app, stack, api: inference, route };
+}
+
+describe('precomputed predictions in the constructs', () => {
+  test('the handler reads the state table; the route carries the age the handler accepts', () => {
+    const { app, stack, api, route } = build({ precomputedPredictions: true }, { precomputedMaxAge: Duration.hours(26) });
+    const template = Template.fromStack(stack);
+    const tableId = stack.getLogicalId(api.stateTable!.table.node.defaultChild as any);
+    template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ PRECOMPUTED_TABLE: { Ref: tableId } }) } });
+    const document = JSON.parse(joined(Object.values(template.findResources('AWS::SSM::Parameter'))[0].Properties.Value));
+    expect(document.precomputed).toEqual({ maxAgeSeconds: 93_600 });
+    const parsed = ModelRouteSchema.safeParse(document);
+    expect(parsed.success ? '' : formatIssues(parsed.error.issues, '(root)')).toBe('');
+    expect(route.precomputedMaxAge?.toHours()).toBe(26);
+    expect(api.precomputedModelNames).toEqual(['churn']);
+    app.synth();
+    expect(nagFindings(stack)).toEqual([]);
+  });
+
+  test('a route without the API\'s precomputedPredictions, and an age out of range, are both named', () => {
+    expect(() => build({}, { precomputedMaxAge: Duration.days(31) })).toThrow(
+      /precomputedMaxAge: must be whole seconds from 1 second to 30 days; got 2678400 seconds; precomputedMaxAge: the API serves no precomputed predictions; give the RealTimeInferenceApi precomputedPredictions: true/,
+    );
+    expect(() => build({ precomputedPredictions: true }, { precomputedMaxAge: Duration.millis(1500) })).toThrow(/precomputedMaxAge: must be whole seconds from 1 second to 30 days; got 1.5 seconds/);
+  });
+
+  test('an API without it sets no table for the handler', () => {
+    const { stack } = build({}, {});
+    const handlers = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function')).filter((fn) => fn.Properties.Environment?.Variables?.ROUTES_PARAMETER_PREFIX !== undefined);
+    expect(handlers).toHaveLength(1);
+    expect(handlers[0].Properties.Environment.Variables).not.toHaveProperty('PRECOMPUTED_TABLE');
+  });
+});
