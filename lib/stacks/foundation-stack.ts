@@ -67,7 +67,9 @@ export class FoundationStack extends Stack {
       natGateways: 0,
       subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 22 }],
       flowLogs: { all: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs, flowLogsRole), trafficType: ec2.FlowLogTrafficType.ALL } },
-      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+      // The isolated subnets reach S3 and DynamoDB through gateway endpoints (no charge): the prediction log,
+      // the inference state table (cache, breakers, precomputed answers) and the A/B analysis read DynamoDB.
+      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 }, DynamoDb: { service: ec2.GatewayVpcEndpointAwsService.DYNAMODB } },
     });
     const endpointSecurityGroup = new ec2.SecurityGroup(this, 'VpcEndpointSecurityGroup', {
       vpc,
@@ -82,6 +84,8 @@ export class FoundationStack extends Stack {
       ['XRay', ec2.InterfaceVpcEndpointAwsService.XRAY],
       // The inference handlers read each model's route from Parameter Store.
       ['Ssm', ec2.InterfaceVpcEndpointAwsService.SSM],
+      // Entity enrichment and the speed layer read and write the online store.
+      ...(config.featureStore ? ([['FeatureStoreRuntime', ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_FEATURESTORE_RUNTIME]] as const) : []),
     ] as const) {
       vpc.addInterfaceEndpoint(id, { service, privateDnsEnabled: true, securityGroups: [endpointSecurityGroup], open: false });
     }
