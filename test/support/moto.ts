@@ -52,6 +52,26 @@ export function sdkTestConfig(endpoint: string): {
   };
 }
 
+/**
+ * Makes moto answer Lambda Invoke without Docker, with these results in order (then with the request's own
+ * payload): moto's "simple" Lambda backend, which needs no function to exist. Each result is sent as JSON;
+ * with `startMoto({ extended: true })` one that is an `{ errorType, errorMessage }` object is a function
+ * error, as Lambda reports a handler that threw (test/support/moto_server_ext.py). A reset empties the queue
+ * but keeps the backend.
+ */
+export async function queueLambdaResults(
+  moto: Pick<MotoServer, 'post'>,
+  results: readonly unknown[],
+  options: { region?: string; accountId?: string } = {},
+): Promise<void> {
+  await moto.post('/moto-api/config', { lambda: { use_docker: false } });
+  await moto.post('/moto-api/static/lambda-simple/response', {
+    account_id: options.accountId ?? '123456789012',
+    region: options.region ?? 'us-east-1',
+    results: results.map((result) => JSON.stringify(result)),
+  });
+}
+
 /** One queued answer for moto's SageMaker runtime InvokeEndpoint. */
 export interface SageMakerResult {
   readonly Body: string;

@@ -1,4 +1,5 @@
-"""moto_server with two things moto 5.2 lacks: SageMaker's UpdateEndpoint, and DynamoDB's atomic writes.
+"""moto_server with three things moto 5.2 lacks: SageMaker's UpdateEndpoint, DynamoDB's atomic writes, and
+Lambda function errors without Docker.
 
 The lifecycle workflows deploy a model version with UpdateEndpoint. moto implements CreateEndpoint,
 DescribeEndpoint and UpdateEndpointWeightsAndCapacities but not UpdateEndpoint, so this script adds
@@ -12,12 +13,20 @@ in its own thread with no lock, so two concurrent conditional writes to one item
 check. Here every item write (PutItem, UpdateItem, DeleteItem, TransactWriteItems) holds one lock, which
 gives the guarantee the handlers rely on (for example, only one of two concurrent outcomes is recorded).
 
+Without Docker, moto's "simple" Lambda backend (moto-api config `{"lambda": {"use_docker": false}}`) answers
+each Invoke with the next result queued at /moto-api/static/lambda-simple/response, always as a success.
+Here a queued result that is a JSON object with `errorType` and `errorMessage` is answered as Lambda answers a
+function that threw (the `X-Amz-Function-Error: Unhandled` header, that object as the payload), so a Step
+Functions Lambda task sees the function's error name and its Retry and Catch apply, as they do on AWS.
+
 Everything else is moto as installed. Usage: python3 moto_server_ext.py -H 127.0.0.1 -p PORT
 """
 import functools
+import json
 import sys
 import threading
 
+from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.dynamodb.models import DynamoDBBackend
@@ -66,6 +75,22 @@ def atomic(write):
 
 for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
     setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
+
+
+def invoke_simple(self, function_name, qualifier, body, headers, response_headers):
+    if not self.lambda_simple_results_queue:
+        return str.encode(body or "Simple Lambda happy path OK")
+    result = self.lambda_simple_results_queue.pop(0)
+    try:
+        answer = json.loads(result)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and "errorType" in answer and "errorMessage" in answer:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    return str.encode(result)
+
+
+LambdaSimpleBackend.invoke = invoke_simple
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -1,4 +1,4 @@
-import { CreateStateMachineCommand, DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import { CreateStateMachineCommand, DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, StartExecutionCommand, StopExecutionCommand, type HistoryEvent } from '@aws-sdk/client-sfn';
 import type { MotoServer } from './moto';
 import { sdkTestConfig } from './moto';
 import { renderStateMachineDefinitions } from './asl';
@@ -31,6 +31,8 @@ export interface ExecutionResult {
   readonly states: string[];
   /** The output of each state the execution left (the last one, for a state entered more than once). */
   readonly stateOutputs: Record<string, any>;
+  /** The execution's history (its first 1000 events): what each task was called with, its failures and retries. */
+  readonly events: HistoryEvent[];
 }
 
 export async function enableStepFunctionsExecution(moto: MotoServer): Promise<void> {
@@ -80,6 +82,7 @@ export async function runExecution(moto: MotoServer, definition: string, input: 
         cause: execution.cause,
         states,
         stateOutputs,
+        events: history.events ?? [],
       };
     }
     if (Date.now() > deadline) throw new Error(`execution still running after ${timeoutMs} ms`);

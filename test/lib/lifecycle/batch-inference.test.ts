@@ -65,7 +65,7 @@ describe('BatchInference', () => {
   });
 
   test('checks the instance type against the SDK\'s TransformInstanceType', () => {
-    expect(() => batch({ instanceType: 'ml.t2.mega' })).toThrow("Lifecycle/ChurnBatch (BatchInference): instanceType: 'ml.t2.mega' is not a SageMaker transform instance type");
+    expect(() => batch({ instanceType: 'ml.t2.mega' })).toThrow(/^Lifecycle\/ChurnBatch \(BatchInference\): invalid props:\n {2}- instanceType: 'ml\.t2\.mega' is not a SageMaker transform instance type/);
   });
 });
 
