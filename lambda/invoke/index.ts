@@ -285,6 +285,20 @@ function cacheControlOf(event: APIGatewayProxyEvent): { cacheControl?: string } 
 
 export async function handler(event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult> {
   let metricsAdded = false;
+  // One request's metrics share one Model dimension, set once: Powertools warns each time it is set again.
+  let dimension: string | undefined;
+  metrics.clearDimensions();
+  const useModel = (model: string): void => {
+    if (dimension === model) return;
+    if (dimension !== undefined) {
+      // Another model in the same request (a route that failed to resolve, then...): its metrics go out apart.
+      if (metricsAdded) metrics.publishStoredMetrics();
+      else metrics.clearDimensions();
+      metricsAdded = false;
+    }
+    metrics.addDimension('Model', model);
+    dimension = model;
+  };
   cacheErrors = 0;
   precomputedErrors = 0;
   breakerEvents = { opened: 0, rejected: 0 };
@@ -294,7 +308,7 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
     latencyMs?: number,
     value = 1,
   ): void => {
-    metrics.addDimension('Model', model);
+    useModel(model);
     metrics.addMetric(metric, MetricUnit.Count, value);
     if (latencyMs !== undefined) {
       metrics.addMetric('ModelLatency', MetricUnit.Milliseconds, Math.round(latencyMs * 100) / 100);
@@ -302,12 +316,14 @@ export async function handler(event: APIGatewayProxyEvent, context?: Context): P
     metricsAdded = true;
   };
   const countCacheErrors = (model: string): void => {
-    metrics.addDimension('Model', model);
+    const any = cacheErrors > 0 || breakerEvents.opened > 0 || breakerEvents.rejected > 0 || precomputedErrors > 0;
+    if (!any) return;
+    useModel(model);
     if (cacheErrors > 0) metrics.addMetric('PredictionCacheErrors', MetricUnit.Count, cacheErrors);
     if (breakerEvents.opened > 0) metrics.addMetric('CircuitBreakerOpened', MetricUnit.Count, breakerEvents.opened);
     if (breakerEvents.rejected > 0) metrics.addMetric('CircuitOpenRejections', MetricUnit.Count, breakerEvents.rejected);
     if (precomputedErrors > 0) metrics.addMetric('PrecomputedErrors', MetricUnit.Count, precomputedErrors);
-    metricsAdded ||= cacheErrors > 0 || breakerEvents.opened > 0 || breakerEvents.rejected > 0 || precomputedErrors > 0;
+    metricsAdded = true;
   };
 
   try {
