@@ -6,14 +6,18 @@
 //   3. each handler's cold initialisation: require() of its bundle in a fresh `node` process, beside the
 //      same for a bundle of a bare SageMaker Runtime client;
 //   4. the RAG handlers' cold start: require() plus their first invocation against local stand-ins of the
-//      services they call (bench/first-invoke.cjs).
+//      services they call (bench/first-invoke.cjs);
+//   5. the invoke handler's request path: wall and CPU time per request, beside a direct InvokeEndpoint call,
+//      with the prediction cache off, missing and hitting, and for an ensemble, against loopback stand-ins
+//      (bench/request-path.cjs; `node bench/request-path.cjs` runs this part alone).
 // Prints markdown tables and writes the raw figures to bench/results/latest.json; the performance budget
 // (BUDGET below: bundle sizes, cold start against the reference client, prod synth against the one-bucket
-// app) is printed first, each figure beside its target, and the run exits 1 when one of them misses it.
+// app, the request path against a direct InvokeEndpoint call) is printed first, each figure beside its target, and the run exits 1 when one of them misses it.
 //
 // Knobs: BENCH_SYNTH_RUNS (default 3, after one unmeasured warm-up round), BENCH_INIT_RUNS (default 10),
 // BENCH_ENVS (default "dev,staging,prod"), BENCH_FLEETS (default "5,50": prod synthesized with that many model
-// families, bench/fleet-app.ts; the ratio of the largest to the smallest is how synth grows with the fleet).
+// families, bench/fleet-app.ts; the ratio of the largest to the smallest is how synth grows with the fleet),
+// BENCH_REQUEST_PATH_REQUESTS (default 1000 per scenario) and BENCH_REQUEST_PATH_WARMUP (default 300).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, tmpdir, totalmem, arch } from 'node:os';
@@ -22,6 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
+import requestPath from '../bench/request-path.cjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = join(root, 'bench');
@@ -30,6 +35,8 @@ const synthRuns = positiveInt(process.env.BENCH_SYNTH_RUNS, 3);
 const initRuns = positiveInt(process.env.BENCH_INIT_RUNS, 10);
 const envNames = (process.env.BENCH_ENVS ?? 'dev,staging,prod').split(',').map((name) => name.trim()).filter(Boolean);
 const fleetSizes = (process.env.BENCH_FLEETS ?? '5,50').split(',').map((size) => positiveInt(size.trim(), 0)).filter((size) => size > 0);
+const requestPathRequests = positiveInt(process.env.BENCH_REQUEST_PATH_REQUESTS, 1000);
+const requestPathWarmup = positiveInt(process.env.BENCH_REQUEST_PATH_WARMUP, 300);
 
 // The environment a handler finds on Lambda, as far as its module scope reads it.
 const HANDLER_ENV = {
@@ -245,7 +252,7 @@ function benchFirstInvoke(handlers) {
 // --- budget ------------------------------------------------------------------------------------------
 
 /** Handlers whose only dependencies are the AWS SDK, Powertools and zod, and the RAG handlers. */
-const SDK_ONLY_HANDLERS = ['analyze-experiment', 'detect-drift', 'endpoint-weights', 'get-features', 'ingest-features', 'ingest-features-batch', 'invoke', 'record-outcome'];
+const SDK_ONLY_HANDLERS = ['analyze-experiment', 'detect-drift', 'endpoint-weights', 'get-features', 'ingest-features', 'ingest-features-batch', 'invoke', 'load-precomputed', 'record-outcome'];
 const RAG_HANDLERS = ['ingest-documents', 'knn-index', 'rag-query'];
 
 /** The performance budget: each figure, its target and whether it holds. */
@@ -256,6 +263,13 @@ const BUDGET = {
   sdkColdInitRatio: 1.2,
   ragColdInitRatio: 1.5,
   prodSynthRatio: 2.0,
+  // Request path (bench/request-path.cjs, budgetFigures there): a cache hit's p50 wall time below the direct
+  // InvokeEndpoint call's (ratio < 1), and the CPU the handler's own code adds on a miss below 1 ms: the
+  // cache-miss scenario's p50 CPU per request minus the direct call's and minus a bare DynamoDB GetItem +
+  // PutItem pair measured in the same run. The shared tier's two SDK calls (about 1-1.5 ms of CPU on a
+  // 2-core machine) are in the table, not in this figure: they are the DynamoDB client's cost, not ours.
+  requestPathHitRatio: 1.0,
+  requestPathMissCpuMs: 1.0,
 };
 
 function budgetFigures({ bundles, coldInit, synth }) {
@@ -350,7 +364,10 @@ async function main() {
     progress(`first invocation of the RAG handlers: ${initRuns} fresh node processes each`);
     const firstInvoke = benchFirstInvoke(handlers);
 
-    const budget = budgetFigures({ bundles, coldInit, synth });
+    progress(`request path of the invoke handler: ${requestPathRequests} requests per scenario after ${requestPathWarmup} warm-up (bench/request-path.cjs)`);
+    const requestPathResult = await requestPath.run({ requests: requestPathRequests, warmup: requestPathWarmup });
+
+    const budget = [...budgetFigures({ bundles, coldInit, synth }), ...requestPath.budgetFigures(requestPathResult, BUDGET)];
     const results = {
       generatedAt: new Date().toISOString(),
       commit: gitCommit(),
@@ -360,6 +377,7 @@ async function main() {
       coldInit: { runs: initRuns, statistic: 'median require() time in a fresh node process', env: HANDLER_ENV, targets: coldInit },
       budget: { targets: BUDGET, figures: budget, holds: budget.every((figure) => figure.holds) },
       firstInvoke: { runs: initRuns, statistic: 'median require() and first-invocation times in a fresh node process, services stood in locally', targets: firstInvoke },
+      requestPath: requestPathResult,
     };
     const resultsDir = join(benchDir, 'results');
     mkdirSync(resultsDir, { recursive: true });
@@ -428,6 +446,7 @@ async function main() {
       '',
       'bench/first-invoke.cjs answers every call (Bedrock Runtime over HTTP/2, Bedrock Agent, S3, OpenSearch, the CloudFormation response URL) from a local stand-in, so the first invocation measures the handler: client set-up, credential resolution, SigV4 signing, parsing and its own logic, not network latency.',
       '',
+      ...requestPath.reportLines(requestPathResult),
       `Raw figures: ${relative(root, join(resultsDir, 'latest.json'))}`,
     ];
     console.log(report.join('\n'));
