@@ -12,7 +12,10 @@
 // the workflow calls it again with it, so an output of any size loads over several calls.
 //
 // Input:  { tableName, model, modelVersion, featureGroup, outputPrefix: "s3://bucket/prefix/",
-//           recordIdField: "customer_id" | "/json/pointer", ttlSeconds, computedAt?, continuation? }
+//           recordIdField: "customer_id" | "/json/pointer" | "0" (format csv: a column), format?: "jsonl" | "csv",
+//           ttlSeconds, computedAt?, continuation? }
+//         jsonl (default): joined JSON records, the answer is SageMakerOutput, stored as application/json;
+//         csv: joined CSV rows, the answer is every field but the id's, stored as text/csv.
 // Output: { loaded, invalid, objects, invalidLines: [{ object, line, reason }], done, continuation }
 //         counts are for the whole load so far; continuation is null when done.
 // Errors (the `error` Step Functions sees):
@@ -30,7 +33,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { BatchWriteItemCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { PRECOMPUTED_CONTENT_TYPE, parseJoinedLine, precomputedKey, toPrecomputedItem, type PrecomputedItem } from '../shared/precomputed';
+import { PRECOMPUTED_CONTENT_TYPE, PRECOMPUTED_CSV_CONTENT_TYPE, parseJoinedCsvLine, parseJoinedLine, precomputedKey, toPrecomputedItem, type PrecomputedItem } from '../shared/precomputed';
 import {
   backoffDelayMs,
   decodeContinuation,
@@ -294,7 +297,8 @@ class Load {
     if (text === undefined) return this.reject(objectKey, lineNumber, 'is not valid UTF-8');
     // A blank line (the newline after the last record) holds no record.
     if (text.trim().length === 0) return;
-    const parsed = parseJoinedLine(text, this.input.locator);
+    const csv = this.input.format === 'csv';
+    const parsed = csv ? parseJoinedCsvLine(text, this.input.idColumn ?? 0) : parseJoinedLine(text, this.input.locator);
     if (!parsed.ok) return this.reject(objectKey, lineNumber, parsed.reason);
     let key: string;
     try {
@@ -302,7 +306,7 @@ class Load {
     } catch (error) {
       return this.reject(objectKey, lineNumber, (error as Error).message);
     }
-    const item = toPrecomputedItem(key, { body: parsed.body, contentType: PRECOMPUTED_CONTENT_TYPE, modelVersion: this.input.modelVersion, computedAt }, this.input.ttlSeconds);
+    const item = toPrecomputedItem(key, { body: parsed.body, contentType: csv ? PRECOMPUTED_CSV_CONTENT_TYPE : PRECOMPUTED_CONTENT_TYPE, modelVersion: this.input.modelVersion, computedAt }, this.input.ttlSeconds);
     await this.writer.add(key, item);
   }
 

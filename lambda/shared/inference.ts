@@ -1366,8 +1366,8 @@ async function predictWithFallback(request: PredictRequest, route: ResolvedRoute
 /**
  * The precomputed layer's part in one request: only for a model whose route has `precomputed`, a request
  * that names an entity, does not target a variant, is not a sticky caller of an experiment and does not opt
- * out of stored answers (`cache: false`, `Cache-Control: no-cache`). A fresh answer is a hit; an older one is
- * kept as a fallback for when the endpoint fails.
+ * out of stored answers (`cache: false`, `Cache-Control: no-cache`), and only an answer of the content type the
+ * request accepts. A fresh answer is a hit; an older one is kept as a fallback for when the endpoint fails.
  */
 async function precomputedFor(request: PredictRequest, route: ResolvedRoute, deps: PredictionDeps, cacheControl: string | undefined): Promise<{ readonly status: PrecomputedStatus; readonly prediction?: PrecomputedPrediction } | undefined> {
   const { entity } = request;
@@ -1386,7 +1386,8 @@ async function precomputedFor(request: PredictRequest, route: ResolvedRoute, dep
   } catch {
     return { status: 'error' };
   }
-  if (prediction === undefined) return { status: 'miss' };
+  // An answer in another form than the request accepts (CSV answers to a JSON request) is no answer to it.
+  if (prediction === undefined || prediction.contentType !== request.accept) return { status: 'miss' };
   const fresh = isFresh(prediction, (deps.clock ?? Date.now)(), route.precomputed.maxAgeSeconds);
   return { status: fresh ? 'hit' : 'stale', prediction };
 }

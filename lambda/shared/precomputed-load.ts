@@ -4,7 +4,7 @@
 // the contract with the real-time side and live in ./precomputed. Nothing here talks to AWS.
 import * as z from './zod';
 import { formatIssues } from './errors';
-import { recordIdLocator, type RecordIdLocator } from './precomputed';
+import { MAX_CSV_ID_COLUMN, recordIdLocator, type RecordIdLocator } from './precomputed';
 
 /** Items one BatchWriteItem call takes. */
 export const MAX_BATCH_WRITE_ITEMS = 25;
@@ -45,7 +45,9 @@ const LoadInputSchema = z.object(
     outputPrefix: z
       .string({ error: 'is required (s3://bucket/prefix/)' })
       .check(z.regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(.*\/)?$/, 'must be s3://<bucket>/<prefix>/ (ending in /)')),
-    recordIdField: nonEmpty('a field name or a JSON pointer'),
+    recordIdField: nonEmpty('a field name or a JSON pointer; with format csv, a column number'),
+    /** How the transform's output is written: JSON Lines joined records (default) or CSV rows. */
+    format: z.optional(z.enum(['jsonl', 'csv'], { error: 'must be jsonl or csv' })),
     ttlSeconds: z
       .number({ error: 'is required (a number of seconds)' })
       .check(z.int('must be a whole number of seconds'), z.minimum(60, 'must be at least 60'), z.maximum(366 * 86_400, 'must be at most a year (31622400)')),
@@ -65,7 +67,11 @@ export interface LoadInput {
   /** The key prefix (ends in `/`, or is empty). */
   readonly prefix: string;
   readonly outputPrefix: string;
+  /** Where a JSON Lines record holds its id (format jsonl). */
   readonly locator: RecordIdLocator;
+  readonly format: 'jsonl' | 'csv';
+  /** The column of a CSV row that holds its id (format csv). */
+  readonly idColumn?: number;
   readonly ttlSeconds: number;
   /** ms since the epoch; undefined: each object's LastModified. */
   readonly computedAt?: number;
@@ -81,11 +87,16 @@ export function parseLoadInput(event: unknown): LoadInput {
     throw new PrecomputedInputError(formatIssues(result.error.issues, 'input'), field);
   }
   const data = result.data;
+  const format = data.format ?? 'jsonl';
   let locator: RecordIdLocator;
   try {
     locator = recordIdLocator(data.recordIdField);
   } catch (error) {
     throw new PrecomputedInputError((error as Error).message, 'recordIdField');
+  }
+  const idColumn = format === 'csv' ? Number(data.recordIdField) : undefined;
+  if (idColumn !== undefined && !(/^\d{1,3}$/.test(data.recordIdField) && idColumn <= MAX_CSV_ID_COLUMN)) {
+    throw new PrecomputedInputError(`recordIdField: must be a column number from 0 to ${MAX_CSV_ID_COLUMN} with format csv; got ${JSON.stringify(data.recordIdField)}`, 'recordIdField');
   }
   let computedAt: number | undefined;
   if (data.computedAt !== undefined) {
@@ -102,6 +113,8 @@ export function parseLoadInput(event: unknown): LoadInput {
     prefix: location[2] as string,
     outputPrefix: data.outputPrefix,
     locator,
+    format,
+    ...(idColumn === undefined ? {} : { idColumn }),
     ttlSeconds: data.ttlSeconds,
     ...(computedAt === undefined ? {} : { computedAt }),
     ...(data.continuation === undefined || data.continuation === null ? {} : { continuation: data.continuation }),

@@ -13,8 +13,14 @@
 //   computedAt   N  when it was computed, ms since the epoch (the batch run's start: its input's age at most)
 //   ttl          N  s since the epoch: ceil(computedAt / 1000) + the configured TTL (the table's TTL attribute)
 
-/** Content type of every precomputed answer: the transform's JSON output for the record, as JSON text. */
+/** Content type of a precomputed answer read from JSON Lines: the transform's JSON output for the record, as JSON text. */
 export const PRECOMPUTED_CONTENT_TYPE = 'application/json';
+
+/** Content type of a precomputed answer read from CSV: the row's fields but the record id's, as CSV text. */
+export const PRECOMPUTED_CSV_CONTENT_TYPE = 'text/csv';
+
+/** Largest CSV column a record id is read from. */
+export const MAX_CSV_ID_COLUMN = 999;
 
 /** What the key of every precomputed item starts with; no other item of the state table starts so. */
 export const PRECOMPUTED_KEY_PREFIX = 'pre#';
@@ -248,4 +254,63 @@ export function parseJoinedLine(line: string, locator: RecordIdLocator): JoinedL
   const bytes = Buffer.byteLength(body, 'utf8');
   if (bytes > MAX_PRECOMPUTED_BODY_BYTES) return { ok: false, reason: `${SAGEMAKER_OUTPUT_FIELD} is ${bytes} bytes; a precomputed answer holds at most ${MAX_PRECOMPUTED_BODY_BYTES}` };
   return { ok: true, recordId, prediction, body };
+}
+
+/**
+ * The fields of one CSV line (RFC 4180: a field in double quotes may hold commas and `""` for a quote),
+ * each with its raw text as the line writes it; undefined when a quote is not closed.
+ */
+export function splitCsvLine(line: string): { readonly values: string[]; readonly raw: string[] } | undefined {
+  const values: string[] = [];
+  const raw: string[] = [];
+  let index = 0;
+  for (;;) {
+    const start = index;
+    let value = '';
+    if (line[index] === '"') {
+      index += 1;
+      for (;;) {
+        const quote = line.indexOf('"', index);
+        if (quote < 0) return undefined;
+        value += line.slice(index, quote);
+        if (line[quote + 1] === '"') {
+          value += '"';
+          index = quote + 2;
+        } else {
+          index = quote + 1;
+          break;
+        }
+      }
+      if (index < line.length && line[index] !== ',') return undefined; // text after a closing quote
+    } else {
+      const comma = line.indexOf(',', index);
+      value = line.slice(index, comma < 0 ? line.length : comma);
+      index = comma < 0 ? line.length : comma;
+    }
+    values.push(value);
+    raw.push(line.slice(start, index));
+    if (index >= line.length) return { values, raw };
+    index += 1; // the comma
+  }
+}
+
+/**
+ * Reads one line of a batch transform's CSV output joined to its input (`JoinSource: Input`, usually
+ * filtered to the id and the answer, e.g. inputFilter `$[1:]` and outputFilter `$[0,-1]`): the record id is
+ * the field in column `idColumn` (from 0), and the answer is every other field, as the line writes them
+ * (`c-1,0.91` answers `0.91`). The answer is CSV text, at most MAX_PRECOMPUTED_BODY_BYTES.
+ */
+export function parseJoinedCsvLine(line: string, idColumn: number): JoinedLine {
+  const text = line.endsWith('\r') ? line.slice(0, -1) : line;
+  const fields = splitCsvLine(text);
+  if (fields === undefined) return { ok: false, reason: 'is not a CSV row (a quoted field is not closed)' };
+  if (fields.values.length <= idColumn) return { ok: false, reason: `has ${fields.values.length} column(s): no record id at column ${idColumn}` };
+  if (fields.values.length < 2) return { ok: false, reason: 'has no answer beside the record id' };
+  const recordId = fields.values[idColumn] as string;
+  if (recordId.length === 0) return { ok: false, reason: `record id at column ${idColumn} is empty` };
+  if (LONE_SURROGATE.test(recordId)) return { ok: false, reason: `record id at column ${idColumn} is not well-formed Unicode` };
+  const body = fields.raw.filter((_, column) => column !== idColumn).join(',');
+  const bytes = Buffer.byteLength(body, 'utf8');
+  if (bytes > MAX_PRECOMPUTED_BODY_BYTES) return { ok: false, reason: `the answer is ${bytes} bytes; a precomputed answer holds at most ${MAX_PRECOMPUTED_BODY_BYTES}` };
+  return { ok: true, recordId, prediction: body, body };
 }

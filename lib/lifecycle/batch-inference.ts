@@ -52,8 +52,11 @@ export interface PrecomputedLoadOptions {
    */
   readonly featureGroupName: string;
   /**
-   * Where each input record holds its id: a top-level field name (`customer_id`) or a JSON pointer
-   * (`/customer/id`). The id must be a non-empty string or a whole number.
+   * Where each joined record holds its id: a top-level field name (`customer_id`) or a JSON pointer
+   * (`/customer/id`) of a JSON record, whose id must be a non-empty string or a whole number; with a CSV
+   * `contentType`, the column (from 0) of the joined row after `outputFilter`: `'0'` with inputFilter `$[1:]`
+   * and outputFilter `$[0,-1]` (the id, then the answer), the form SageMaker's built-in algorithms fit. A CSV
+   * answer is stored as text/csv and served to requests that accept text/csv.
    */
   readonly recordIdField: string;
   /**
@@ -82,8 +85,8 @@ export interface BatchInferenceProps extends MlWorkflowOptions {
    */
   readonly instanceCount?: number;
   /**
-   * MIME type of the input records. With `precomputed` it must be a JSON type: SageMaker joins the model's
-   * answer into each JSON input record, while it appends it to CSV rows.
+   * MIME type of the input records. With `precomputed` it is a JSON type (SageMaker joins the model's answer
+   * into each JSON record as SageMakerOutput) or text/csv (it appends the answer to the row).
    * @default 'text/csv', or 'application/jsonlines' with `precomputed`
    */
   readonly contentType?: string;
@@ -175,6 +178,8 @@ export class BatchInference extends Construct {
     if (problems.length > 0) throw invalidProps(where, problems);
     const precomputed = props.precomputed;
     const contentType = props.contentType ?? (precomputed ? JSON_LINES : 'text/csv');
+    // With precomputed, what the loader reads: joined JSON Lines, or joined CSV rows for a CSV model.
+    const loadFormat = isCsv(contentType) ? 'csv' : 'jsonl';
 
     const stack = Stack.of(this);
     const key = props.encryptionKey;
@@ -262,7 +267,7 @@ export class BatchInference extends Construct {
             SplitType: props.splitType ?? 'Line',
           },
           // One answer per line, joined to its JSON input record: the JSON Lines the loader reads.
-          TransformOutput: { 'S3OutputPath.$': outputUri, KmsKeyId: key.keyArn, Accept: precomputed ? JSON_LINES : contentType, AssembleWith: 'Line' },
+          TransformOutput: { 'S3OutputPath.$': outputUri, KmsKeyId: key.keyArn, Accept: precomputed && loadFormat === 'jsonl' ? JSON_LINES : contentType, AssembleWith: 'Line' },
           TransformResources: { InstanceType: props.instanceType, InstanceCount: count, VolumeKmsKeyId: key.keyArn },
           DataProcessing: {
             ...(props.inputFilter ? { InputFilter: props.inputFilter } : {}),
@@ -430,6 +435,7 @@ export class BatchInference extends Construct {
         featureGroup: options.featureGroupName,
         'outputPrefix.$': outputUri,
         recordIdField: options.recordIdField,
+        format: isCsv(props.contentType ?? JSON_LINES) ? 'csv' : 'jsonl',
         ttlSeconds: options.ttl.toSeconds(),
         // The run's start: no answer is younger than the input it was computed from.
         'computedAt.$': '$$.Execution.StartTime',
@@ -481,6 +487,11 @@ export class BatchInference extends Construct {
   }
 }
 
+/** Whether records are CSV rows (the transform then appends each answer to its row). */
+function isCsv(contentType: string | undefined): boolean {
+  return contentType !== undefined && !Token.isUnresolved(contentType) && /^text\/csv\b/i.test(contentType);
+}
+
 /** The problems of the `precomputed` prop, and of the props it constrains, each named by its path. */
 function precomputedProblems(props: BatchInferenceProps): string[] {
   const options = props.precomputed;
@@ -502,7 +513,10 @@ function precomputedProblems(props: BatchInferenceProps): string[] {
     else if (value.length === 0) problems.push(`precomputed.${name}: must be a non-empty string`);
   }
   const field = options.recordIdField;
-  if (typeof field === 'string' && !Token.isUnresolved(field)) {
+  const csv = isCsv(props.contentType);
+  if (typeof field === 'string' && !Token.isUnresolved(field) && csv) {
+    if (!(/^\d{1,3}$/.test(field))) problems.push(`precomputed.recordIdField: must be a column number (0-999) of the joined, filtered CSV row with a CSV contentType, e.g. '0' with outputFilter '$[0,-1]'; got '${field}'`);
+  } else if (typeof field === 'string' && !Token.isUnresolved(field)) {
     if (field.length === 0) problems.push('precomputed.recordIdField: must be a field name or a JSON pointer (/a/b)');
     else if (field.startsWith('/') && /~(?![01])/.test(field)) problems.push(`precomputed.recordIdField: '${field}' is not a JSON pointer: '~' must be followed by 0 or 1`);
   }
@@ -517,15 +531,16 @@ function precomputedProblems(props: BatchInferenceProps): string[] {
       problems.push(`precomputed.ttl: must be a whole number of seconds from 1 minute to 366 days; got ${ttl.toHumanString()}`);
     }
   }
-  // The loader reads JSON records with the model's answer joined in as SageMakerOutput.
+  // The loader reads JSON records with the model's answer joined in as SageMakerOutput, or CSV rows with
+  // the answer appended (filtered to the id and the answer, usually).
   const contentType = props.contentType;
-  if (contentType !== undefined && !Token.isUnresolved(contentType) && !/json/i.test(contentType)) {
-    problems.push(`contentType: must be a JSON type (${JSON_LINES}) with precomputed: SageMaker joins the answer into JSON records only; got '${contentType}'`);
+  if (contentType !== undefined && !Token.isUnresolved(contentType) && !/json/i.test(contentType) && !csv) {
+    problems.push(`contentType: must be a JSON type (${JSON_LINES}) or text/csv with precomputed: the loader reads joined JSON records or CSV rows; got '${contentType}'`);
   }
-  if (props.splitType !== undefined && props.splitType !== 'Line') problems.push(`splitType: must be 'Line' with precomputed (one JSON record a line); got '${props.splitType}'`);
+  if (props.splitType !== undefined && props.splitType !== 'Line') problems.push(`splitType: must be 'Line' with precomputed (one record a line); got '${props.splitType}'`);
   if (props.joinInputToOutput === false) problems.push('joinInputToOutput: must not be false with precomputed: the loader finds each answer\'s record id in its joined input record');
   const filter = props.outputFilter;
-  if (filter !== undefined && !Token.isUnresolved(filter) && filter.trim() !== '$') {
+  if (!csv && filter !== undefined && !Token.isUnresolved(filter) && filter.trim() !== '$') {
     // The record id's top-level field, which the filter must keep (a rough check: that it names it).
     const idField = typeof field === 'string' && field.length > 0 ? (field.startsWith('/') ? field.slice(1).split('/')[0].replace(/~1/g, '/').replace(/~0/g, '~') : field) : undefined;
     const dropped = [...(idField ? [idField] : []), 'SageMakerOutput'].filter((name) => !filter.includes(name));

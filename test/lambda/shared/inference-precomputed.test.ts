@@ -136,3 +136,14 @@ describe('precomputed predictions', () => {
     );
   });
 });
+
+test('an answer in another content type than the request accepts is no answer to it', async () => {
+  const csv: PrecomputedPrediction = { body: '0.91', contentType: 'text/csv', modelVersion: '7', computedAt: NOW };
+  const { ask, calls } = setup({ [KEY]: csv });
+  const json = await ask('churn', { payload: {}, entity });
+  expect(json.body.source).toBe('realtime');
+  expect(json.outcome).toMatchObject({ precomputed: 'miss' });
+  const asCsv = await ask('churn', { payload: {}, entity, accept: 'text/csv' });
+  expect(asCsv.body).toMatchObject({ prediction: '0.91', contentType: 'text/csv', source: 'precomputed' });
+  expect(calls).toHaveLength(1);
+});

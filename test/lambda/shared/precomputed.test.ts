@@ -8,10 +8,12 @@ import {
   MAX_CLOCK_SKEW_MS,
   MAX_PRECOMPUTED_BODY_BYTES,
   MAX_PRECOMPUTED_KEY_BYTES,
+  parseJoinedCsvLine,
   parseJoinedLine,
   parsePrecomputedKey,
   precomputedKey,
   recordIdLocator,
+  splitCsvLine,
   toPrecomputedItem,
   type PrecomputedPrediction,
 } from '../../../lambda/shared/precomputed';
@@ -193,9 +195,11 @@ describe('the loader input', () => {
       bucket: 'my-bucket',
       prefix: 'churn/batch-output/run-1/',
       locator: { field: 'customer_id', tokens: ['customer_id'] },
+      format: 'jsonl',
       computedAt: Date.parse('2026-11-26T02:00:00.000Z'),
     });
     expect(parseLoadInput({ ...INPUT, outputPrefix: 's3://my-bucket/' }).prefix).toBe('');
+    expect(parseLoadInput({ ...INPUT, format: 'csv', recordIdField: '2' })).toMatchObject({ format: 'csv', idColumn: 2 });
   });
 
   test.each([
@@ -205,6 +209,8 @@ describe('the loader input', () => {
     [{ ...INPUT, recordIdField: '/a~' }, 'recordIdField', "recordIdField: '/a~' is not a JSON pointer: '~' must be followed by 0 or 1"],
     [{ ...INPUT, computedAt: 'yesterday' }, 'computedAt', 'computedAt: must be an ISO 8601 time or ms since the epoch; got "yesterday"'],
     [{ ...INPUT, model: undefined }, 'model', 'model: is required (the model family)'],
+    [{ ...INPUT, format: 'csv' }, 'recordIdField', 'recordIdField: must be a column number from 0 to 999 with format csv; got "customer_id"'],
+    [{ ...INPUT, format: 'parquet' }, 'format', 'format: must be jsonl or csv'],
   ])('%j is refused, naming %s', (event, field, message) => {
     const error = (() => {
       try {
@@ -300,6 +306,31 @@ describe('splitLines', () => {
         for (const [index, line] of whole.entries()) {
           expect(await collect(splitLines(chunked(bytes.subarray(line.start), sizes), line.start))).toEqual(whole.slice(index));
         }
+      }),
+    );
+  });
+});
+
+describe('parseJoinedCsvLine', () => {
+  test('the id is the column named, the answer every other field as the line writes it', () => {
+    expect(parseJoinedCsvLine('c-1,0.91', 0)).toEqual({ ok: true, recordId: 'c-1', prediction: '0.91', body: '0.91' });
+    expect(parseJoinedCsvLine('0.2,0.8,"c,9"\r', 2)).toEqual({ ok: true, recordId: 'c,9', prediction: '0.2,0.8', body: '0.2,0.8' });
+    expect(parseJoinedCsvLine('"say ""hi""","x,y"', 0)).toMatchObject({ ok: true, recordId: 'say "hi"', body: '"x,y"' });
+  });
+
+  test('a row without an id or an answer is refused with the reason', () => {
+    expect(parseJoinedCsvLine('c-1', 0)).toEqual({ ok: false, reason: 'has no answer beside the record id' });
+    expect(parseJoinedCsvLine('c-1,0.9', 3)).toEqual({ ok: false, reason: 'has 2 column(s): no record id at column 3' });
+    expect(parseJoinedCsvLine(',0.9', 0)).toEqual({ ok: false, reason: 'record id at column 0 is empty' });
+    expect(parseJoinedCsvLine('"c-1,0.9', 0)).toEqual({ ok: false, reason: 'is not a CSV row (a quoted field is not closed)' });
+  });
+
+  test('property: fields written with RFC 4180 quoting split back into themselves', () => {
+    const quote = (value: string) => (/[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value);
+    fc.assert(
+      fc.property(fc.array(fc.string({ maxLength: 8 }), { minLength: 1, maxLength: 6 }), (values) => {
+        const line = values.map(quote).join(',');
+        expect(splitCsvLine(line)?.values).toEqual(values);
       }),
     );
   });

@@ -141,6 +141,7 @@ describe('BatchInference with precomputed predictions', () => {
       featureGroup: FEATURE_GROUP,
       'outputPrefix.$': expect.stringMatching(/^States\.Format\('s3:\/\/placeholder-Artifacts[^/]*\/churn\/batch-output\/\{\}\/', \$\.run\.id\)$/),
       recordIdField: 'customer_id',
+      format: 'jsonl',
       ttlSeconds: 2 * 86_400,
       'computedAt.$': '$$.Execution.StartTime',
       'continuation.$': '$.load.continuation',
@@ -303,7 +304,7 @@ describe('BatchInference with precomputed predictions', () => {
     let message = '';
     try {
       batch(
-        { instanceType: 'ml.t2.mega', contentType: 'text/csv', splitType: 'None', joinInputToOutput: false, outputFilter: '$[0,-1]' },
+        { instanceType: 'ml.t2.mega', contentType: 'application/x-parquet', splitType: 'None', joinInputToOutput: false, outputFilter: '$[0,-1]' },
         { featureGroupName: '', recordIdField: '/customer/~2id', ttl: Duration.seconds(30), model: '' },
       );
     } catch (error) {
@@ -316,11 +317,21 @@ describe('BatchInference with precomputed predictions', () => {
       '  - precomputed.model: must be a non-empty string',
       "  - precomputed.recordIdField: '/customer/~2id' is not a JSON pointer: '~' must be followed by 0 or 1",
       '  - precomputed.ttl: must be a whole number of seconds from 1 minute to 366 days; got 30 seconds',
-      "  - contentType: must be a JSON type (application/jsonlines) with precomputed: SageMaker joins the answer into JSON records only; got 'text/csv'",
-      "  - splitType: must be 'Line' with precomputed (one JSON record a line); got 'None'",
+      "  - contentType: must be a JSON type (application/jsonlines) or text/csv with precomputed: the loader reads joined JSON records or CSV rows; got 'application/x-parquet'",
+      "  - splitType: must be 'Line' with precomputed (one record a line); got 'None'",
       "  - joinInputToOutput: must not be false with precomputed: the loader finds each answer's record id in its joined input record",
       "  - outputFilter: must keep customer and SageMakerOutput with precomputed, e.g. $['customer','SageMakerOutput']; got '$[0,-1]'",
     ]);
+  });
+
+  test('a CSV model: joined CSV rows in and out, the id read from a column, the loader told so', () => {
+    const csv = batch({ contentType: 'text/csv', inputFilter: '$[1:]', outputFilter: '$[0,-1]' }, { recordIdField: '0' });
+    const [csvMachine] = expectValidStateMachines(csv.template.toJSON());
+    const csvStates = (csvMachine.definition as any).States;
+    expect(csvStates['Score records'].Parameters.TransformOutput).toMatchObject({ Accept: 'text/csv', AssembleWith: 'Line' });
+    expect(csvStates['Score records'].Parameters.DataProcessing).toMatchObject({ JoinSource: 'Input', OutputFilter: '$[0,-1]' });
+    expect(csvStates['Load precomputed predictions'].Parameters.Payload).toMatchObject({ format: 'csv', recordIdField: '0' });
+    expect(() => batch({ contentType: 'text/csv' }, { recordIdField: 'customer_id' })).toThrow(/precomputed\.recordIdField: must be a column number \(0-999\) of the joined, filtered CSV row/);
   });
 
   test.each([
