@@ -78,6 +78,22 @@ export const lifecycleSchema = z.strictObject({
       joinInputToOutput: z.boolean().default(true),
       /** EventBridge Scheduler expression of the scheduled run over `<family>/batch-input/current/`. */
       schedule: SCHEDULE_EXPRESSION.optional(),
+      /**
+       * Load each run's answers into the inference API's state table, where the API serves them to requests
+       * that name the entity (needs api.precomputedPredictions): the batch layer, served in real time.
+       */
+      precomputed: z
+        .strictObject({
+          /** The feature group whose record ids the input's records carry: the `entity.featureGroup` of a request. */
+          featureGroup: z.string(),
+          /** Where each joined record holds its id: a field name or JSON pointer, or a column number for CSV. */
+          recordIdField: z.string().min(1),
+          /** An answer is served while it is younger than this (from the run's start); older, it is a fallback. */
+          maxAgeHours: z.number().int().min(1).max(720).default(26),
+          /** When DynamoDB deletes an answer, after the run's start. */
+          ttlHours: z.number().int().min(1).max(8784).default(72),
+        })
+        .optional(),
     })
     .optional(),
 });

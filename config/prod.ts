@@ -17,7 +17,7 @@ export const prod: PlatformConfigInput = {
   logRetentionDays: 365,
   alarmEmails: [],
   network: { vpc: true, availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'] },
-  api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true, predictionLog: true, predictionLogRetentionDays: 180, predictionCache: {}, circuitBreakers: true },
+  api: { throttlingRateLimit: 500, throttlingBurstLimit: 1000, reservedConcurrency: 100, waf: true, predictionLog: true, predictionLogRetentionDays: 180, predictionCache: {}, circuitBreakers: true, precomputedPredictions: true },
   // What every prod model family does unless it says otherwise: capture for Model Monitor, page on
   // errors and latency, roll out behind a canary, watch drift. A family sets only what differs.
   modelDefaults: {
@@ -96,7 +96,16 @@ export const prod: PlatformConfigInput = {
       lifecycle: {
         ...churnLifecycle,
         retrainSchedule: 'cron(0 4 ? * SUN *)',
-        batchInference: { instanceType: 'ml.m5.xlarge', instanceCount: 2, inputFilter: '$[1:]', outputFilter: '$[0,-1]', schedule: 'cron(0 2 * * ? *)' },
+        // Every customer scored nightly: a request naming a customer is answered from the night's run for 26
+        // hours (then asked in real time); an older answer still serves while the endpoint fails.
+        batchInference: {
+          instanceType: 'ml.m5.xlarge',
+          instanceCount: 2,
+          inputFilter: '$[1:]',
+          outputFilter: '$[0,-1]',
+          schedule: 'cron(0 2 * * ? *)',
+          precomputed: { featureGroup: 'customer-churn-features', recordIdField: '0', maxAgeHours: 26, ttlHours: 72 },
+        },
       },
       experiments: {
         shadowComparison: { observationMinutes: 120, maxErrorRate: 0.005, maxLatencyMs: 300 },

@@ -255,6 +255,8 @@ export const platformConfigSchema = z
         .optional(),
       /** Circuit breakers for the families with `circuitBreaker`, their state shared through the API's state table. */
       circuitBreakers: z.boolean().default(false),
+      /** Serve the answers the families' batch runs load (`lifecycle.batchInference.precomputed`) from the state table. */
+      precomputedPredictions: z.boolean().default(false),
     }),
     models: z.array(modelSchema).min(1),
     /**
@@ -433,6 +435,22 @@ function checkExperiments(config: RawConfig, model: RawConfig['models'][number],
   }
   if (lifecycle?.deployment.targetVariant !== undefined && !production.includes(lifecycle.deployment.targetVariant)) {
     ctx.addIssue({ code: 'custom', path: ['models', index, 'lifecycle', 'deployment', 'targetVariant'], message: `'${lifecycle.deployment.targetVariant}' is not a production variant of ${model.name} (${production.join(', ')})` });
+  }
+  const precomputed = lifecycle?.batchInference?.precomputed;
+  if (precomputed !== undefined) {
+    const at = (...path: string[]) => ['models', index, 'lifecycle', 'batchInference', 'precomputed', ...path];
+    if (!config.api.precomputedPredictions) ctx.addIssue({ code: 'custom', path: at(), message: 'needs api.precomputedPredictions: true (the API serves the loaded answers from its state table)' });
+    const groups = isPlainObject(config.featureStore) && Array.isArray(config.featureStore.groups) ? config.featureStore.groups.map((group) => group.name) : [];
+    if (!groups.includes(precomputed.featureGroup)) {
+      ctx.addIssue({ code: 'custom', path: at('featureGroup'), message: `'${precomputed.featureGroup}' is not a feature group of featureStore (${groups.join(', ') || 'none'}): requests name their entity by one` });
+    }
+    if (precomputed.ttlHours < precomputed.maxAgeHours) {
+      ctx.addIssue({ code: 'custom', path: at('ttlHours'), message: `must be at least maxAgeHours (${precomputed.maxAgeHours}): an answer deleted before it ages out serves no fallback; got ${precomputed.ttlHours}` });
+    }
+    const contentType = lifecycle?.batchInference?.contentType ?? 'text/csv';
+    if (/^text\/csv\b/i.test(contentType) && !/^\d{1,3}$/.test(precomputed.recordIdField)) {
+      ctx.addIssue({ code: 'custom', path: at('recordIdField'), message: `must be a column number (0-999) of the joined, filtered CSV row with contentType ${contentType}, e.g. '0' with outputFilter '$[0,-1]'; got '${precomputed.recordIdField}'` });
+    }
   }
   const guardrails = model.deploymentGuardrails;
   if (guardrails && guardrails.mode !== 'all-at-once' && guardrails.percent === undefined) {

@@ -16,7 +16,7 @@ export const staging: PlatformConfigInput = {
   logRetentionDays: 90,
   alarmEmails: [],
   network: { vpc: true, maxAzs: 2 },
-  api: { throttlingRateLimit: 50, throttlingBurstLimit: 100, reservedConcurrency: 10, waf: true, predictionLog: true, predictionLogRetentionDays: 30, predictionCache: {} },
+  api: { throttlingRateLimit: 50, throttlingBurstLimit: 100, reservedConcurrency: 10, waf: true, predictionLog: true, predictionLogRetentionDays: 30, predictionCache: {}, precomputedPredictions: true },
   models: [
     {
       name: 'churn',
@@ -71,7 +71,14 @@ export const staging: PlatformConfigInput = {
         retrainSchedule: 'rate(7 days)',
         trainOnDataArrival: true,
         deployment: { targetVariant: 'challenger' },
-        batchInference: { instanceType: 'ml.m5.xlarge', inputFilter: '$[1:]', outputFilter: '$[0,-1]', schedule: 'cron(0 3 * * ? *)' },
+        // The nightly scores (customer id, then churn score) are served to requests naming the customer.
+        batchInference: {
+          instanceType: 'ml.m5.xlarge',
+          inputFilter: '$[1:]',
+          outputFilter: '$[0,-1]',
+          schedule: 'cron(0 3 * * ? *)',
+          precomputed: { featureGroup: 'customer-churn-features', recordIdField: '0' },
+        },
       },
       experiments: {
         // One customer sees one model for the whole test.

@@ -1,4 +1,5 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -66,6 +67,8 @@ export interface ModelLifecycleProps {
   readonly foundation: FoundationStack;
   readonly buckets: LifecycleStack;
   readonly endpoint: ModelEndpoint;
+  /** The inference API's state table, where a batch run with `precomputed` loads its answers. */
+  readonly stateTable?: dynamodb.ITable;
 }
 
 /**
@@ -74,7 +77,7 @@ export interface ModelLifecycleProps {
  * them from. Construct ids are those of the earlier one-stack layout.
  */
 export function buildModelLifecycle(scope: Construct, props: ModelLifecycleProps): ModelLifecycle {
-  const { config, model, foundation, buckets, endpoint } = props;
+  const { config, model, foundation, buckets, endpoint, stateTable } = props;
   const lifecycle = model.lifecycle;
   const retain = config.retainData;
   const common = {
@@ -130,6 +133,12 @@ export function buildModelLifecycle(scope: Construct, props: ModelLifecycleProps
       joinInputToOutput: batch.joinInputToOutput,
       schedule: batch.schedule ? scheduler.ScheduleExpression.expression(batch.schedule) : undefined,
       vpc: foundation.vpc,
+      precomputed: batch.precomputed && {
+        table: requireStateTable(stateTable, model.name),
+        featureGroupName: batch.precomputed.featureGroup,
+        recordIdField: batch.precomputed.recordIdField,
+        ttl: Duration.hours(batch.precomputed.ttlHours),
+      },
     });
   // The deployed versions read the artifacts the pipeline wrote and pull the inference image.
   const runs = artifacts.arnForObjects(`${model.name}/runs/*`);
@@ -160,4 +169,9 @@ function jobResources(job: LifecycleConfig['preprocessing']): JobResources {
     entrypoint: job.entrypoint,
     environment: job.environment,
   };
+}
+
+function requireStateTable(table: dynamodb.ITable | undefined, family: string): dynamodb.ITable {
+  if (table === undefined) throw new Error(`models[${family}].lifecycle.batchInference.precomputed: needs the inference API's state table (api.precomputedPredictions: true)`);
+  return table;
 }

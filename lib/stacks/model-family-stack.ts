@@ -60,6 +60,7 @@ export class ModelFamilyStack extends Stack {
     const { config, model, foundation, serving } = props;
     this.modelName = model.name;
     this.endpoint = familyEndpoint(this, config, model, foundation);
+    const precomputed = model.lifecycle?.batchInference?.precomputed;
     this.route = serving.inferenceApi.addEndpoint(this.endpoint, {
       stickyRouting: model.experiments.stickyRouting,
       cacheTtl: model.cache === undefined ? undefined : Duration.seconds(model.cache.ttlSeconds),
@@ -71,6 +72,7 @@ export class ModelFamilyStack extends Stack {
         probes: model.circuitBreaker.probes,
       },
       fallback: model.fallback && { variant: model.fallback.variant, staticAnswer: model.fallback.staticAnswer },
+      precomputedMaxAge: precomputed === undefined ? undefined : Duration.hours(precomputed.maxAgeHours),
     });
 
     if (model.driftDetection) {
@@ -95,6 +97,7 @@ export class ModelFamilyStack extends Stack {
         foundation,
         buckets: props.lifecycleBuckets,
         endpoint: this.endpoint,
+        stateTable: serving.inferenceApi.stateTable?.table,
       });
     }
     if (model.modelMonitor) {

@@ -52,6 +52,7 @@ export class ServingStack extends Stack {
         sharedReadTimeout: Duration.millis(config.api.predictionCache.sharedReadTimeoutMs),
       },
       circuitBreakers: config.api.circuitBreakers,
+      precomputedPredictions: config.api.precomputedPredictions,
     });
     if (props.features) {
       this.inferenceApi.addFeatureLookup(props.features.featureGroups);

@@ -4,7 +4,10 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { formatIssues, ModelRouteSchema } from '../../../lambda/shared/inference';
 import { DataKey, ModelEndpoint, RealTimeInferenceApi, type AddEndpointOptions } from '../../../lib';
-import { nagFindings } from '../../support/platform';
+import { staging } from '../../../config/staging';
+import { expectValidStateMachines } from '../../support/asl';
+import { configProblems } from '../../support/config-problems';
+import { nagFindings, synthesizePlatform } from '../../support/platform';
 
 const IMAGE = '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1';
 
@@ -50,5 +53,34 @@ describe('precomputed predictions in the constructs', () => {
     const handlers = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function')).filter((fn) => fn.Properties.Environment?.Variables?.ROUTES_PARAMETER_PREFIX !== undefined);
     expect(handlers).toHaveLength(1);
     expect(handlers[0].Properties.Environment.Variables).not.toHaveProperty('PRECOMPUTED_TABLE');
+  });
+});
+
+describe('config: api.precomputedPredictions and lifecycle.batchInference.precomputed', () => {
+  test('staging loads the nightly churn scores and serves them for 26 hours', () => {
+    const platform = synthesizePlatform('staging');
+    const churn = platform.stacks.families.find((family) => family.modelName === 'churn')!;
+    expect(churn.route.precomputedMaxAge?.toHours()).toBe(26);
+    const batch = churn.lifecycle!.batchInference!;
+    expect(batch.precomputedLoader).toBeDefined();
+    const [machine] = expectValidStateMachines(platform.templates[churn.stackName].toJSON()).filter((found) => found.logicalId.startsWith('BatchInferencechurn'));
+    const states = (machine.definition as any).States;
+    expect(states['Load precomputed predictions'].Parameters.Payload).toMatchObject({ featureGroup: 'customer-churn-features', recordIdField: '0', format: 'csv', ttlSeconds: 72 * 3600, model: 'churn' });
+    const serving = platform.templates[platform.stacks.serving.stackName];
+    serving.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ PRECOMPUTED_TABLE: Match.anyValue() }) } });
+  });
+
+  test('its problems are named at once: no API switch, an unknown feature group, a TTL below the age, a CSV id that is no column', () => {
+    expect(
+      configProblems(staging, (config) => {
+        config.api.precomputedPredictions = false;
+        config.models[0].lifecycle.batchInference.precomputed = { featureGroup: 'orders', recordIdField: 'customer_id', maxAgeHours: 48, ttlHours: 24 };
+      }),
+    ).toEqual([
+      'models[0].lifecycle.batchInference.precomputed: needs api.precomputedPredictions: true (the API serves the loaded answers from its state table)',
+      "models[0].lifecycle.batchInference.precomputed.featureGroup: 'orders' is not a feature group of featureStore (customer-churn-features): requests name their entity by one",
+      'models[0].lifecycle.batchInference.precomputed.ttlHours: must be at least maxAgeHours (48): an answer deleted before it ages out serves no fallback; got 24',
+      "models[0].lifecycle.batchInference.precomputed.recordIdField: must be a column number (0-999) of the joined, filtered CSV row with contentType text/csv, e.g. '0' with outputFilter '$[0,-1]'; got 'customer_id'",
+    ]);
   });
 });
