@@ -252,7 +252,7 @@ function benchFirstInvoke(handlers) {
 // --- budget ------------------------------------------------------------------------------------------
 
 /** Handlers whose only dependencies are the AWS SDK, Powertools and zod, and the RAG handlers. */
-const SDK_ONLY_HANDLERS = ['analyze-experiment', 'detect-drift', 'endpoint-weights', 'get-features', 'ingest-features', 'ingest-features-batch', 'invoke', 'load-precomputed', 'record-outcome'];
+const SDK_ONLY_HANDLERS = ['analyze-experiment', 'detect-drift', 'endpoint-weights', 'get-features', 'ingest-features', 'ingest-features-batch', 'invoke', 'load-precomputed', 'record-outcome', 'validate-data'];
 const RAG_HANDLERS = ['ingest-documents', 'knn-index', 'rag-query'];
 
 /** The performance budget: each figure, its target and whether it holds. */
