@@ -68,6 +68,17 @@ export const lifecycleSchema = z.strictObject({
       deployOnApproval: z.boolean().default(true),
     })
     .default({ deployOnApproval: true }),
+  /**
+   * Validate each run's dataset before preprocessing against `constraintsKey` in the training-data bucket
+   * (made with `npm run suggest-constraints`); a dataset that fails stops the run with a report.
+   */
+  dataValidation: z
+    .strictObject({
+      format: z.enum(['csv', 'jsonl']).default('csv'),
+      /** Under `<family>/constraints/`; default `<family>/constraints/constraints.json`. */
+      constraintsKey: z.string().optional(),
+    })
+    .optional(),
   batchInference: z
     .strictObject({
       instanceType: oneOf(Object.values(TransformInstanceType), 'transform'),

@@ -96,6 +96,8 @@ export const prod: PlatformConfigInput = {
       lifecycle: {
         ...churnLifecycle,
         retrainSchedule: 'cron(0 4 ? * SUN *)',
+        // Each dataset is checked against churn/constraints/constraints.json before preprocessing.
+        dataValidation: { format: 'csv' },
         // Every customer scored nightly: a request naming a customer is answered from the night's run for 26
         // hours (then asked in real time); an older answer still serves while the endpoint fails.
         batchInference: {

@@ -436,6 +436,10 @@ function checkExperiments(config: RawConfig, model: RawConfig['models'][number],
   if (lifecycle?.deployment.targetVariant !== undefined && !production.includes(lifecycle.deployment.targetVariant)) {
     ctx.addIssue({ code: 'custom', path: ['models', index, 'lifecycle', 'deployment', 'targetVariant'], message: `'${lifecycle.deployment.targetVariant}' is not a production variant of ${model.name} (${production.join(', ')})` });
   }
+  const constraintsKey = lifecycle?.dataValidation?.constraintsKey;
+  if (constraintsKey !== undefined && (!constraintsKey.startsWith(`${model.name}/constraints/`) || constraintsKey.endsWith('/'))) {
+    ctx.addIssue({ code: 'custom', path: ['models', index, 'lifecycle', 'dataValidation', 'constraintsKey'], message: `must be an object key under ${model.name}/constraints/ in the training-data bucket; got '${constraintsKey}'` });
+  }
   const precomputed = lifecycle?.batchInference?.precomputed;
   if (precomputed !== undefined) {
     const at = (...path: string[]) => ['models', index, 'lifecycle', 'batchInference', 'precomputed', ...path];

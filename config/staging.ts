@@ -71,6 +71,8 @@ export const staging: PlatformConfigInput = {
         retrainSchedule: 'rate(7 days)',
         trainOnDataArrival: true,
         deployment: { targetVariant: 'challenger' },
+        // Each dataset is checked against churn/constraints/constraints.json before preprocessing.
+        dataValidation: { format: 'csv' },
         // The nightly scores (customer id, then churn score) are served to requests naming the customer.
         batchInference: {
           instanceType: 'ml.m5.xlarge',

@@ -29,6 +29,7 @@ export type { ExperimentWorkflowOptions, VariantGuardrailOptions } from './exper
 export { EXPERIMENTS_METRICS_NAMESPACE } from './experiments/private/experiment-metrics';
 
 // lifecycle: training pipeline, model registry, deployment, retirement, batch inference (seed patterns 7, 10, 13, 15 and 16)
+export * from './lifecycle/data-validation';
 export * from './lifecycle/batch-inference';
 export * from './lifecycle/model-deployment';
 export * from './lifecycle/model-package-group';

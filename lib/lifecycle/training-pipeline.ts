@@ -17,6 +17,7 @@ import { executionConsoleUrlExpression, FailureNotice } from '../core/private/fa
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import { parseEcrImageUri, SageMakerExecutionRole } from '../core/sagemaker-execution-role';
 import type { MlWorkflowOptions } from '../core/workflow-options';
+import { DatasetFormat, DataValidation } from './data-validation';
 import type { ModelPackageGroup } from './model-package-group';
 import { grantRunJobs, sageMakerJobState } from './private/sagemaker-job';
 
@@ -166,6 +167,26 @@ export interface TrainingPipelineProps extends MlWorkflowOptions {
    * @default false
    */
   readonly trainOnDataArrival?: boolean;
+  /**
+   * Validate each run's dataset before preprocessing (lambda/validate-data): a dataset that fails a
+   * constraint stops the run with a report in S3 and a notice naming each violated constraint; rows that
+   * fail a row-level check are quarantined beside the report.
+   * @default - datasets are not validated
+   */
+  readonly dataValidation?: TrainingDataValidationOptions;
+}
+
+/** How a training pipeline validates its datasets. */
+export interface TrainingDataValidationOptions {
+  /** The format of the dataset's objects. @default DatasetFormat.CSV (with a header line) */
+  readonly format?: DatasetFormat;
+  /**
+   * The constraints document in the data bucket, under `<family>/constraints/` (versioned with the data: the
+   * bucket keeps every version, and each report names the one that judged the run). An execution input's
+   * `constraintsKey` may name another document there.
+   * @default `<family>/constraints/constraints.json`
+   */
+  readonly constraintsKey?: string;
 }
 
 /** The instance types SageMaker accepts for each kind of job, from the SDK's own enums. */
@@ -198,6 +219,8 @@ export class TrainingPipeline extends Construct {
   public readonly modelFamily: string;
   /** The defaults an execution input is merged over. */
   public readonly defaults: Record<string, unknown>;
+  /** The data-validation service of the pipeline, with `dataValidation`. */
+  public readonly dataValidation?: DataValidation;
 
   constructor(scope: Construct, id: string, props: TrainingPipelineProps) {
     super(scope, id);
@@ -270,6 +293,7 @@ export class TrainingPipeline extends Construct {
       fineTuneHyperparameters: { ...trainingHyperparameters, ...(props.transferLearning?.hyperparameters ?? {}) },
       ...(props.transferLearning ? { baseModelUri: props.transferLearning.baseModelS3Uri } : {}),
       codeVersion: imageVersion(props.training.image),
+      ...(props.dataValidation ? { constraintsKey: props.dataValidation.constraintsKey ?? `${family}/constraints/constraints.json` } : {}),
     };
 
     const errors = new FailureNotice(this, props.notificationTopic, `Training pipeline ${family} failed`, 'Pipeline failed');
@@ -491,6 +515,7 @@ export class TrainingPipeline extends Construct {
             'RunId.$': '$.run.id',
             'PipelineExecution.$': '$$.Execution.Id',
             'TransferLearning.$': "States.Format('{}', $.config.useTransferLearning)",
+            ...(props.dataValidation ? { 'DataValidationReport.$': '$.validation.reportUri' } : {}),
             EvaluationMetric: gate.metric,
             'EvaluationValue.$': `States.Format('{}', ${metricPath})`,
           },
@@ -541,7 +566,51 @@ export class TrainingPipeline extends Construct {
     train.next(evaluate);
     fineTune.next(evaluate);
     evaluate.next(readReport);
-    datasetVersioned.next(preprocess).next(useTransfer);
+    if (props.dataValidation) {
+      this.dataValidation = new DataValidation(this, 'DataValidation', {
+        dataBucket: props.dataBucket,
+        datasetsPrefix: `${family}/datasets/`,
+        constraintsPrefix: `${family}/constraints/`,
+        reportsBucket: props.artifactsBucket,
+        reportsPrefix: `${family}/runs/`,
+        encryptionKey: key,
+        name: family,
+        vpc: props.vpc,
+        logRetention: props.logRetention,
+        logRemovalPolicy: props.logRemovalPolicy,
+        alarmAction: props.failureAlarmAction,
+      });
+      // A dataset that fails: the notice names every violated constraint (the first ten; all in the report).
+      const invalid = new sfn.Pass(this, 'Invalid dataset verdict', {
+        parameters: {
+          result: 'invalid-dataset',
+          'reason.$': `States.Format('the dataset under s3://${props.dataBucket.bucketName}/{} fails {} constraint(s) of {}; {} of {} rows quarantined; report: {}', $.config.dataPrefix, $.validation.violationCount, $.config.constraintsKey, $.validation.quarantined, $.validation.rows, $.validation.reportUri)`,
+          'violations.$': '$.validation.violations',
+          'report.$': '$.validation.reportUri',
+          'dataVersion.$': '$.data.version',
+          'console.$': executionConsoleUrlExpression(this),
+        },
+        resultPath: '$.verdict',
+      });
+      invalid
+        .next(errors.notify('Notify invalid dataset', `Training pipeline ${family}: dataset failed validation`, '$.verdict'))
+        .next(new sfn.Fail(this, 'Dataset failed validation', { error: 'DataValidationFailed', causePath: '$.verdict.reason' }));
+      datasetVersioned.next(
+        this.dataValidation.steps(this, {
+          datasetUri: `States.Format('s3://${props.dataBucket.bucketName}/{}', $.config.dataPrefix)`,
+          constraintsUri: `States.Format('s3://${props.dataBucket.bucketName}/{}', $.config.constraintsKey)`,
+          reportUri: runPrefix('validation/'),
+          format: props.dataValidation.format ?? DatasetFormat.CSV,
+          resultPath: '$.validation',
+          passed: preprocess,
+          failed: invalid,
+          errored: errors.entry,
+        }),
+      );
+    } else {
+      datasetVersioned.next(preprocess);
+    }
+    preprocess.next(useTransfer);
 
     // --- 0. Input ---------------------------------------------------------------------------------
     const fromMarker = new sfn.Pass(this, 'Dataset from marker', {
@@ -577,7 +646,10 @@ export class TrainingPipeline extends Construct {
         {
           path: '$.config.dataPrefix',
           type: 'string',
-          check: { condition: sfn.Condition.stringMatches('$.config.dataPrefix', `${family}/datasets/*`), expectation: `a prefix under ${family}/datasets/` },
+          // The validator reads a prefix as a folder: it must end in '/'.
+          check: props.dataValidation
+            ? { condition: sfn.Condition.stringMatches('$.config.dataPrefix', `${family}/datasets/*/`), expectation: `a prefix under ${family}/datasets/, ending in /` }
+            : { condition: sfn.Condition.stringMatches('$.config.dataPrefix', `${family}/datasets/*`), expectation: `a prefix under ${family}/datasets/` },
         },
         {
           path: '$.config.dataReadyKey',
@@ -589,6 +661,15 @@ export class TrainingPipeline extends Construct {
         { path: '$.config.useTransferLearning', type: 'boolean' },
         { path: '$.config.baseModelUri', type: 'string', optional: true, check: { condition: sfn.Condition.stringMatches('$.config.baseModelUri', 's3://*'), expectation: 'an s3:// URI' } },
         { path: '$.config.codeVersion', type: 'string' },
+        ...(props.dataValidation
+          ? [
+              {
+                path: '$.config.constraintsKey',
+                type: 'string',
+                check: { condition: sfn.Condition.stringMatches('$.config.constraintsKey', `${family}/constraints/*`), expectation: `a key under ${family}/constraints/` },
+              } as InputField,
+            ]
+          : []),
       ],
       new sfn.Choice(this, 'Started by a dataset marker?')
         .when(
@@ -619,6 +700,7 @@ export class TrainingPipeline extends Construct {
     key.grant(workflowRole, 'kms:Decrypt');
     props.artifactsBucket.encryptionKey?.grantDecrypt(workflowRole);
     acknowledgeWildcardResource(workflowRole.grantsPolicy, props.artifactsBucket.arnForObjects(`${family}/runs/*`), 'The workflow reads the evaluation report of the run it names at run time, under this family\'s runs/ prefix; read-only.');
+    this.dataValidation?.acknowledgeInvokeGrant(this.workflow);
     acknowledgeWildcardResource(workflowRole.grantsPolicy, props.modelPackageGroup.modelPackageArns, 'Model versions get their ARNs (…/<group>/<version>) when registered; the grant covers this group\'s versions only.');
     Tags.of(this).add('ml:model-family', family);
 
@@ -688,6 +770,15 @@ export class TrainingPipeline extends Construct {
         parseS3Uri(props.transferLearning.baseModelS3Uri);
       } catch (error) {
         problems.push(`transferLearning.baseModelS3Uri: ${(error as Error).message}`);
+      }
+    }
+    const validation = props.dataValidation;
+    if (validation !== undefined) {
+      const family = props.modelPackageGroup.modelFamily;
+      if (validation.format !== undefined && !(Object.values(DatasetFormat) as string[]).includes(validation.format)) problems.push(`dataValidation.format: must be a DatasetFormat (csv or jsonl); got ${JSON.stringify(validation.format)}`);
+      const constraintsKey: unknown = validation.constraintsKey;
+      if (constraintsKey !== undefined && (typeof constraintsKey !== 'string' || !constraintsKey.startsWith(`${family}/constraints/`) || constraintsKey.endsWith('/'))) {
+        problems.push(`dataValidation.constraintsKey: must be an object key under ${family}/constraints/; got ${JSON.stringify(constraintsKey)}`);
       }
     }
     if (props.inference?.image && !parseEcrImageUri(props.inference.image)) problems.push(`inference.image: must be an ECR image URI pinned by tag or digest; got '${props.inference.image}'`);

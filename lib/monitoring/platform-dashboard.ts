@@ -1,4 +1,6 @@
+import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type { DataValidation } from '../lifecycle/data-validation';
 import { Construct } from 'constructs';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { RealTimeInferenceApi } from '../serving/real-time-inference-api';
@@ -84,6 +86,23 @@ export class PlatformDashboard extends Construct {
   public addComposites(api: RealTimeInferenceApi, names: readonly string[] = api.compositeNames): void {
     const widgets = compositeWidgets(api, names);
     if (widgets.length > 0) this.addSection(...widgets);
+  }
+
+  /** Adds a data-validation service's records validated and quarantined, violated constraints, and its alarm. */
+  public addDataValidation(validation: DataValidation, title = 'Training data validation'): void {
+    const period = Duration.hours(1);
+    this.addSection(
+      new cloudwatch.TextWidget({ markdown: `### ${title}`, width: 24, height: 1 }),
+      new cloudwatch.GraphWidget({
+        title: `${title}: records validated and quarantined`,
+        left: [validation.metricRecordsValidated({ period, label: 'validated' })],
+        right: [validation.metricRecordsQuarantined({ period, label: 'quarantined' })],
+        width: 12,
+        height: 6,
+      }),
+      new cloudwatch.GraphWidget({ title: `${title}: violated constraints`, left: [validation.metricViolations({ period, label: 'violations' })], width: validation.violationsAlarm ? 8 : 12, height: 6 }),
+      ...(validation.violationsAlarm ? [new cloudwatch.AlarmStatusWidget({ title: `${title}: alarm`, alarms: [validation.violationsAlarm], width: 4, height: 6 })] : []),
+    );
   }
 
   /** Adds a fleet's overview: the top families by traffic, failures and latency, and what is in ALARM. */

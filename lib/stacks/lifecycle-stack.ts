@@ -11,6 +11,7 @@ import type { LifecycleConfig } from '../../config/lifecycle-schema';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import { SecureBucket } from '../core/secure-bucket';
 import { BatchInference } from '../lifecycle/batch-inference';
+import type { DatasetFormat } from '../lifecycle/data-validation';
 import { ModelDeployment } from '../lifecycle/model-deployment';
 import { ModelApprovalPolicy, ModelPackageGroup } from '../lifecycle/model-package-group';
 import { ModelRetirement } from '../lifecycle/model-retirement';
@@ -108,6 +109,7 @@ export function buildModelLifecycle(scope: Construct, props: ModelLifecycleProps
     vpc: foundation.vpc,
     schedule: lifecycle.retrainSchedule ? events.Schedule.expression(lifecycle.retrainSchedule) : undefined,
     trainOnDataArrival: lifecycle.trainOnDataArrival,
+    dataValidation: lifecycle.dataValidation && { format: lifecycle.dataValidation.format as DatasetFormat, constraintsKey: lifecycle.dataValidation.constraintsKey },
   });
   const deployment = new ModelDeployment(scope, `Deployment-${model.name}`, {
     ...common,

@@ -118,6 +118,7 @@ export class ModelFamilyStack extends Stack {
     this.dashboard.addEndpoint(this.endpoint);
     this.dashboard.addInferenceApi(serving.inferenceApi, [model.name]);
     if (this.driftDetector) this.dashboard.addDrift(this.driftDetector);
+    if (this.lifecycle?.training.dataValidation) this.dashboard.addDataValidation(this.lifecycle.training.dataValidation);
     if (this.monitoring) this.dashboard.addModelMonitor(this.monitoring.monitor, { trigger: this.monitoring.trigger, alarms: this.monitoring.alarms });
     this.dashboard.addExperiments(this.experiments);
 
