@@ -1,8 +1,6 @@
 // The data-validation function as it ships (the esbuild bundle, assets/lambda/validate-data) against
 // moto's S3. The function talks to S3 through a small proxy in front of moto, which can drop connections
 // as an S3 that goes away does, so the tests see what the workflow would: an error to retry.
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketVersioningCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import type { ValidateResult } from '../../lambda/validate-data';
@@ -11,6 +9,7 @@ import type { ValidationReport } from '../../lambda/shared/data-validation-run';
 import { buildBaseline } from '../../lambda/shared/drift';
 import { captureOutput, emfDocuments, handlerModulePaths, loadFreshHandler, logEntries, POWERTOOLS_METRICS_ENV_KEYS, useHandlerEnv } from '../support/handler-harness';
 import { sdkTestConfig, startMoto, type MotoServer } from '../support/moto';
+import { contextRunningOutAfter, startDroppingProxy } from '../support/dropping-proxy';
 
 type ValidateHandler = (event: unknown, context?: Context) => Promise<ValidateResult>;
 
@@ -54,39 +53,7 @@ const CONSTRAINTS: Constraints = parseConstraints({
   drift: { baseline: buildBaseline(['tenure', 'plan'], reference, { categorical: ['plan'] }), psiThreshold: 0.2, minRows: 20 },
 });
 
-/** A proxy in front of moto's S3 that lets `allow` requests through and then drops every connection. */
-async function startS3Proxy(target: string): Promise<{ endpoint: string; allow: number; requests: string[]; close: () => Promise<void> }> {
-  const upstream = new URL(target);
-  const state = {
-    endpoint: '',
-    allow: Number.POSITIVE_INFINITY,
-    requests: [] as string[],
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-  const server: Server = createServer((req, res) => {
-    state.requests.push(`${req.method} ${req.url}`);
-    if (state.allow <= 0) {
-      req.socket.destroy();
-      return;
-    }
-    state.allow -= 1;
-    const forward = httpRequest({ hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (answer) => {
-      res.writeHead(answer.statusCode ?? 500, answer.headers);
-      answer.pipe(res);
-    });
-    forward.on('error', () => res.destroy());
-    req.pipe(forward);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return state;
-}
 
-/** A Lambda context whose clock runs out after `checks` looks at it: the function then stops at its next record. */
-const contextRunningOutAfter = (checks: number): Context => {
-  let looked = 0;
-  return { getRemainingTimeInMillis: () => (looked++ < checks ? 900_000 : 1_000) } as unknown as Context;
-};
 
 async function rejects(promise: Promise<unknown>): Promise<Error & { field?: string }> {
   try {
@@ -100,7 +67,7 @@ async function rejects(promise: Promise<unknown>): Promise<Error & { field?: str
 describe('validate-data bundle against moto S3', () => {
   let moto: MotoServer;
   let s3: S3Client;
-  let proxy: Awaited<ReturnType<typeof startS3Proxy>>;
+  let proxy: Awaited<ReturnType<typeof startDroppingProxy>>;
   let handler: ValidateHandler;
   let constraintsVersion: string;
 
@@ -132,7 +99,7 @@ describe('validate-data bundle against moto S3', () => {
 
   beforeAll(async () => {
     moto = await startMoto();
-    proxy = await startS3Proxy(moto.endpoint);
+    proxy = await startDroppingProxy(moto.endpoint);
     setEnv({ AWS_ENDPOINT_URL_S3: proxy.endpoint });
     s3 = new S3Client({ ...sdkTestConfig(moto.endpoint), forcePathStyle: true });
     handler = loadFreshHandler<ValidateHandler>(HANDLER_BUNDLE);

@@ -4,8 +4,6 @@
 // workflow sends, and queues what it returned (or the error it threw) as the Lambda's results. The workflow
 // then runs from its start (input, dataset listing and version) with that dataset, up to the preprocessing
 // job, which moto cannot run (`.sync`), or to the end of a failed validation.
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateModelPackageGroupCommand, DescribeModelPackageCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
@@ -20,6 +18,7 @@ import { queueLambdaResults, sdkTestConfig, startMoto, type MotoServer } from '.
 import { enableStepFunctionsExecution, renderForMoto, runExecution, startingAt } from '../../support/stepfunctions';
 import { topicWithQueue } from '../experiments/moto-world';
 import { trainingPipeline } from './fixtures';
+import { contextRunningOutAfter, startDroppingProxy } from '../../support/dropping-proxy';
 
 type ValidateHandler = (event: unknown, context?: Context) => Promise<ValidateResult>;
 
@@ -55,33 +54,7 @@ const setEnv = useHandlerEnv([...POWERTOOLS_METRICS_ENV_KEYS, 'AWS_ENDPOINT_URL_
   POWERTOOLS_SERVICE_NAME: 'data-validation-churn',
 });
 
-/** A proxy in front of moto's S3 for the function: it lets `allow` requests through, then drops every connection, as an S3 that goes away does. */
-async function startS3Proxy(target: string) {
-  const upstream = new URL(target);
-  const state = { endpoint: '', allow: Number.POSITIVE_INFINITY, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-  const server: Server = createServer((req, res) => {
-    if (state.allow <= 0) {
-      req.socket.destroy();
-      return;
-    }
-    state.allow -= 1;
-    const forward = httpRequest({ hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (answer) => {
-      res.writeHead(answer.statusCode ?? 500, answer.headers);
-      answer.pipe(res);
-    });
-    forward.on('error', () => res.destroy());
-    req.pipe(forward);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return state;
-}
 
-/** A Lambda context whose clock runs out after the function has looked at it `checks` times: it then stops at its next record. */
-const runningOutAfter = (checks: number): Context => {
-  let looked = 0;
-  return { getRemainingTimeInMillis: () => (looked++ < checks ? 900_000 : 1_000) } as unknown as Context;
-};
 const plentyOfTime = { getRemainingTimeInMillis: () => 900_000 } as unknown as Context;
 
 /** The payloads the Lambda task was called with, in order. */
@@ -92,7 +65,7 @@ const payloads = (events: readonly HistoryEvent[]) =>
 const functionError = (error: Error) => ({ errorType: error.name, errorMessage: error.message });
 
 let moto: MotoServer;
-let proxy: Awaited<ReturnType<typeof startS3Proxy>>;
+let proxy: Awaited<ReturnType<typeof startDroppingProxy>>;
 let s3: S3Client;
 let handler: ValidateHandler;
 let notices: { topicArn: string; read: () => Promise<string[]> };
@@ -170,7 +143,7 @@ const start = (input: Record<string, unknown> = {}) => runExecution(moto, defini
 
 beforeAll(async () => {
   moto = await startMoto({ extended: true });
-  proxy = await startS3Proxy(moto.endpoint);
+  proxy = await startDroppingProxy(moto.endpoint);
   setEnv({ AWS_ENDPOINT_URL_S3: proxy.endpoint });
   s3 = new S3Client({ ...sdkTestConfig(moto.endpoint), forcePathStyle: true });
   handler = loadFreshHandler<ValidateHandler>(handlerModulePaths('validate-data').bundle);
@@ -269,7 +242,7 @@ describe('the data validation of a training run', () => {
   test('a dataset that takes several calls is validated call after call with each continuation, then goes on', async () => {
     await putDataset({ 'part-0000.csv': csv(rows(0, 30)), 'part-0001.csv': csv(rows(30, 30)) }, { 'churn/constraints/v2.json': CONSTRAINTS });
     // Each call runs out of time after 25 lines and returns a continuation.
-    const calls = await validateAsTheWorkflowWould(payloadFor('churn/constraints/v2.json'), () => runningOutAfter(25));
+    const calls = await validateAsTheWorkflowWould(payloadFor('churn/constraints/v2.json'), () => contextRunningOutAfter(25));
     expect(calls.map((call) => call.result.status)).toEqual(['in-progress', 'in-progress', 'passed']);
     expect(calls.map((call) => call.result.rows)).toEqual([expect.any(Number), expect.any(Number), 60]);
     await queueLambdaResults(moto, calls.map((call) => call.result));
@@ -290,7 +263,7 @@ describe('the data validation of a training run', () => {
     const sentToHandler: unknown[] = [];
     await quietly(async () => {
       const first = payloadFor();
-      const stopped = await handler(first, runningOutAfter(40));
+      const stopped = await handler(first, contextRunningOutAfter(40));
       expect(stopped.done).toBe(false);
       const second = { ...payloadFor(), continuation: stopped.continuation };
       // S3 goes away after the state and the constraints are read: the call fails with the SDK's own error.
