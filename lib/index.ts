@@ -31,6 +31,8 @@ export { EXPERIMENTS_METRICS_NAMESPACE } from './experiments/private/experiment-
 // lifecycle: training pipeline, model registry, deployment, retirement, batch inference (seed patterns 7, 10, 13, 15 and 16)
 export * from './lifecycle/data-validation';
 export * from './lifecycle/batch-inference';
+export * from './lifecycle/federated-client';
+export * from './lifecycle/federated-coordinator';
 export * from './lifecycle/model-deployment';
 export * from './lifecycle/model-package-group';
 export * from './lifecycle/model-retirement';

@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type { DataValidation } from '../lifecycle/data-validation';
+import type { FederatedCoordinator } from '../lifecycle/federated-coordinator';
 import { Construct } from 'constructs';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { RealTimeInferenceApi } from '../serving/real-time-inference-api';
@@ -102,6 +103,31 @@ export class PlatformDashboard extends Construct {
       }),
       new cloudwatch.GraphWidget({ title: `${title}: violated constraints`, left: [validation.metricViolations({ period, label: 'violations' })], width: validation.violationsAlarm ? 8 : 12, height: 6 }),
       ...(validation.violationsAlarm ? [new cloudwatch.AlarmStatusWidget({ title: `${title}: alarm`, alarms: [validation.violationsAlarm], width: 4, height: 6 })] : []),
+    );
+  }
+
+  /** Adds a federation's rounds: the global metric after each round, the clients that contributed and failed, and the runs. */
+  public addFederated(coordinator: FederatedCoordinator, title = 'Federated training'): void {
+    const period = Duration.hours(1);
+    const machine = coordinator.workflow.stateMachine;
+    const alarms = [coordinator.clientFailuresAlarm, coordinator.workflow.failureAlarm].filter((alarm): alarm is cloudwatch.Alarm => alarm !== undefined);
+    this.addSection(
+      new cloudwatch.TextWidget({ markdown: `### ${title}`, width: 24, height: 1 }),
+      new cloudwatch.GraphWidget({ title: `${title}: global metric`, left: [coordinator.metricGlobalMetric({ period, label: 'global metric (sample-weighted)' })], width: 8, height: 6 }),
+      new cloudwatch.GraphWidget({
+        title: `${title}: clients per round`,
+        left: [coordinator.metricClientsContributing({ period, label: 'contributed' }), coordinator.metricClientsFailed({ period, label: 'failed' })],
+        right: [coordinator.metricRoundsAggregated({ period, label: 'rounds' })],
+        width: 8,
+        height: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: `${title}: runs`,
+        left: [machine.metricSucceeded({ period, statistic: 'Sum', label: 'succeeded' }), machine.metricFailed({ period, statistic: 'Sum', label: 'failed' }), machine.metricStarted({ period, statistic: 'Sum', label: 'started' })],
+        width: alarms.length > 0 ? 4 : 8,
+        height: 6,
+      }),
+      ...(alarms.length > 0 ? [new cloudwatch.AlarmStatusWidget({ title: `${title}: alarms`, alarms, width: 4, height: 6 })] : []),
     );
   }
 

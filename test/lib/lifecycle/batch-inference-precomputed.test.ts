@@ -14,7 +14,7 @@ import type { MlFunction } from '../../../lib/core/ml-function';
 import { BatchInference, type BatchInferenceProps, type PrecomputedLoadOptions } from '../../../lib/lifecycle/batch-inference';
 import { InferenceStateTable } from '../../../lib/serving/inference-state-table';
 import { expectValidStateMachines, placeholderArn } from '../../support/asl';
-import { REPO_ROOT, run } from '../../support/cli';
+import { botocoreShapeMembers, REPO_ROOT, run, unknownParameters } from '../../support/cli';
 import { queueLambdaResults, startMoto, type MotoServer } from '../../support/moto';
 import { nagFindings } from '../../support/platform';
 import { enableStepFunctionsExecution, renderForMoto, runExecution, startingAt } from '../../support/stepfunctions';
@@ -84,27 +84,9 @@ describe('BatchInference with precomputed predictions', () => {
   });
 
   test("calls CreateTransformJob with members of its request only, as botocore's SageMaker model defines it", () => {
-    const script = [
-      'import botocore, gzip, json, os',
-      "path = os.path.join(os.path.dirname(botocore.__file__), 'data', 'sagemaker', '2017-07-24', 'service-2.json.gz')",
-      "shapes = json.load(gzip.open(path))['shapes']",
-      'def members(name):',
-      "    shape = shapes[name]",
-      "    return {key: members(value['shape']) if shapes[value['shape']]['type'] == 'structure' else None for key, value in shape.get('members', {}).items()}",
-      "print(json.dumps(members('CreateTransformJobRequest')))",
-    ].join('\n');
-    const python = run('python3', ['-c', script]);
-    expect(python.stderr).toBe('');
-    const request: Record<string, any> = JSON.parse(python.stdout);
-    const unknown = (parameters: Record<string, unknown>, shape: Record<string, any>, path: string): string[] =>
-      Object.entries(parameters).flatMap(([key, value]) => {
-        const name = key.replace(/\.\$$/, '');
-        if (!(name in shape)) return [`${path}${name}`];
-        const nested = shape[name];
-        return nested && value && typeof value === 'object' && !Array.isArray(value) ? unknown(value as Record<string, unknown>, nested, `${path}${name}.`) : [];
-      });
+    const request = botocoreShapeMembers('sagemaker', '2017-07-24', 'CreateTransformJobRequest');
     expect(Object.keys(request)).toEqual(expect.arrayContaining(['TransformInput', 'TransformOutput', 'DataProcessing']));
-    expect(unknown(states['Score records'].Parameters, request, '')).toEqual([]);
+    expect(unknownParameters(states['Score records'].Parameters, request)).toEqual([]);
   });
 
   test('loads after the model is deleted, calling the loader again with its continuation until it is done', () => {

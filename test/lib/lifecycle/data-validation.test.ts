@@ -1,9 +1,6 @@
 // DataValidation on its own (the validate-data function, its grants and its steps in any workflow) and inside
 // TrainingPipeline with `dataValidation` (the validation between versioning the dataset and preprocessing it).
 // The workflow itself runs in moto in validation-execution.test.ts; here it is checked by structure.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -16,7 +13,7 @@ import { SecureBucket } from '../../../lib/core/secure-bucket';
 import { DATA_VALIDATION_METRICS_NAMESPACE, DatasetFormat, DataValidation, type DataValidationProps } from '../../../lib/lifecycle/data-validation';
 import { TrainingPipeline, type TrainingPipelineProps } from '../../../lib/lifecycle/training-pipeline';
 import { expectValidStateMachines } from '../../support/asl';
-import { REPO_ROOT, run } from '../../support/cli';
+import { cfnLintTemplate } from '../../support/cli';
 import { nagFindings } from '../../support/platform';
 import { lifecycleStack, pipelineProps, trainingPipeline } from './fixtures';
 
@@ -56,20 +53,6 @@ function problemsOf(build: () => unknown): string[] {
   throw new Error('expected the construct to throw');
 }
 
-function cfnLint(name: string, template: Record<string, unknown>) {
-  const workdir = mkdtempSync(join(tmpdir(), `${name}-`));
-  try {
-    const file = join(workdir, `${name}.template.json`);
-    // The CDKMetadata resource the cdk CLI writes (version reporting is off in tests): cfn-lint recognises a CDK
-    // template by it and leaves W3010 (subnets placed by zone) to the VPC construct, as in test/lint/fleet.test.ts.
-    const resources = { ...(template.Resources as Record<string, unknown>), CDKMetadata: { Type: 'AWS::CDK::Metadata', Properties: { Analytics: 'v2:deflate64:H4sIAAAAAAAA/wMAAAAAAAAAAAA=' } } };
-    writeFileSync(file, JSON.stringify({ ...template, Resources: resources }));
-    // From the repository root, so that .cfnlintrc.yaml applies as in test/lint/cfn-lint.test.ts.
-    return run('cfn-lint', ['--format', 'parseable', file], { cwd: REPO_ROOT });
-  } finally {
-    rmSync(workdir, { recursive: true, force: true });
-  }
-}
 
 describe('DataValidation', () => {
   const world = validation();
@@ -461,7 +444,7 @@ describe('TrainingPipeline with dataValidation', () => {
   });
 
   test('passes cfn-lint with no errors and no warnings', () => {
-    const lint = cfnLint('training-validation', world.template.toJSON());
+    const lint = cfnLintTemplate('training-validation', world.template.toJSON());
     expect(lint.stdout + lint.stderr).toBe('');
     expect(lint.status).toBe(0);
   }, 120_000);
@@ -488,7 +471,7 @@ describe('TrainingPipeline with dataValidation', () => {
     });
 
     test('passes cfn-lint with no errors and no warnings', () => {
-      const lint = cfnLint('training-validation-vpc', template.toJSON());
+      const lint = cfnLintTemplate('training-validation-vpc', template.toJSON());
       expect(lint.stdout + lint.stderr).toBe('');
       expect(lint.status).toBe(0);
     }, 120_000);

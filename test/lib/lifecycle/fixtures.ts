@@ -3,6 +3,7 @@ import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { DataKey } from '../../../lib/core/data-key';
 import { SecureBucket } from '../../../lib/core/secure-bucket';
+import { FederatedCoordinator, type FederatedCoordinatorProps } from '../../../lib/lifecycle/federated-coordinator';
 import { ModelApprovalPolicy, ModelPackageGroup } from '../../../lib/lifecycle/model-package-group';
 import { TrainingPipeline, type TrainingPipelineProps } from '../../../lib/lifecycle/training-pipeline';
 import { AlarmSeverity } from '../../../lib/serving/endpoint-alarms';
@@ -58,4 +59,33 @@ export function endpointIn(world: ReturnType<typeof lifecycleStack>, endpointPro
     alarms: { actions: { [AlarmSeverity.CRITICAL]: new actions.SnsAction(world.topic), [AlarmSeverity.WARNING]: new actions.SnsAction(world.topic) } },
     ...endpointProps,
   });
+}
+
+export const FEDERATED_IMAGE = '111122223333.dkr.ecr.us-east-1.amazonaws.com/churn-federated-train:1.0.0';
+export const EU_IMAGE = '111122223333.dkr.ecr.eu-west-1.amazonaws.com/churn-federated-train:1.0.0';
+
+/** A federation's coordinator in the lifecycle stack: two silos in two accounts and regions, state under churn/federated/. */
+export function federatedCoordinator(overrides: Partial<FederatedCoordinatorProps> = {}) {
+  const world = lifecycleStack();
+  const construct = new FederatedCoordinator(world.stack, 'ChurnFederation', {
+    name: 'churn',
+    clients: [
+      { name: 'north-america', account: '444455556666', region: 'us-east-1' },
+      { name: 'europe', account: '777788889999', region: 'eu-west-1', trainingImage: EU_IMAGE },
+    ],
+    accessRoleName: 'churn-federated-coordinator',
+    training: { image: FEDERATED_IMAGE, instanceType: 'ml.m5.large', hyperparameters: { epochs: '2' } },
+    metric: { name: 'auc', direction: 'higher-is-better' },
+    maxRounds: 10,
+    patience: 3,
+    modelPackageGroup: world.group,
+    inferenceImage: FEDERATED_IMAGE,
+    stateBucket: world.artifactsBucket,
+    statePrefix: 'churn/federated/',
+    encryptionKey: world.key,
+    notificationTopic: world.topic,
+    failureAlarmAction: new actions.SnsAction(world.topic),
+    ...overrides,
+  });
+  return { ...world, construct };
 }
