@@ -79,6 +79,56 @@ export const lifecycleSchema = z.strictObject({
       constraintsKey: z.string().optional(),
     })
     .optional(),
+  /**
+   * Federated training across client silos whose data never leaves them (seed pattern 12): the coordinator
+   * workflow in this family's stack, one client stack (`MlPlatform-<env>-<family>-Silo-<name>`) per silo, in
+   * its account and region. The global model is registered in the family's model package group.
+   */
+  federated: z
+    .strictObject({
+      /** The physical name of the access role every silo creates and the coordinator assumes. */
+      accessRoleName: z.string().regex(/^[\w+=,.@-]{1,64}$/, 'must be an IAM role name (1-64 letters, digits and +=,.@_-)'),
+      /** The coordinator's (platform) account, which the silos trust; required when the environment has no `account`. */
+      coordinatorAccount: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id').optional(),
+      clients: z
+        .array(
+          z.strictObject({
+            name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,15}$/, 'must be 1-16 lowercase letters, digits or hyphens'),
+            account: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id'),
+            region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be a region such as eu-west-1'),
+            /** The silo's training data: a bucket of the silo (imported) or, without `bucketName`, one its stack creates. */
+            data: z.strictObject({
+              bucketName: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name').optional(),
+              prefix: z.string().regex(/^([A-Za-z0-9!_.*'()-]+\/)*$/, "must be empty or a key prefix ending in '/'"),
+            }),
+            /** The training image in the silo's region (SageMaker pulls from the job's region); `training.image` when unset. */
+            trainingImage: ECR_IMAGE.optional(),
+          }),
+        )
+        .min(1, 'must list at least one silo'),
+      training: jobSchema(Object.values(TrainingInstanceType), 'training')
+        .omit({ entrypoint: true, environment: true })
+        .extend({ hyperparameters: HYPERPARAMETERS.default({}) }),
+      aggregation: z
+        .strictObject({
+          aggregator: z.enum(['fedavg', 'median', 'trimmed-mean']).default('fedavg'),
+          trimFraction: z.number().min(0).lt(0.5).optional(),
+          privacy: z.strictObject({ clipNorm: z.number().positive(), noiseMultiplier: z.number().positive() }).optional(),
+          serverLearningRate: z.number().positive().default(1),
+        })
+        .default({ aggregator: 'fedavg', serverLearningRate: 1 }),
+      /** The fewest silos a round may be aggregated from; all of them when unset. */
+      minClients: z.number().int().min(1).optional(),
+      metric: z.strictObject({ name: z.string().min(1), direction: z.enum(['higher-is-better', 'lower-is-better']) }),
+      maxRounds: z.number().int().min(1).max(1000),
+      patience: z.number().int().min(1).optional(),
+      minDelta: z.number().min(0).optional(),
+      /** The image that serves the global model (reads model.json from the artifact); the training image when unset. */
+      inferenceImage: ECR_IMAGE.optional(),
+      roundTimeoutMinutes: z.number().int().min(1).default(180),
+      pollIntervalMinutes: z.number().int().min(1).default(5),
+    })
+    .optional(),
   batchInference: z
     .strictObject({
       instanceType: oneOf(Object.values(TransformInstanceType), 'transform'),

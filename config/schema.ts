@@ -456,6 +456,34 @@ function checkExperiments(config: RawConfig, model: RawConfig['models'][number],
       ctx.addIssue({ code: 'custom', path: at('recordIdField'), message: `must be a column number (0-999) of the joined, filtered CSV row with contentType ${contentType}, e.g. '0' with outputFilter '$[0,-1]'; got '${precomputed.recordIdField}'` });
     }
   }
+  const federated = lifecycle?.federated;
+  if (federated !== undefined) {
+    const at = (...path: (string | number)[]) => ['models', index, 'lifecycle', 'federated', ...path];
+    if (federated.coordinatorAccount === undefined && config.account === undefined) {
+      ctx.addIssue({ code: 'custom', path: at('coordinatorAccount'), message: 'is required when the environment has no account: the silos trust the coordinator by its account' });
+    }
+    const seen = new Map<string, number>();
+    federated.clients.forEach((client, clientIndex) => {
+      const earlier = seen.get(client.name);
+      if (earlier !== undefined) ctx.addIssue({ code: 'custom', path: at('clients', clientIndex, 'name'), message: `repeats clients[${earlier}].name ('${client.name}')` });
+      else seen.set(client.name, clientIndex);
+      const image = parseEcrImageUri(client.trainingImage ?? federated.training.image);
+      if (image !== undefined && image.region !== client.region) {
+        const path = client.trainingImage === undefined ? at('clients', clientIndex) : at('clients', clientIndex, 'trainingImage');
+        ctx.addIssue({ code: 'custom', path, message: `the training image is in ${image.region}, the silo in ${client.region}: SageMaker pulls a job's image from its own region; set trainingImage to the image in ${client.region}` });
+      }
+    });
+    if (federated.minClients !== undefined && federated.minClients > federated.clients.length) {
+      ctx.addIssue({ code: 'custom', path: at('minClients'), message: `must be at most the number of clients (${federated.clients.length}); got ${federated.minClients}` });
+    }
+    const { aggregator, trimFraction, privacy } = federated.aggregation;
+    if (aggregator === 'trimmed-mean' && trimFraction === undefined) ctx.addIssue({ code: 'custom', path: at('aggregation', 'trimFraction'), message: 'is required with the trimmed-mean aggregator' });
+    if (aggregator !== 'trimmed-mean' && trimFraction !== undefined) ctx.addIssue({ code: 'custom', path: at('aggregation', 'trimFraction'), message: 'is only used by the trimmed-mean aggregator' });
+    if (aggregator !== 'fedavg' && privacy !== undefined) ctx.addIssue({ code: 'custom', path: at('aggregation', 'privacy'), message: 'is only available with the fedavg aggregator (the noise is calibrated to the mean of clipped updates)' });
+    if (federated.pollIntervalMinutes > federated.roundTimeoutMinutes) {
+      ctx.addIssue({ code: 'custom', path: at('pollIntervalMinutes'), message: `must be at most roundTimeoutMinutes (${federated.roundTimeoutMinutes}); got ${federated.pollIntervalMinutes}` });
+    }
+  }
   const guardrails = model.deploymentGuardrails;
   if (guardrails && guardrails.mode !== 'all-at-once' && guardrails.percent === undefined) {
     ctx.addIssue({ code: 'custom', path: ['models', index, 'deploymentGuardrails', 'percent'], message: `is required for ${guardrails.mode} traffic shifting` });

@@ -1,3 +1,4 @@
+import { churnFederated } from './churn-federated';
 import { churnLifecycle } from './churn-lifecycle';
 import { churnModelCard } from './churn-model-card';
 import { customerChurnFeatures } from './feature-groups';
@@ -73,6 +74,9 @@ export const staging: PlatformConfigInput = {
         deployment: { targetVariant: 'challenger' },
         // Each dataset is checked against churn/constraints/constraints.json before preprocessing.
         dataValidation: { format: 'csv' },
+        // Rounds of training in two subsidiaries' silos (config/churn-federated.ts); the global model is
+        // registered in churn's model package group, where approval and deployment take over.
+        federated: churnFederated,
         // The nightly scores (customer id, then churn score) are served to requests naming the customer.
         batchInference: {
           instanceType: 'ml.m5.xlarge',

@@ -12,6 +12,7 @@ import { acknowledgeWildcardResource } from '../core/private/nag';
 import { SecureBucket } from '../core/secure-bucket';
 import { BatchInference } from '../lifecycle/batch-inference';
 import type { DatasetFormat } from '../lifecycle/data-validation';
+import { FederatedAggregator, FederatedCoordinator } from '../lifecycle/federated-coordinator';
 import { ModelDeployment } from '../lifecycle/model-deployment';
 import { ModelApprovalPolicy, ModelPackageGroup } from '../lifecycle/model-package-group';
 import { ModelRetirement } from '../lifecycle/model-retirement';
@@ -33,6 +34,8 @@ export interface ModelLifecycle {
   readonly deployment: ModelDeployment;
   readonly retirement: ModelRetirement;
   readonly batchInference?: BatchInference;
+  /** The coordinator of the family's federated training, with `lifecycle.federated`. */
+  readonly federated?: FederatedCoordinator;
 }
 
 /**
@@ -142,6 +145,40 @@ export function buildModelLifecycle(scope: Construct, props: ModelLifecycleProps
         ttl: Duration.hours(batch.precomputed.ttlHours),
       },
     });
+  const fl = lifecycle.federated;
+  const federated =
+    fl &&
+    new FederatedCoordinator(scope, `Federated-${model.name}`, {
+      ...common,
+      name: model.name,
+      clients: fl.clients.map((client) => ({ name: client.name, account: client.account, region: client.region, trainingImage: client.trainingImage })),
+      accessRoleName: fl.accessRoleName,
+      training: {
+        image: fl.training.image,
+        instanceType: fl.training.instanceType,
+        instanceCount: fl.training.instanceCount,
+        volumeSizeGb: fl.training.volumeSizeGb,
+        maxRuntime: Duration.minutes(fl.training.maxRuntimeMinutes),
+        hyperparameters: fl.training.hyperparameters,
+      },
+      aggregation: {
+        aggregator: fl.aggregation.aggregator as FederatedAggregator,
+        trimFraction: fl.aggregation.trimFraction,
+        privacy: fl.aggregation.privacy,
+        serverLearningRate: fl.aggregation.serverLearningRate,
+      },
+      minClients: fl.minClients,
+      metric: fl.metric,
+      maxRounds: fl.maxRounds,
+      patience: fl.patience,
+      minDelta: fl.minDelta,
+      roundTimeout: Duration.minutes(fl.roundTimeoutMinutes),
+      pollInterval: Duration.minutes(fl.pollIntervalMinutes),
+      modelPackageGroup: registry,
+      inferenceImage: fl.inferenceImage ?? fl.training.image,
+      stateBucket: artifacts,
+      statePrefix: `${model.name}/federated/`,
+    });
   // The deployed versions read the artifacts the pipeline wrote and pull the inference image.
   const runs = artifacts.arnForObjects(`${model.name}/runs/*`);
   iam.Grant.addToPrincipal({ grantee: deployment.modelRole, actions: ['s3:GetObject'], resourceArns: [runs] });
@@ -155,10 +192,11 @@ export function buildModelLifecycle(scope: Construct, props: ModelLifecycleProps
     ['Deployment', deployment.workflow],
     ['Retirement', retirement.workflow],
     ...(batchInference ? [['BatchInference', batchInference.workflow] as const] : []),
+    ...(federated ? [['Federated', federated.workflow] as const] : []),
   ] as const) {
     new CfnOutput(scope, `${name}Workflow-${model.name}`, { value: workflow.stateMachine.stateMachineArn, description: `${name} workflow of ${model.name}` });
   }
-  return { modelName: model.name, registry, training, deployment, retirement, batchInference };
+  return { modelName: model.name, registry, training, deployment, retirement, batchInference, federated };
 }
 
 function jobResources(job: LifecycleConfig['preprocessing']): JobResources {

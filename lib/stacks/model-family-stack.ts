@@ -119,6 +119,7 @@ export class ModelFamilyStack extends Stack {
     this.dashboard.addInferenceApi(serving.inferenceApi, [model.name]);
     if (this.driftDetector) this.dashboard.addDrift(this.driftDetector);
     if (this.lifecycle?.training.dataValidation) this.dashboard.addDataValidation(this.lifecycle.training.dataValidation);
+    if (this.lifecycle?.federated) this.dashboard.addFederated(this.lifecycle.federated);
     if (this.monitoring) this.dashboard.addModelMonitor(this.monitoring.monitor, { trigger: this.monitoring.trigger, alarms: this.monitoring.alarms });
     this.dashboard.addExperiments(this.experiments);
 

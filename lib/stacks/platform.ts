@@ -4,6 +4,7 @@ import { compositeDefinition } from '../../config/composites-schema';
 import type { PlatformConfig } from '../../config/schema';
 import { ExperimentsStack, hasExperimentWorkflows } from './experiments-stack';
 import { FeaturesStack } from './features-stack';
+import { FederatedClientStack, federatedClientStackName } from './federated-client-stack';
 import { FoundationStack } from './foundation-stack';
 import { LifecycleStack } from './lifecycle-stack';
 import { ModelFamilyStack } from './model-family-stack';
@@ -29,6 +30,8 @@ export interface MlPlatformStacks {
   readonly observability: ObservabilityStack;
   /** Only when the config has a rag section. */
   readonly rag?: RagStack;
+  /** The client silos of the families' federations, each in its own account and region (`lifecycle.federated`). */
+  readonly silos: readonly FederatedClientStack[];
 }
 
 /** Name of the stack of one model family: `MlPlatform-<env>-<family>`. */
@@ -70,6 +73,20 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
         description: `${what}: model family ${model.name} (endpoint, alarms, drift, lifecycle, monitoring, experiments, dashboard)`,
       }),
   );
+  const silos = config.models.flatMap((model) => {
+    const federated = model.lifecycle?.federated;
+    return (federated?.clients ?? []).map(
+      (client) =>
+        new FederatedClientStack(scope, federatedClientStackName(config.envName, model.name, client.name), {
+          env: { account: client.account, region: client.region },
+          config,
+          family: model.name,
+          federated: federated!,
+          client,
+          description: `${what}: federated learning silo ${client.name} of ${model.name} (its account and region)`,
+        }),
+    );
+  });
   // Composites call the families' routes by name at run time; their own routes live in the serving stack.
   for (const composite of config.composites) {
     serving.inferenceApi.addComposite(composite.name, compositeDefinition(composite));
@@ -83,7 +100,7 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
   const observability = new ObservabilityStack(scope, `${prefix}-Observability`, { env, serving, families, features, rag, description: `${what}: environment overview dashboard` });
   // cfn-lint's resource schemas do not accept Tags on these types yet; tagging them fails E3002.
   const excludeResourceTypes = ['AWS::CloudWatch::Dashboard', 'AWS::ApplicationAutoScaling::ScalableTarget'];
-  const platform = { foundation, serving, experiments, features, lifecycle, families, rag, observability };
+  const platform = { foundation, serving, experiments, features, lifecycle, families, rag, observability, silos };
   for (const stack of platformStacks(platform)) {
     Tags.of(stack).add('project', 'cdk-ml-patterns', { excludeResourceTypes });
     Tags.of(stack).add('environment', config.envName, { excludeResourceTypes });
@@ -91,12 +108,15 @@ export function buildPlatform(scope: Construct, config: PlatformConfig): MlPlatf
   for (const family of families) {
     Tags.of(family).add('model-family', family.modelName, { excludeResourceTypes });
   }
+  for (const silo of silos) {
+    Tags.of(silo).add('model-family', silo.family, { excludeResourceTypes });
+  }
   return platform;
 }
 
 /** Every stack of the platform, shared and per family. */
 export function platformStacks(stacks: MlPlatformStacks): Stack[] {
-  const { foundation, serving, experiments, features, lifecycle, families, rag, observability } = stacks;
-  const all: Array<Stack | undefined> = [foundation, serving, experiments, features, lifecycle, ...families, rag, observability];
+  const { foundation, serving, experiments, features, lifecycle, families, rag, observability, silos } = stacks;
+  const all: Array<Stack | undefined> = [foundation, serving, experiments, features, lifecycle, ...families, rag, observability, ...silos];
   return all.filter((stack): stack is Stack => stack !== undefined);
 }

@@ -36,6 +36,7 @@ test.each([
   ['rollback-model.json', prod, /^Deploymentchurn/, 'List approved versions'],
   ['retire-model.json', prod, /^Retirementchurn/, 'Describe model version'],
   ['batch-inference.json', prod, /^BatchInferencechurn/, 'Find latest approved version'],
+  ['federated-training.json', staging, /^Federatedchurn/, 'Start federation'],
 ])('the sample input %s passes validation and starts the work', async (file, platform, machine, firstStep) => {
   await moto.reset();
   await enableStepFunctionsExecution(moto);
@@ -59,8 +60,9 @@ test("moto's Amazon States Language parser accepts every state machine of the bl
   const sfn = new SFNClient(sdkTestConfig(moto.endpoint));
   const machines = [staging, prod].flatMap((platform) => Object.values(platform.templates).flatMap((template) => renderStateMachineDefinitions(template.toJSON())));
   // Both: batch features, four lifecycle workflows (training, deployment, retirement, batch inference),
-  // Model Monitor baselining and its retraining trigger; staging adds promotion and A/B, prod the shadow comparison.
-  expect(machines.length).toBe(9 + 8);
+  // Model Monitor baselining and its retraining trigger; staging adds promotion, A/B and federated training, prod
+  // the shadow comparison.
+  expect(machines.length).toBe(10 + 8);
   for (const machine of machines) {
     const created = await sfn.send(
       new CreateStateMachineCommand({ name: `${machine.logicalId}-${machines.indexOf(machine)}`, definition: JSON.stringify(machine.definition), roleArn: 'arn:aws:iam::123456789012:role/sfn' }),
