@@ -795,7 +795,9 @@ function outward(value: number, direction: 'down' | 'up', scale: number): number
   const scaled = Number((Number(value.toPrecision(12)) * 10 ** exponent).toPrecision(12));
   const whole = direction === 'down' ? Math.floor(scaled) : Math.ceil(scaled);
   // The caller keeps the observed values inside the bounds, whatever the rounding did.
-  return exponent >= 0 ? whole / 10 ** exponent : whole * 10 ** -exponent;
+  const rounded = exponent >= 0 ? whole / 10 ** exponent : whole * 10 ** -exponent;
+  // Near the ends of the doubles' range (a scale of 5e-324 needs 10^329) the powers overflow: keep the value.
+  return Number.isFinite(rounded) ? rounded : value;
 }
 
 /** Rounds a fraction up to 4 decimals, never below it. */

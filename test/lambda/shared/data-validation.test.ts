@@ -662,3 +662,15 @@ describe('properties', () => {
     );
   });
 });
+
+test('suggests a range for values at the ends of the doubles, where rounding to a power of ten overflows', () => {
+  // Found by the property above: 10^329 is Infinity, and 0 × Infinity is NaN.
+  for (const data of [[{ a: 0 }, { a: Number.MIN_VALUE }], [{ a: Number.MIN_VALUE }, { a: 4 * Number.MIN_VALUE }], [{ a: -1e-310 }, { a: 1e-310 }]]) {
+    const constraints = suggestConstraints(['a'], data, { margin: 0.5, completenessSlack: 0, bins: 4, driftMinRows: 1 });
+    const [column] = constraints.columns;
+    expect(Number.isFinite(column!.min)).toBe(true);
+    expect(Number.isFinite(column!.max)).toBe(true);
+    const validator = new DataValidator(constraints);
+    for (const values of data) expect(validator.add(values)).toEqual([]);
+  }
+});
