@@ -56,11 +56,13 @@
 //
 // Permissions: s3:ListBucket on the dataset bucket (the prefix); s3:GetObject on the dataset prefix, the
 // constraints (and s3:GetObjectVersion when they are versioned) and the report prefix (its _state/); s3:PutObject
-// on the report prefix; with a KMS key, kms:GenerateDataKey and kms:Decrypt on it. Give the function a timeout of
-// several minutes (it stops a minute before it) and memory for a quarantine part (4 MiB) and the constraints.
+// on the report prefix (and s3:PutObjectTagging with STATE_OBJECT_TAG); with a KMS key, kms:GenerateDataKey and
+// kms:Decrypt on it. Give the function a timeout of several minutes (it stops a minute before it) and memory for a
+// quarantine part (4 MiB) and the constraints.
 // Environment: POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE (EMF: RecordsValidated and
-// RecordsQuarantined per call, ValidationViolations when done); AWS_ENDPOINT_URL_S3, AWS_MAX_ATTEMPTS,
-// AWS_REGION: read by the SDK itself.
+// RecordsQuarantined per call, ValidationViolations when done); STATE_OBJECT_TAG (optional `key=value`, the tag of
+// the resume-state objects, which a lifecycle rule can expire); AWS_ENDPOINT_URL_S3, AWS_MAX_ATTEMPTS, AWS_REGION:
+// read by the SDK itself.
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -107,6 +109,11 @@ import { decodeLine, MAX_LINE_BYTES, splitLines } from '../shared/precomputed-lo
 export { DataValidationInputError } from '../shared/data-validation-run';
 
 const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME ?? 'data-validation';
+/**
+ * STATE_OBJECT_TAG (optional, `key=value`): the tag each resume-state object is written with, so that a lifecycle
+ * rule of the report bucket can expire them once no run can resume from them any more.
+ */
+const STATE_OBJECT_TAG = process.env.STATE_OBJECT_TAG;
 
 const logger = new Logger({ serviceName: SERVICE_NAME });
 const metrics = new Metrics({ serviceName: SERVICE_NAME });
@@ -276,8 +283,8 @@ class Validation {
     return decodeProgress((await response.Body?.transformToString('utf-8')) ?? '', this.input);
   }
 
-  private async put(key: string, body: string, contentType: string): Promise<string> {
-    const output = await s3.send(new PutObjectCommand({ Bucket: this.input.report.bucket, Key: key, Body: body, ContentType: contentType, ...this.encryption }));
+  private async put(key: string, body: string, contentType: string, tagging?: string): Promise<string> {
+    const output = await s3.send(new PutObjectCommand({ Bucket: this.input.report.bucket, Key: key, Body: body, ContentType: contentType, ...this.encryption, ...(tagging === undefined ? {} : { Tagging: tagging }) }));
     return output.ETag ?? '';
   }
 
@@ -450,7 +457,7 @@ class Validation {
       quarantine: { parts: this.parts, sample: this.sample },
       validator: this.validator.toState(),
     };
-    const etag = await this.put(stateKey(this.input.report.key, progress.runId, progress.call), encodeProgress(progress), 'application/json');
+    const etag = await this.put(stateKey(this.input.report.key, progress.runId, progress.call), encodeProgress(progress), 'application/json', STATE_OBJECT_TAG);
     this.publishMetrics(undefined);
     return {
       status: 'in-progress',

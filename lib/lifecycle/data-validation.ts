@@ -19,6 +19,12 @@ import { checkPropType, invalidProps } from '../core/private/props';
 // Step Functions steps that call it until it is done and route on its verdict. TrainingPipeline runs it
 // before preprocessing (`dataValidation`); the steps can go into any workflow that has the dataset's URI.
 
+/**
+ * The tag of the validator's resume-state objects (`<report>_state/<run>/<call>.json`): a lifecycle rule of the
+ * reports bucket with this tag filter expires them (the blueprint's run-artifacts bucket does, after 7 days).
+ */
+export const DATA_VALIDATION_STATE_TAG = { key: 'ml-platform:purpose', value: 'validation-resume-state' } as const;
+
 /** The namespace of the validator's EMF metrics (RecordsValidated, RecordsQuarantined, ValidationViolations). */
 export const DATA_VALIDATION_METRICS_NAMESPACE = 'MlPlatform/DataValidation';
 
@@ -142,6 +148,7 @@ export class DataValidation extends Construct {
         POWERTOOLS_SERVICE_NAME: this.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: DATA_VALIDATION_METRICS_NAMESPACE,
         POWERTOOLS_LOG_LEVEL: 'INFO',
+        STATE_OBJECT_TAG: `${DATA_VALIDATION_STATE_TAG.key}=${DATA_VALIDATION_STATE_TAG.value}`,
       },
     });
     this.function = validator.function;
@@ -154,6 +161,13 @@ export class DataValidation extends Construct {
     iam.Grant.addToPrincipal({ grantee: role, actions: ['s3:GetObject', 's3:GetObjectVersion'], resourceArns: [constraints] });
     // Its reports, quarantined rows and the state it resumes from.
     iam.Grant.addToPrincipal({ grantee: role, actions: ['s3:GetObject', 's3:PutObject'], resourceArns: [reports] });
+    // The resume-state objects carry DATA_VALIDATION_STATE_TAG, so that a lifecycle rule can expire them.
+    iam.Grant.addToPrincipal({
+      grantee: role,
+      actions: ['s3:PutObjectTagging'],
+      resourceArns: [reports],
+      conditions: { 'ForAllValues:StringEquals': { 's3:RequestObjectTagKeys': [DATA_VALIDATION_STATE_TAG.key] } },
+    });
     props.encryptionKey.grant(role, 'kms:Decrypt', 'kms:GenerateDataKey');
     for (const bucket of [props.dataBucket, props.reportsBucket]) {
       if (bucket.encryptionKey !== undefined && bucket.encryptionKey !== props.encryptionKey) bucket.encryptionKey.grant(role, 'kms:Decrypt', 'kms:GenerateDataKey');

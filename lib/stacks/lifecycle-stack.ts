@@ -11,7 +11,7 @@ import type { LifecycleConfig } from '../../config/lifecycle-schema';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import { SecureBucket } from '../core/secure-bucket';
 import { BatchInference } from '../lifecycle/batch-inference';
-import type { DatasetFormat } from '../lifecycle/data-validation';
+import { DATA_VALIDATION_STATE_TAG, type DatasetFormat } from '../lifecycle/data-validation';
 import { FederatedAggregator, FederatedCoordinator } from '../lifecycle/federated-coordinator';
 import { ModelDeployment } from '../lifecycle/model-deployment';
 import { ModelApprovalPolicy, ModelPackageGroup } from '../lifecycle/model-package-group';
@@ -62,6 +62,13 @@ export class LifecycleStack extends Stack {
     }).bucket;
     // Its own bucket rather than the foundation's: the families' grants name prefixes in it.
     this.artifactsBucket = new SecureBucket(this, 'RunArtifacts', { encryptionKey: foundation.dataKey, serverAccessLogsBucket: foundation.accessLogsBucket, removalPolicy }).bucket;
+    // The data validator's resume state is needed while a run can still retry a call, never after a week.
+    this.artifactsBucket.addLifecycleRule({
+      id: 'expire-validation-resume-state',
+      tagFilters: { [DATA_VALIDATION_STATE_TAG.key]: DATA_VALIDATION_STATE_TAG.value },
+      expiration: Duration.days(7),
+      noncurrentVersionExpiration: Duration.days(1),
+    });
   }
 }
 

@@ -1,7 +1,7 @@
 // The data-validation function as it ships (the esbuild bundle, assets/lambda/validate-data) against
 // moto's S3. The function talks to S3 through a small proxy in front of moto, which can drop connections
 // as an S3 that goes away does, so the tests see what the workflow would: an error to retry.
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketVersioningCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketVersioningCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import type { ValidateResult } from '../../lambda/validate-data';
 import { parseConstraints, type Constraints } from '../../lambda/shared/data-validation';
@@ -27,7 +27,7 @@ const EVENT = {
   reportUri: REPORT_URI,
 };
 
-const setEnv = useHandlerEnv([...POWERTOOLS_METRICS_ENV_KEYS, 'AWS_ENDPOINT_URL_S3'], {
+const setEnv = useHandlerEnv([...POWERTOOLS_METRICS_ENV_KEYS, 'AWS_ENDPOINT_URL_S3', 'STATE_OBJECT_TAG'], {
   POWERTOOLS_METRICS_NAMESPACE: 'MlPlatform/DataValidation',
   POWERTOOLS_SERVICE_NAME: 'validate-data-test',
 });
@@ -271,6 +271,26 @@ describe('validate-data bundle against moto S3', () => {
       expect(results.at(-1)).toMatchObject({ status: 'passed', rows: 60 });
     });
     expect((await report()).constraints.versionId).toBe(constraintsVersion);
+  });
+
+  it('tags its resume state, and only that, when told the tag: a lifecycle rule expires those objects', async () => {
+    setEnv({ AWS_ENDPOINT_URL_S3: proxy.endpoint, STATE_OBJECT_TAG: 'ml-platform:purpose=validation-resume-state' });
+    const tagging = loadFreshHandler<ValidateHandler>(HANDLER_BUNDLE);
+    setEnv({ AWS_ENDPOINT_URL_S3: proxy.endpoint });
+    await put(`${PREFIX}a.csv`, csvObject(0, 60));
+    const tagsOf = async (key: string) => (await s3.send(new GetObjectTaggingCommand({ Bucket: DATA_BUCKET, Key: key }))).TagSet;
+    await captureOutput(async () => {
+      const results = [await tagging(EVENT, contextRunningOutAfter(10))];
+      expect(results[0]!.done).toBe(false);
+      while (results.at(-1)!.continuation !== null) results.push(await tagging({ ...EVENT, continuation: results.at(-1)!.continuation }));
+      expect(results.at(-1)).toMatchObject({ status: 'passed', rows: 60 });
+    });
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: DATA_BUCKET, Prefix: `${PREFIX}validation/` }));
+    const keys = (listed.Contents ?? []).map((object) => object.Key!);
+    const states = keys.filter((key) => key.includes('/_state/'));
+    expect(states.length).toBeGreaterThan(0);
+    for (const key of states) expect(await tagsOf(key)).toEqual([{ Key: 'ml-platform:purpose', Value: 'validation-resume-state' }]);
+    expect(await tagsOf(`${PREFIX}validation/report.json`)).toEqual([]);
   });
 
   it('validates a micro-batch of records in one call', async () => {

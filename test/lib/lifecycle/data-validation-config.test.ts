@@ -21,6 +21,15 @@ describe.each(['staging', 'prod'] as const)('the %s churn pipeline', (envName) =
     expect(churn.lifecycle!.training.defaults.constraintsKey).toBe('churn/constraints/constraints.json');
   });
 
+  test("the run-artifacts bucket expires the validator's resume state a week after it is written", () => {
+    const artifacts = platform.templates[platform.stacks.lifecycle!.stackName].toJSON().Resources[platform.stacks.lifecycle!.getLogicalId(platform.stacks.lifecycle!.artifactsBucket.node.defaultChild as any)];
+    expect(artifacts.Properties.LifecycleConfiguration.Rules).toEqual(
+      expect.arrayContaining([
+        { Id: 'expire-validation-resume-state', Status: 'Enabled', ExpirationInDays: 7, NoncurrentVersionExpiration: { NoncurrentDays: 1 }, TagFilters: [{ Key: 'ml-platform:purpose', Value: 'validation-resume-state' }] },
+      ]),
+    );
+  });
+
   test('shows the validator on the family dashboard, with its alarm', () => {
     const body = JSON.stringify(Object.values<any>(template.findResources('AWS::CloudWatch::Dashboard')).map((dashboard) => dashboard.Properties.DashboardBody));
     expect(body).toContain('Training data validation: records validated and quarantined');

@@ -10,7 +10,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { DataKey } from '../../../lib/core/data-key';
 import type { MlFunction } from '../../../lib/core/ml-function';
 import { SecureBucket } from '../../../lib/core/secure-bucket';
-import { DATA_VALIDATION_METRICS_NAMESPACE, DatasetFormat, DataValidation, type DataValidationProps } from '../../../lib/lifecycle/data-validation';
+import { DATA_VALIDATION_METRICS_NAMESPACE, DATA_VALIDATION_STATE_TAG, DatasetFormat, DataValidation, type DataValidationProps } from '../../../lib/lifecycle/data-validation';
 import { TrainingPipeline, type TrainingPipelineProps } from '../../../lib/lifecycle/training-pipeline';
 import { expectValidStateMachines } from '../../support/asl';
 import { cfnLintTemplate } from '../../support/cli';
@@ -74,6 +74,13 @@ describe('DataValidation', () => {
       { Action: 's3:GetObject', Effect: 'Allow', Resource: objects(dataBucketId, 'churn/datasets/') },
       { Action: ['s3:GetObject', 's3:GetObjectVersion'], Effect: 'Allow', Resource: objects(dataBucketId, 'churn/constraints/') },
       { Action: ['s3:GetObject', 's3:PutObject'], Effect: 'Allow', Resource: objects(artifactsBucketId, 'churn/validation/') },
+      // Its resume-state objects carry the one tag a lifecycle rule expires them by, and no other.
+      {
+        Action: 's3:PutObjectTagging',
+        Effect: 'Allow',
+        Resource: objects(artifactsBucketId, 'churn/validation/'),
+        Condition: { 'ForAllValues:StringEquals': { 's3:RequestObjectTagKeys': ['ml-platform:purpose'] } },
+      },
     ]);
     // No write to the data bucket, no version read of the datasets, no delete anywhere.
     const writes = statements.filter((statement) => actionsOf(statement).includes('s3:PutObject'));
@@ -125,7 +132,14 @@ describe('DataValidation', () => {
       Timeout: 900,
       MemorySize: 1024,
       ReservedConcurrentExecutions: 2,
-      Environment: { Variables: { POWERTOOLS_SERVICE_NAME: 'data-validation-churn', POWERTOOLS_METRICS_NAMESPACE: 'MlPlatform/DataValidation', POWERTOOLS_LOG_LEVEL: 'INFO' } },
+      Environment: {
+        Variables: {
+          POWERTOOLS_SERVICE_NAME: 'data-validation-churn',
+          POWERTOOLS_METRICS_NAMESPACE: 'MlPlatform/DataValidation',
+          POWERTOOLS_LOG_LEVEL: 'INFO',
+          STATE_OBJECT_TAG: `${DATA_VALIDATION_STATE_TAG.key}=${DATA_VALIDATION_STATE_TAG.value}`,
+        },
+      },
     });
     expect(world.construct.serviceName).toBe('data-validation-churn');
     expect(DATA_VALIDATION_METRICS_NAMESPACE).toBe('MlPlatform/DataValidation');
@@ -394,6 +408,7 @@ describe('TrainingPipeline with dataValidation', () => {
       ['s3:GetObject', '{"Fn::Join":["",[{Data},"/churn/datasets/*"]]}', undefined],
       ['s3:GetObject,s3:GetObjectVersion', '{"Fn::Join":["",[{Data},"/churn/constraints/*"]]}', undefined],
       ['s3:GetObject,s3:PutObject', '{"Fn::Join":["",[{Artifacts},"/churn/runs/*"]]}', undefined],
+      ['s3:PutObjectTagging', '{"Fn::Join":["",[{Artifacts},"/churn/runs/*"]]}', { 'ForAllValues:StringEquals': { 's3:RequestObjectTagKeys': ['ml-platform:purpose'] } }],
     ]);
     world.template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: { POWERTOOLS_SERVICE_NAME: 'data-validation-churn' } }, Tags: [{ Key: 'ml:model-family', Value: 'churn' }] });
   });
