@@ -252,7 +252,7 @@ function benchFirstInvoke(handlers) {
 // --- budget ------------------------------------------------------------------------------------------
 
 /** Handlers whose only dependencies are the AWS SDK, Powertools and zod, and the RAG handlers. */
-const SDK_ONLY_HANDLERS = ['analyze-experiment', 'detect-drift', 'endpoint-weights', 'get-features', 'ingest-features', 'ingest-features-batch', 'invoke', 'load-precomputed', 'record-outcome', 'validate-data'];
+const SDK_ONLY_HANDLERS = ['analyze-experiment', 'bandit-allocation', 'detect-drift', 'endpoint-weights', 'get-features', 'ingest-features', 'ingest-features-batch', 'invoke', 'load-precomputed', 'record-outcome', 'validate-data'];
 const RAG_HANDLERS = ['ingest-documents', 'knn-index', 'rag-query'];
 /**
  * Handlers that reach other accounts and regions: federated-round calls S3 (REST-XML), SageMaker and SSM
