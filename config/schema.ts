@@ -131,6 +131,25 @@ const experimentsSchema = z.strictObject({
       minInvocations: z.number().int().min(1).default(100),
     })
     .optional(),
+  /**
+   * Online allocation: a multi-armed bandit that moves traffic between the production variants from their
+   * logged outcomes (needs api.predictionLog; not with abTest or promotion, which keep the weights fixed or
+   * move them themselves).
+   */
+  bandit: z
+    .strictObject({
+      outcomeType: z.enum(['binary', 'continuous']),
+      strategy: z.enum(['thompson', 'ucb']).default('thompson'),
+      higherIsBetter: z.boolean().default(true),
+      minShare: z.number().min(0).max(0.5).default(0.05),
+      maxStep: z.number().gt(0).max(1).default(0.1),
+      minObservations: z.number().int().min(1).default(30),
+      outcomeDelayMinutes: z.number().int().min(0).max(10080).default(60),
+      firstWindowHours: z.number().int().min(1).max(720).default(24),
+      intervalMinutes: z.number().int().min(5).max(1440).default(60),
+      bakeMinutes: z.number().int().min(1).max(1440).default(15),
+    })
+    .optional(),
   /** Shadow comparison workflow (needs a shadow variant). */
   shadowComparison: z
     .strictObject({
@@ -399,6 +418,20 @@ function checkExperiments(config: RawConfig, model: RawConfig['models'][number],
   const { experiments } = model;
   if (experiments.stickyRouting && production.length < 2) {
     ctx.addIssue({ code: 'custom', path: at('stickyRouting'), message: `needs at least two production variants; ${model.name} has ${production.length}` });
+  }
+  if (experiments.bandit) {
+    if (production.length < 2 || production.length > 10) {
+      ctx.addIssue({ code: 'custom', path: at('bandit'), message: `needs 2 to 10 production variants (its arms); ${model.name} has ${production.length}` });
+    }
+    if (!config.api.predictionLog) {
+      ctx.addIssue({ code: 'custom', path: at('bandit'), message: 'needs api.predictionLog: true (the bandit learns from the logged predictions and outcomes)' });
+    }
+    for (const other of ['abTest', 'promotion'] as const) {
+      if (experiments[other]) ctx.addIssue({ code: 'custom', path: at('bandit'), message: `cannot run with ${other}: the bandit moves the weights that ${other === 'abTest' ? "the A/B test's analysis assumes fixed" : 'the promotion shifts step by step'}; choose one` });
+    }
+    if (experiments.bandit.minShare * production.length > 1) {
+      ctx.addIssue({ code: 'custom', path: at('bandit', 'minShare'), message: `${experiments.bandit.minShare} for each of ${production.length} variants is more than all the traffic` });
+    }
   }
   if (experiments.abTest) {
     requireVariant(['abTest', 'variantA'], experiments.abTest.variantA);

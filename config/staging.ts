@@ -93,6 +93,30 @@ export const staging: PlatformConfigInput = {
         promotion: { trafficSteps: [25, 50, 100], bakeMinutes: 15, maxErrorRate: 0.01, maxLatencyMs: 800 },
       },
     },
+    {
+      name: 'offers',
+      description: 'Next-best-offer propensity: two candidate rankers, traffic allocated online by their conversions.',
+      variants: [
+        {
+          name: 'ranker-a',
+          weight: 0.5,
+          model: { version: '3.2.0', image: '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1', modelData: { key: 'offers/3.2.0/model.tar.gz' } },
+          capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 },
+        },
+        {
+          name: 'ranker-b',
+          weight: 0.5,
+          model: { version: '4.0.0', image: '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1', modelData: { key: 'offers/4.0.0/model.tar.gz' } },
+          capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 },
+        },
+      ],
+      alarms: { error5xxRatePercent: 2, modelLatencyP99Ms: 500 },
+      experiments: {
+        // A customer converts on the offer within a day, or not at all: Thompson sampling on those outcomes moves at
+        // most 10% of the traffic an hour toward the ranker that converts more, never below 10% for either.
+        bandit: { outcomeType: 'binary', minShare: 0.1, maxStep: 0.1, minObservations: 200, outcomeDelayMinutes: 1440, firstWindowHours: 48, intervalMinutes: 60, bakeMinutes: 15 },
+      },
+    },
   ],
   // The mean of the champion's and the challenger's churn scores, beside the A/B test: a request to churn-blend
   // calls both variants (each through churn's cache) and is logged under churn-blend, so the test's arms are

@@ -23,6 +23,7 @@ export * from './serving/real-time-inference-api';
 // experiments: shadow mode, A/B testing, champion-challenger (seed patterns 3, 4 and 5)
 export * from './experiments/ab-test-analysis';
 export * from './experiments/champion-challenger-promotion';
+export * from './experiments/online-allocation';
 export * from './experiments/prediction-log';
 export * from './experiments/shadow-comparison';
 export type { ExperimentWorkflowOptions, VariantGuardrailOptions } from './experiments/experiment-options';

@@ -137,6 +137,20 @@ export class PredictionLog extends Construct {
     });
   }
 
+  /**
+   * Lets the grantee read and write one model's online-allocation items: its bandit's state (`bandit#<model>`) and
+   * its decisions (`bandit#<model>#<time>`).
+   */
+  public grantBanditState(grantee: iam.IGrantable, modelName: string): iam.Grant {
+    this.grantKey(grantee, 'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey');
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+      resourceArns: [this.table.tableArn],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`bandit#${modelName}`, `bandit#${modelName}#*`] } },
+    });
+  }
+
   /** Lets the grantee read and write the per-model workflow state items (`analysis#…`, `champion#…`). */
   public grantWorkflowState(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, 'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey');

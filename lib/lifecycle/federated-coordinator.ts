@@ -14,6 +14,7 @@ import { MlFunction } from '../core/ml-function';
 import { MlWorkflow } from '../core/ml-workflow';
 import { TrainingInstanceType } from '../core/private/aws-enums';
 import { executionConsoleUrlExpression, FailureNotice } from '../core/private/failure-notice';
+import { workflowLambdaTask } from '../core/private/lambda-task';
 import { acknowledgeWildcardResource } from '../core/private/nag';
 import { checkPropType, invalidProps } from '../core/private/props';
 import { parseEcrImageUri } from '../core/sagemaker-execution-role';
@@ -237,24 +238,10 @@ export class FederatedCoordinator extends Construct {
     // --- The workflow ---------------------------------------------------------------------------------
     const family = props.modelPackageGroup;
     const errors = new FailureNotice(this, props.notificationTopic, `Federation ${props.name}: run failed`, 'Federated run failed');
-    // Each task keeps the fields of the function's answer that later states read (`resultSelector`).
-    const invoke = (stateId: string, comment: string, payload: Record<string, unknown>, resultPath: string, fields: readonly string[]): tasks.LambdaInvoke => {
-      const task = new tasks.LambdaInvoke(this, stateId, {
-        comment,
-        lambdaFunction: this.function,
-        payload: sfn.TaskInput.fromObject(payload),
-        resultSelector: Object.fromEntries(fields.map((field) => [`${field}.$`, `$.Payload.${field}`])),
-        resultPath,
-        retryOnServiceExceptions: false,
-      });
-      // Bad input, an unknown run, a round without its quorum: the same call would fail again.
-      task.addRetry({ errors: ['FederatedInputError', 'RoundFailedError'], maxAttempts: 0 });
-      task.addRetry({ errors: ['Lambda.TooManyRequestsException', 'Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException'], interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
-      // The coordinator's S3 failing, a timeout: every action is safe to repeat with the same input.
-      task.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(10), backoffRate: 2, maxAttempts: 3, jitterStrategy: sfn.JitterType.FULL });
-      task.addCatch(errors.entry, { errors: ['States.ALL'], resultPath: '$.error' });
-      return task;
-    };
+    // Every action of the round function is safe to repeat with the same input; bad input, an unknown run and a
+    // round without its quorum would fail again.
+    const invoke = (stateId: string, comment: string, payload: Record<string, unknown>, resultPath: string, fields: readonly string[]): tasks.LambdaInvoke =>
+      workflowLambdaTask(this, stateId, { comment, lambdaFunction: this.function, payload, resultPath, fields, permanentErrors: ['FederatedInputError', 'RoundFailedError'], catchTo: errors.entry });
     const runRound = { action: 'startRound', 'runId.$': '$.run.runId', 'round.$': '$.round.number' };
     const start = invoke(
       'Start federation',

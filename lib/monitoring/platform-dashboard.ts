@@ -2,6 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type { DataValidation } from '../lifecycle/data-validation';
 import type { FederatedCoordinator } from '../lifecycle/federated-coordinator';
+import type { OnlineAllocation } from '../experiments/online-allocation';
 import { Construct } from 'constructs';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import type { RealTimeInferenceApi } from '../serving/real-time-inference-api';
@@ -103,6 +104,35 @@ export class PlatformDashboard extends Construct {
       }),
       new cloudwatch.GraphWidget({ title: `${title}: violated constraints`, left: [validation.metricViolations({ period, label: 'violations' })], width: validation.violationsAlarm ? 8 : 12, height: 6 }),
       ...(validation.violationsAlarm ? [new cloudwatch.AlarmStatusWidget({ title: `${title}: alarm`, alarms: [validation.violationsAlarm], width: 4, height: 6 })] : []),
+    );
+  }
+
+  /** Adds a bandit's allocation: each variant's weight over time, the outcomes it learned from, and its decisions. */
+  public addOnlineAllocation(allocation: OnlineAllocation, title = 'Online allocation'): void {
+    const period = Duration.hours(1);
+    const alarms = [allocation.rollbackAlarm, allocation.workflow.failureAlarm].filter((alarm): alarm is cloudwatch.Alarm => alarm !== undefined);
+    this.addSection(
+      new cloudwatch.TextWidget({ markdown: `### ${title}`, width: 24, height: 1 }),
+      new cloudwatch.GraphWidget({
+        title: `${title}: weight per variant`,
+        left: allocation.variantNames.map((variant) => allocation.metricArmWeight(variant, { period })),
+        leftYAxis: { min: 0, max: 1 },
+        width: 8,
+        height: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: `${title}: decisions`,
+        left: [
+          allocation.metricUpdatesTriggered({ period, label: 'triggered' }),
+          allocation.metricUpdatesRefused({ period, label: 'refused' }),
+          allocation.metricUpdatesDeployed({ period, label: 'deployed' }),
+          allocation.metricUpdatesRolledBack({ period, label: 'rolled back' }),
+        ],
+        width: 8,
+        height: 6,
+      }),
+      new cloudwatch.GraphWidget({ title: `${title}: outcomes learned from`, left: [allocation.metricOutcomesRead({ period, label: 'outcomes' })], width: alarms.length > 0 ? 4 : 8, height: 6 }),
+      ...(alarms.length > 0 ? [new cloudwatch.AlarmStatusWidget({ title: `${title}: alarms`, alarms, width: 4, height: 6 })] : []),
     );
   }
 

@@ -1,12 +1,14 @@
 import { Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
 import type { ModelConfig, PlatformConfig } from '../../config/schema';
 import type { PredictionLog } from '../experiments/prediction-log';
 import type { ModelEndpoint } from '../serving/model-endpoint';
 import { AbTestAnalysis } from '../experiments/ab-test-analysis';
 import { ChampionChallengerPromotion } from '../experiments/champion-challenger-promotion';
+import { BanditStrategy, OnlineAllocation } from '../experiments/online-allocation';
 import { ShadowComparison } from '../experiments/shadow-comparison';
 import type { MlWorkflow } from '../core/ml-workflow';
 import { SecureBucket } from '../core/secure-bucket';
@@ -23,6 +25,7 @@ export interface ModelExperiments {
   readonly promotion?: ChampionChallengerPromotion;
   readonly shadowComparison?: ShadowComparison;
   readonly abTest?: AbTestAnalysis;
+  readonly bandit?: OnlineAllocation;
 }
 
 /**
@@ -57,8 +60,8 @@ export interface ModelExperimentsProps {
 
 /** Whether a model has any experiment workflow. */
 export function hasExperimentWorkflows(model: ModelConfig): boolean {
-  const { promotion, shadowComparison, abTest } = model.experiments;
-  return promotion !== undefined || shadowComparison !== undefined || abTest !== undefined;
+  const { promotion, shadowComparison, abTest, bandit } = model.experiments;
+  return promotion !== undefined || shadowComparison !== undefined || abTest !== undefined || bandit !== undefined;
 }
 
 /** The experiment workflows of one model family, in `scope` (its stack), with the ids of the earlier one-stack layout. */
@@ -71,7 +74,7 @@ export function buildModelExperiments(scope: Construct, props: ModelExperimentsP
     logRemovalPolicy: config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     failureAlarmAction: foundation.alarmTopic.alarmAction,
   };
-  const { promotion, shadowComparison, abTest } = model.experiments;
+  const { promotion, shadowComparison, abTest, bandit } = model.experiments;
   if (shadowComparison && !props.reports) {
     throw new Error(`${scope.node.path}: models[${model.name}].experiments.shadowComparison: needs the shared reports bucket (ExperimentsStack)`);
   }
@@ -117,10 +120,29 @@ export function buildModelExperiments(scope: Construct, props: ModelExperimentsP
         power: abTest.power,
         vpc: foundation.vpc,
       }),
+    bandit:
+      bandit &&
+      new OnlineAllocation(scope, `Bandit-${model.name}`, {
+        ...common,
+        endpoint,
+        // The schema requires api.predictionLog whenever a model has a bandit.
+        predictionLog: predictionLog!,
+        outcomeType: bandit.outcomeType,
+        strategy: bandit.strategy as BanditStrategy,
+        higherIsBetter: bandit.higherIsBetter,
+        minShare: bandit.minShare,
+        maxStep: bandit.maxStep,
+        minObservations: bandit.minObservations,
+        outcomeDelay: Duration.minutes(bandit.outcomeDelayMinutes),
+        firstWindow: Duration.hours(bandit.firstWindowHours),
+        schedule: scheduler.ScheduleExpression.rate(Duration.minutes(bandit.intervalMinutes)),
+        bakeTime: Duration.minutes(bandit.bakeMinutes),
+        vpc: foundation.vpc,
+      }),
   };
 }
 
 /** Every workflow of a model's experiments. */
 export function experimentWorkflows(experiments: ModelExperiments): MlWorkflow[] {
-  return [experiments.promotion?.workflow, experiments.shadowComparison?.workflow, experiments.abTest?.workflow].filter((w): w is MlWorkflow => w !== undefined);
+  return [experiments.promotion?.workflow, experiments.shadowComparison?.workflow, experiments.abTest?.workflow, experiments.bandit?.workflow].filter((w): w is MlWorkflow => w !== undefined);
 }

@@ -122,6 +122,7 @@ export class ModelFamilyStack extends Stack {
     if (this.lifecycle?.federated) this.dashboard.addFederated(this.lifecycle.federated);
     if (this.monitoring) this.dashboard.addModelMonitor(this.monitoring.monitor, { trigger: this.monitoring.trigger, alarms: this.monitoring.alarms });
     this.dashboard.addExperiments(this.experiments);
+    if (this.experiments.bandit) this.dashboard.addOnlineAllocation(this.experiments.bandit);
 
     this.healthAlarm = this.createHealthAlarm();
   }

@@ -90,7 +90,7 @@ describe('config validation names the bad field', () => {
   });
 
   test('duplicate model names and duplicate variant names', () => {
-    expect(problems(staging, (c) => c.models.push(clone(c.models[0])))).toEqual(["models[1].name: 'churn' is already used by another model"]);
+    expect(problems(staging, (c) => c.models.push(clone(c.models[0])))).toEqual(["models[2].name: 'churn' is already used by another model"]);
     expect(problems(staging, (c) => (c.models[0].variants[1].name = 'champion'))).toContain(
       "models[0].variants[1].name: 'champion' is already used by variants[0]; variant names must be unique",
     );
@@ -129,6 +129,7 @@ describe('config validation names the bad field', () => {
     ]);
     expect(problems(staging, (c) => (c.api.predictionLog = false))).toEqual([
       'models[0].experiments.abTest: needs api.predictionLog: true (the analysis reads the logged predictions and outcomes)',
+      'models[1].experiments.bandit: needs api.predictionLog: true (the bandit learns from the logged predictions and outcomes)',
     ]);
     expect(problems(staging, (c) => (c.models[0].experiments.promotion.trafficSteps = [50, 25]))).toEqual([
       'models[0].experiments.promotion.trafficSteps[1]: must be above the previous step and at most 100; got 25',

@@ -13,8 +13,10 @@ import { enableStepFunctionsExecution, renderForMoto, runExecution } from '../su
 const sample = (name: string) => JSON.parse(readFileSync(join(__dirname, '..', '..', 'examples', 'inputs', name), 'utf8'));
 const staging = synthesizePlatform('staging');
 const prod = synthesizePlatform('prod');
-/** The churn family's stack: its experiment, lifecycle and monitoring workflows. */
-const churn = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.families.find((family) => family.modelName === 'churn')!.stackName].toJSON();
+/** A family's stack: churn's experiment, lifecycle and monitoring workflows, offers' online allocation (staging). */
+const family = (name: string) => (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.families.find((candidate) => candidate.modelName === name)!.stackName].toJSON();
+const churn = family('churn');
+const offers = family('offers');
 const experiments = churn;
 const lifecycle = churn;
 const features = (platform: ReturnType<typeof synthesizePlatform>) => platform.templates[platform.stacks.features!.stackName].toJSON();
@@ -37,10 +39,11 @@ test.each([
   ['retire-model.json', prod, /^Retirementchurn/, 'Describe model version'],
   ['batch-inference.json', prod, /^BatchInferencechurn/, 'Find latest approved version'],
   ['federated-training.json', staging, /^Federatedchurn/, 'Start federation'],
+  ['online-allocation.json', staging, /^Banditoffers/, 'Describe endpoint'],
 ])('the sample input %s passes validation and starts the work', async (file, platform, machine, firstStep) => {
   await moto.reset();
   await enableStepFunctionsExecution(moto);
-  const template = file.startsWith('ingest-') ? features(platform) : /^(train|deploy|rollback|retire|batch)-/.test(file) ? lifecycle(platform) : experiments(platform);
+  const template = file.startsWith('ingest-') ? features(platform) : file.startsWith('online-') ? offers(platform) : /^(train|deploy|rollback|retire|batch)-/.test(file) ? lifecycle(platform) : experiments(platform);
   const definition = renderForMoto(template, machine, {});
   const result = await runExecution(moto, definition, sample(file), 30_000, firstStep);
   expect(result.states).toContain(firstStep);
@@ -60,9 +63,9 @@ test("moto's Amazon States Language parser accepts every state machine of the bl
   const sfn = new SFNClient(sdkTestConfig(moto.endpoint));
   const machines = [staging, prod].flatMap((platform) => Object.values(platform.templates).flatMap((template) => renderStateMachineDefinitions(template.toJSON())));
   // Both: batch features, four lifecycle workflows (training, deployment, retirement, batch inference),
-  // Model Monitor baselining and its retraining trigger; staging adds promotion, A/B and federated training, prod
-  // the shadow comparison.
-  expect(machines.length).toBe(10 + 8);
+  // Model Monitor baselining and its retraining trigger; staging adds promotion, A/B, federated training and the
+  // offers family's online allocation, prod the shadow comparison.
+  expect(machines.length).toBe(11 + 8);
   for (const machine of machines) {
     const created = await sfn.send(
       new CreateStateMachineCommand({ name: `${machine.logicalId}-${machines.indexOf(machine)}`, definition: JSON.stringify(machine.definition), roleArn: 'arn:aws:iam::123456789012:role/sfn' }),

@@ -29,8 +29,8 @@ describe.each(ENVIRONMENT_NAMES.filter((envName) => envName !== 'prod'))('the %s
 
   test('synthesizes every stack with the real cdk CLI and no AWS credentials', () => {
     // The shared stacks, then one per model family.
-    // staging adds the two silos of churn's federation, each in its own account and region.
-    const expected = [...(envName === 'dev' ? [] : ['Experiments']), 'Features', 'Foundation', 'Lifecycle', 'Observability', 'Rag', 'Serving', 'churn', ...(envName === 'staging' ? ['churn-Silo-europe', 'churn-Silo-north-america'] : [])];
+    // staging adds the two silos of churn's federation, each in its own account and region, and the offers family.
+    const expected = [...(envName === 'dev' ? [] : ['Experiments']), 'Features', 'Foundation', 'Lifecycle', 'Observability', 'Rag', 'Serving', 'churn', ...(envName === 'staging' ? ['churn-Silo-europe', 'churn-Silo-north-america', 'offers'] : [])];
     expect(templates.map((file) => file.replace(`${outdir}/`, '')).sort()).toEqual(expected.map((stack) => `MlPlatform-${envName}-${stack}.template.json`).sort());
   });
 

@@ -19,8 +19,8 @@ describe.each(ENVIRONMENT_NAMES)('the %s blueprint', (envName) => {
     );
     // The feature batch ingestion and the four lifecycle workflows in every environment, each environment's
     // experiments, and the Model Monitor baselining and retraining-trigger workflows of staging and prod; staging's
-    // federated training.
-    expect(machines.length).toBe(5 + (envName === 'dev' ? 0 : envName === 'staging' ? 2 + 2 + 1 : 1 + 2));
+    // federated training and the offers family's online allocation.
+    expect(machines.length).toBe(5 + (envName === 'dev' ? 0 : envName === 'staging' ? 2 + 2 + 1 + 1 : 1 + 2));
   });
 });
 

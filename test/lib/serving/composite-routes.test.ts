@@ -151,7 +151,7 @@ describe('config: composites', () => {
         "composites[0].members[0].variant: 'shadow' is not a production variant of churn (champion, challenger)",
         'composites[1].stages[0].confidence: is required on every stage but the last',
         'composites[1].stages[0].threshold: is required on every stage but the last',
-        "composites[1].stages[0].model: 'fraud' is not a model family of this config (churn)",
+        "composites[1].stages[0].model: 'fraud' is not a model family of this config (churn, offers)",
         'composites[1].stages[1]: is the last stage, which always answers: it takes no confidence or threshold',
         "composites[2].name: 'tiered' is already used by another composite",
         'composites[2].stages[0].input.user: must start with /request, /previous or /stages; got "/elsewhere"',
