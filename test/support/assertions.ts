@@ -24,3 +24,8 @@ export function expectAllFinite(value: unknown, path = '$'): void {
     }
   }
 }
+
+/** The lines of the message `build` throws (a construct's `invalid props` list, one problem a line); fails when it does not throw. */
+export function thrownLines(build: () => unknown): string[] {
+  return (catchError(build) as Error).message.split('\n');
+}

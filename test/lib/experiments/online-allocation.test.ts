@@ -10,15 +10,7 @@ import { expectValidStateMachines } from '../../support/asl';
 import { botocoreShapeMembers, cfnLintTemplate, unknownParameters } from '../../support/cli';
 import { nagFindings } from '../../support/platform';
 import { onlineAllocation } from './fixtures';
-
-function problemsOf(build: () => unknown): string[] {
-  try {
-    build();
-  } catch (error) {
-    return (error as Error).message.split('\n');
-  }
-  throw new Error('expected the construct to throw');
-}
+import { thrownLines } from '../../support/assertions';
 
 describe('OnlineAllocation', () => {
   const world = onlineAllocation();
@@ -99,10 +91,10 @@ describe('OnlineAllocation', () => {
   });
 
   test('names every bad prop at once, and refuses an endpoint with one production variant', () => {
-    const problems = problemsOf(() => onlineAllocation({ outcomeType: 'rating' as never, strategy: 'greedy' as never, minShare: 0.6, maxStep: 0.1234567, minObservations: 0, firstWindow: Duration.minutes(30), bakeTime: Duration.seconds(5) }));
+    const problems = thrownLines(() => onlineAllocation({ outcomeType: 'rating' as never, strategy: 'greedy' as never, minShare: 0.6, maxStep: 0.1234567, minObservations: 0, firstWindow: Duration.minutes(30), bakeTime: Duration.seconds(5) }));
     const text = problems.join('\n');
     for (const field of ['outcomeType:', 'strategy:', 'minShare:', 'maxStep:', 'minObservations:', 'firstWindow:', 'bakeTime:']) expect(text).toContain(field);
-    const one = problemsOf(() =>
+    const one = thrownLines(() =>
       onlineAllocation({}, { variants: [{ name: 'champion', weight: 1, model: { version: '1.0.0', image: '683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1' }, capacity: { kind: 'instance', instanceType: 'ml.m5.large', initialInstanceCount: 1 } }] }),
     );
     expect(one.join('\n')).toContain('endpoint: must have 2 to 10 production variants');

@@ -16,6 +16,7 @@ import { expectValidStateMachines } from '../../support/asl';
 import { cfnLintTemplate } from '../../support/cli';
 import { nagFindings } from '../../support/platform';
 import { lifecycleStack, pipelineProps, trainingPipeline } from './fixtures';
+import { thrownLines } from '../../support/assertions';
 
 const actionsOf = (statement: any): string[] => [statement.Action].flat();
 const resourceText = (statement: any): string => JSON.stringify(statement.Resource);
@@ -44,15 +45,6 @@ function validatorStatements(stack: Stack, construct: DataValidation): any[] {
 }
 
 /** The message of the error `build` throws, as its lines. */
-function problemsOf(build: () => unknown): string[] {
-  try {
-    build();
-  } catch (error) {
-    return (error as Error).message.split('\n');
-  }
-  throw new Error('expected the construct to throw');
-}
-
 
 describe('DataValidation', () => {
   const world = validation();
@@ -198,7 +190,7 @@ describe('DataValidation', () => {
   test('names every problem of the props at once, with the construct\'s path', () => {
     const world = lifecycleStack();
     expect(
-      problemsOf(
+      thrownLines(
         () =>
           new DataValidation(world.stack, 'Bad', {
             dataBucket: undefined as unknown as s3.IBucket,
@@ -430,7 +422,7 @@ describe('TrainingPipeline with dataValidation', () => {
 
   test('names the problems of dataValidation with the pipeline\'s other problems', () => {
     const bad = lifecycleStack();
-    const lines = problemsOf(
+    const lines = thrownLines(
       () =>
         new TrainingPipeline(bad.stack, 'Bad', pipelineProps(bad, { gate: { metric: 'binary_classification_metrics.auc.value', threshold: Number.NaN }, dataValidation: { format: 'parquet' as DatasetFormat, constraintsKey: 'fraud/constraints/constraints.json' } })),
     );

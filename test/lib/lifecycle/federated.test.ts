@@ -14,6 +14,7 @@ import { expectValidStateMachines } from '../../support/asl';
 import { botocoreShapeMembers, cfnLintTemplate, unknownParameters } from '../../support/cli';
 import { nagFindings } from '../../support/platform';
 import { EU_IMAGE, FEDERATED_IMAGE as IMAGE, federatedCoordinator as coordinator } from './fixtures';
+import { thrownLines } from '../../support/assertions';
 
 const COORDINATOR = '111122223333';
 
@@ -23,16 +24,6 @@ const bySid = (statements: any[], sid: string): any => {
   if (found === undefined) throw new Error(`no statement ${sid} in ${JSON.stringify(statements.map((statement) => statement.Sid))}`);
   return found;
 };
-
-function problemsOf(build: () => unknown): string[] {
-  try {
-    build();
-  } catch (error) {
-    return (error as Error).message.split('\n');
-  }
-  throw new Error('expected the construct to throw');
-}
-
 
 /** A silo's stack (its own account and region) with a data bucket it owns, unless `importedData`. */
 function silo(overrides: Partial<FederatedClientProps> = {}, importedData = false) {
@@ -178,7 +169,7 @@ describe('FederatedClient', () => {
 
   test('names every bad prop at once', () => {
     const stack = new Stack(new App(), 'Bad');
-    const problems = problemsOf(
+    const problems = thrownLines(
       () =>
         new FederatedClient(stack, 'Client', {
           federationName: 'Churn Federation',
@@ -283,7 +274,7 @@ describe('FederatedCoordinator', () => {
   });
 
   test('names every bad prop at once', () => {
-    const problems = problemsOf(() =>
+    const problems = thrownLines(() =>
       coordinator({
         name: 'Churn!',
         clients: [
@@ -319,7 +310,7 @@ describe('FederatedCoordinator', () => {
   });
 
   test('refuses rounds and polls that would outgrow an execution history', () => {
-    const problems = problemsOf(() => coordinator({ maxRounds: 200, roundTimeout: Duration.hours(6), pollInterval: Duration.minutes(1) }));
+    const problems = thrownLines(() => coordinator({ maxRounds: 200, roundTimeout: Duration.hours(6), pollInterval: Duration.minutes(1) }));
     expect(problems.join('\n')).toMatch(/maxRounds, roundTimeout, pollInterval: 200 rounds of up to 361 polls would write up to \d+ events, more than the 25000/);
   });
 });
