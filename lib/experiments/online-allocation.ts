@@ -156,9 +156,10 @@ export class OnlineAllocation extends Construct {
           resultPath,
         }),
       );
-    // The function is safe to call again with the same decision time; a lost race for the state is retried.
+    // The function is safe to call again with the same decision time; a lost race for the state is retried, bad input
+    // or a broken environment is not.
     const invoke = (stateId: string, comment: string, payload: Record<string, unknown>, resultPath: string, fields: readonly string[]) =>
-      workflowLambdaTask(this, stateId, { comment, lambdaFunction: this.function, payload, resultPath, fields, permanentErrors: ['BanditInputError', 'DecideInputError'], catchTo: errors.entry });
+      workflowLambdaTask(this, stateId, { comment, lambdaFunction: this.function, payload, resultPath, fields, permanentErrors: ['BanditInputError', 'ConfigError'], catchTo: errors.entry });
     const record = (stateId: string, status: 'deployed' | 'rolled-back' | 'skipped', detail: string) =>
       invoke(stateId, `Records the decision as ${status}.`, { action: 'record', model, 'decisionKey.$': '$.decision.decisionKey', status, 'detail.$': detail }, sfn.JsonPath.DISCARD, ['status']);
     const update = (stateId: string, weightsPath: string) =>

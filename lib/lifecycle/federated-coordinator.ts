@@ -238,10 +238,10 @@ export class FederatedCoordinator extends Construct {
     // --- The workflow ---------------------------------------------------------------------------------
     const family = props.modelPackageGroup;
     const errors = new FailureNotice(this, props.notificationTopic, `Federation ${props.name}: run failed`, 'Federated run failed');
-    // Every action of the round function is safe to repeat with the same input; bad input, an unknown run and a
-    // round without its quorum would fail again.
+    // Every action of the round function is safe to repeat with the same input; bad input, an unknown run, a round
+    // without its quorum and a broken environment would fail again.
     const invoke = (stateId: string, comment: string, payload: Record<string, unknown>, resultPath: string, fields: readonly string[]): tasks.LambdaInvoke =>
-      workflowLambdaTask(this, stateId, { comment, lambdaFunction: this.function, payload, resultPath, fields, permanentErrors: ['FederatedInputError', 'RoundFailedError'], catchTo: errors.entry });
+      workflowLambdaTask(this, stateId, { comment, lambdaFunction: this.function, payload, resultPath, fields, permanentErrors: ['FederatedInputError', 'RoundFailedError', 'ConfigError'], catchTo: errors.entry });
     const runRound = { action: 'startRound', 'runId.$': '$.run.runId', 'round.$': '$.round.number' };
     const start = invoke(
       'Start federation',

@@ -54,7 +54,7 @@ describe('OnlineAllocation', () => {
     expect(states['Roll back?'].Choices).toEqual([{ Variable: '$.alarms.firing', BooleanEquals: true, Next: 'Restore previous weights' }]);
     expect(states['Roll back?'].Default).toBe('Record deployed');
     expect(states['Allocation rolled back']).toMatchObject({ Type: 'Fail', Error: 'AllocationRolledBack' });
-    expect(states['Decide allocation'].Retry[0]).toEqual({ ErrorEquals: ['BanditInputError', 'DecideInputError'], MaxAttempts: 0 });
+    expect(states['Decide allocation'].Retry[0]).toEqual({ ErrorEquals: ['BanditInputError', 'ConfigError'], MaxAttempts: 0 });
   });
 
   test("sends UpdateEndpointWeightsAndCapacities and DescribeAlarms members of their requests only, as botocore's models define them", () => {

@@ -236,7 +236,7 @@ describe('FederatedCoordinator', () => {
     for (const [state, action] of [['Start round', 'startRound'], ['Check round', 'checkRound'], ['Aggregate round', 'aggregate']]) {
       expect(states[state].Resource).toBe('arn:aws:states:::lambda:invoke');
       expect(states[state].Parameters.Payload).toEqual({ action, 'runId.$': '$.run.runId', 'round.$': '$.round.number' });
-      expect(states[state].Retry[0]).toEqual({ ErrorEquals: ['FederatedInputError', 'RoundFailedError'], MaxAttempts: 0 });
+      expect(states[state].Retry[0]).toEqual({ ErrorEquals: ['FederatedInputError', 'RoundFailedError', 'ConfigError'], MaxAttempts: 0 });
       expect(states[state].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Describe failure' }]);
     }
     expect(states['Federated run failed']).toMatchObject({ Type: 'Fail', ErrorPath: '$.error.Error', CausePath: '$.error.Cause' });
