@@ -300,7 +300,7 @@ export class FederatedCoordinator extends Construct {
             Metric: props.metric.name,
             'MetricValue.$': "States.Format('{}', $.model.metric)",
             'BestMetricValue.$': "States.Format('{}', $.model.bestValue)",
-            Clients: props.clients.map((client) => client.name).join(','),
+            Clients: clientList(props.clients.map((client) => client.name)),
             'StopReason.$': '$.aggregate.reason',
           },
           Tags: [{ Key: FEDERATION_TAG, Value: props.name }],
@@ -403,6 +403,17 @@ export class FederatedCoordinator extends Construct {
   private metric(metricName: string, statistic: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return new cloudwatch.Metric({ namespace: FEDERATED_METRICS_NAMESPACE, metricName, dimensionsMap: { service: this.serviceName }, statistic, period: Duration.hours(1), ...props });
   }
+}
+
+/** The silos' names for a model version's metadata, whose values hold at most 256 characters: as many as fit, then how many more. */
+function clientList(names: readonly string[], limit = 256): string {
+  const all = names.join(',');
+  if (all.length <= limit) return all;
+  for (let count = names.length - 1; count > 0; count--) {
+    const text = `${names.slice(0, count).join(',')},… (+${names.length - count})`;
+    if (text.length <= limit) return text;
+  }
+  return `${names.length} silos`;
 }
 
 function validateProps(path: string, props: FederatedCoordinatorProps): void {

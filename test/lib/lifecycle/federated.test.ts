@@ -264,6 +264,18 @@ describe('FederatedCoordinator', () => {
     expect(lint.status).toBe(0);
   });
 
+  test("names the silos on the registered version within a metadata value's 256 characters", () => {
+    const clients = Array.from({ length: 40 }, (_, index) => ({ name: `silo-${String(index).padStart(2, '0')}-a`, account: String(100000000000 + index), region: 'us-east-1' }));
+    const fleet = coordinator({ clients, minClients: 20 });
+    const [fleetMachine] = expectValidStateMachines(Template.fromStack(fleet.stack).toJSON());
+    const text: string = (fleetMachine!.definition as any).States['Register global model'].Parameters.CustomerMetadataProperties.Clients;
+    expect(text.length).toBeLessThanOrEqual(256);
+    expect(text).toMatch(/^silo-00-a,silo-01-a,.*,… \(\+\d+\)$/);
+    const shown = text.split(',').length - 1;
+    expect(text.endsWith(`(+${clients.length - shown})`)).toBe(true);
+    expect(states['Register global model'].Parameters.CustomerMetadataProperties.Clients).toBe('north-america,europe');
+  });
+
   test('the robust aggregators and privacy reach the spec as configured', () => {
     const trimmed = coordinator({ aggregation: { aggregator: FederatedAggregator.TRIMMED_MEAN, trimFraction: 0.2 }, minClients: 1 });
     const [trimmedMachine] = expectValidStateMachines(Template.fromStack(trimmed.stack).toJSON());
