@@ -67,6 +67,37 @@ function fingerprint(file) {
   return { hash: hashOf(file), size: stat.size, mtimeMs: stat.mtimeMs };
 }
 
+/** Size and modification time of every file under `dir`, by absolute path: what a build starts from. */
+export function snapshot(dir) {
+  const files = new Map();
+  const walk = (current) => {
+    for (const entry of readdirSync(current, { withFileTypes: true })) {
+      const path = join(current, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.isFile()) {
+        const stat = statSync(path);
+        files.set(path, { size: stat.size, mtimeMs: stat.mtimeMs });
+      }
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return files;
+}
+
+/**
+ * The fingerprint to record for an input after a build. A source under `dir` that is not as it was when the build
+ * started (edited while esbuild ran, or new) may not be what esbuild read: it is recorded as never matching, so
+ * that the next build bundles it again. Files outside `dir` (node_modules) are taken as they are.
+ */
+export function settledFingerprint(path, before, dir) {
+  if (path.startsWith(`${dir}${sep}`)) {
+    const start = before.get(path);
+    const stat = statSync(path);
+    if (start === undefined || start.size !== stat.size || start.mtimeMs !== stat.mtimeMs) return { hash: 'changed-during-build', size: -1, mtimeMs: -1 };
+  }
+  return fingerprint(path);
+}
+
 function unchanged(file, recorded) {
   let stat;
   try {
@@ -124,6 +155,7 @@ async function main() {
   // Loaded only when there is something to build. One esbuild call over every entry point: each
   // still gets its own self-contained bundle.
   const { build } = await import('esbuild');
+  const before = snapshot(sourceDir);
   const result = await build({
     ...BUNDLE_OPTIONS,
     entryPoints: handlers.map((name) => ({ in: join(sourceDir, name, 'index.ts'), out: join(name, 'index') })),
@@ -136,7 +168,7 @@ async function main() {
   for (const file of Object.keys(result.metafile.inputs)) {
     // Inputs are relative to absWorkingDir; esbuild's virtual modules (e.g. `<define:...>`) have no file.
     const path = join(root, file);
-    if (existsSync(path)) inputs[relative(root, path).split(sep).join('/')] = fingerprint(path);
+    if (existsSync(path)) inputs[relative(root, path).split(sep).join('/')] = settledFingerprint(path, before, sourceDir);
   }
   mkdirSync(dirname(stampFile), { recursive: true });
   // Written aside and renamed, so that a check running beside this build never reads half a stamp.
