@@ -205,7 +205,8 @@ const DATA_PAGE_SIZE = 150;
  *    model passed as an input channel, and evaluates (processing job writing `evaluation.json`),
  *    each run to completion (`.sync`) with a timeout, retries on throttling and capacity errors, and
  *    a catch that notifies the topic with the execution's console link;
- * 3. gates on the evaluation metric against the threshold, and registers the model as a version of
+ * 3. gates on the evaluation metric against the threshold (and, when the input names a `championModelUri`, against
+ *    that model scored on the same test split by the same evaluation image), and registers the model as a version of
  *    the model package group with its metrics and lineage (training job, data version, code
  *    version, execution), or reports the rejection;
  * 4. notifies the topic of the outcome.
@@ -221,6 +222,16 @@ export class TrainingPipeline extends Construct {
   public readonly defaults: Record<string, unknown>;
   /** The data-validation service of the pipeline, with `dataValidation`. */
   public readonly dataValidation?: DataValidation;
+  /** Where each run registers the version it trained. */
+  public readonly modelPackageGroup: ModelPackageGroup;
+  /** The bucket of the training datasets (`<family>/datasets/<version>/`). */
+  public readonly dataBucket: s3.IBucket;
+  /** The bucket of the run outputs (`<family>/runs/<run id>/`). */
+  public readonly artifactsBucket: s3.IBucket;
+  /** The longest a run may take (the workflow's timeout). */
+  public readonly runTimeout: Duration;
+  /** The format the pipeline validates its datasets in, with `dataValidation`. */
+  public readonly datasetFormat?: DatasetFormat;
 
   constructor(scope: Construct, id: string, props: TrainingPipelineProps) {
     super(scope, id);
@@ -245,6 +256,10 @@ export class TrainingPipeline extends Construct {
     const family = props.modelPackageGroup.modelFamily;
     this.modelFamily = family;
     this.validate(props);
+    this.modelPackageGroup = props.modelPackageGroup;
+    this.dataBucket = props.dataBucket;
+    this.artifactsBucket = props.artifactsBucket;
+    this.datasetFormat = props.dataValidation ? (props.dataValidation.format ?? DatasetFormat.CSV) : undefined;
     const key = props.encryptionKey;
     this.role = props.role ?? new SageMakerExecutionRole(this, 'JobRole', { description: `Jobs of the ${family} training pipeline`, allowVpcAccess: props.vpc !== undefined });
     const jobRole = this.role.role;
@@ -461,6 +476,34 @@ export class TrainingPipeline extends Construct {
       { capacity: true },
     );
 
+    // An incremental run names the approved version it warm-starts from: that champion is scored on the same test
+    // split, by the same evaluation image, so that the gate compares the two models on the most recent data.
+    const evaluateChampion = errors.protect(
+      sageMakerJobState(this, 'Evaluate champion', {
+        kind: 'processing',
+        comment: 'Scores the champion (championModelUri) on the same test split and writes its evaluation.json.',
+        timeout: (props.evaluation.maxRuntime ?? Duration.hours(2)).plus(Duration.minutes(30)),
+        parameters: {
+          'ProcessingJobName.$': jobName('champ'),
+          RoleArn: jobRole.roleArn,
+          AppSpecification: appSpec(props.evaluation),
+          ProcessingResources: processingResources(props.evaluation),
+          StoppingCondition: { MaxRuntimeInSeconds: (props.evaluation.maxRuntime ?? Duration.hours(2)).toSeconds() },
+          NetworkConfig: network(true),
+          Environment: props.evaluation.environment ?? {},
+          ProcessingInputs: [
+            { InputName: 'model', S3Input: { 'S3Uri.$': '$.config.championModelUri', LocalPath: '/opt/ml/processing/model', S3DataType: 'S3Prefix', S3InputMode: 'File', S3DataDistributionType: 'FullyReplicated' } },
+            s3Input('test', runPrefix('preprocessed/test/'), '/opt/ml/processing/test'),
+          ],
+          ProcessingOutputConfig: { KmsKeyId: key.keyArn, Outputs: [s3Output('evaluation', 'champion-evaluation', '/opt/ml/processing/evaluation')] },
+          Tags: tags,
+        },
+        resultSelector: { 'jobName.$': '$.ProcessingJobName' },
+        resultPath: '$.championEvaluationJob',
+      }),
+      { capacity: true },
+    );
+
     // --- 3. Gate and register --------------------------------------------------------------------
     const readReport = errors.protect(
       tasks.CallAwsService.jsonPath(this, 'Read evaluation report', {
@@ -473,7 +516,19 @@ export class TrainingPipeline extends Construct {
         resultPath: '$.evaluation',
       }),
     );
+    const readChampionReport = errors.protect(
+      tasks.CallAwsService.jsonPath(this, 'Read champion evaluation report', {
+        service: 's3',
+        action: 'getObject',
+        iamResources: [props.artifactsBucket.arnForObjects(`${family}/runs/*`)],
+        iamAction: 's3:GetObject',
+        parameters: { Bucket: artifacts, 'Key.$': `States.Format('${family}/runs/{}/champion-evaluation/evaluation.json', $.run.id)` },
+        resultSelector: { 'report.$': 'States.StringToJson($.Body)' },
+        resultPath: '$.championEvaluation',
+      }),
+    );
     const metricPath = `$.evaluation.report.${gate.metric}`;
+    const championMetricPath = `$.championEvaluation.report.${gate.metric}`;
     const metricMissing = new sfn.Fail(this, 'Evaluation report lacks the metric', {
       error: 'EvaluationReportInvalid',
       cause: `evaluation.json: ${gate.metric} must be present and a number`,
@@ -482,6 +537,11 @@ export class TrainingPipeline extends Construct {
       (gate.direction ?? 'higher-is-better') === 'higher-is-better'
         ? sfn.Condition.numberGreaterThanEqualsJsonPath(metricPath, '$.config.threshold')
         : sfn.Condition.numberLessThanEqualsJsonPath(metricPath, '$.config.threshold');
+
+    const beatsChampion =
+      (gate.direction ?? 'higher-is-better') === 'higher-is-better'
+        ? sfn.Condition.numberGreaterThanEqualsJsonPath(metricPath, championMetricPath)
+        : sfn.Condition.numberLessThanEqualsJsonPath(metricPath, championMetricPath);
 
     const inference = props.inference ?? {};
     const inferenceImage = inference.image ?? props.training.image;
@@ -549,15 +609,41 @@ export class TrainingPipeline extends Construct {
       },
       resultPath: '$.verdict',
     });
+    const worseThanChampion = new sfn.Pass(this, 'Worse than champion verdict', {
+      parameters: {
+        result: 'rejected',
+        'reason.$': `States.Format('${gate.metric} = {} is worse than the champion ({}) on the same test split (${gate.direction ?? 'higher-is-better'}); the model was not registered', ${metricPath}, ${championMetricPath})`,
+        'champion.$': '$.config.championModelUri',
+        'championValue.$': championMetricPath,
+        'trainingJob.$': '$.training.jobName',
+        'dataVersion.$': '$.data.version',
+        'console.$': executionConsoleUrlExpression(this),
+      },
+      resultPath: '$.verdict',
+    });
     const done = new sfn.Pass(this, 'Output verdict', { inputPath: '$.verdict' });
     registered.next(errors.notify('Notify registration', `Model ${family}: new version registered`, '$.verdict')).next(done);
-    rejected.next(errors.notify('Notify rejection', `Model ${family}: trained model rejected`, '$.verdict')).next(done);
+    const notifyRejection = errors.notify('Notify rejection', `Model ${family}: trained model rejected`, '$.verdict');
+    rejected.next(notifyRejection).next(done);
+    worseThanChampion.next(notifyRejection);
     register.next(registered);
-    const gateChoice = new sfn.Choice(this, 'Metric meets threshold?')
-      .when(sfn.Condition.or(sfn.Condition.isNotPresent(metricPath), sfn.Condition.not(sfn.Condition.isNumeric(metricPath))), metricMissing)
-      .when(passes, register)
-      .otherwise(rejected);
-    readReport.next(gateChoice);
+    const metricMissingCondition = sfn.Condition.or(sfn.Condition.isNotPresent(metricPath), sfn.Condition.not(sfn.Condition.isNumeric(metricPath)));
+    const gateChoice = new sfn.Choice(this, 'Metric meets threshold?').when(metricMissingCondition, metricMissing).when(passes, register).otherwise(rejected);
+    const championMetricMissing = new sfn.Fail(this, 'Champion evaluation lacks the metric', {
+      error: 'EvaluationReportInvalid',
+      cause: `champion-evaluation/evaluation.json: ${gate.metric} must be present and a number`,
+    });
+    const championGate = new sfn.Choice(this, 'Meets threshold and champion?')
+      .when(metricMissingCondition, metricMissing)
+      .when(sfn.Condition.or(sfn.Condition.isNotPresent(championMetricPath), sfn.Condition.not(sfn.Condition.isNumeric(championMetricPath))), championMetricMissing)
+      .when(sfn.Condition.not(passes), rejected)
+      .when(beatsChampion, register)
+      .otherwise(worseThanChampion);
+    readReport.next(
+      new sfn.Choice(this, 'Compare with champion?')
+        .when(sfn.Condition.isPresent('$.config.championModelUri'), evaluateChampion.next(readChampionReport).next(championGate))
+        .otherwise(gateChoice),
+    );
 
     const useTransfer = new sfn.Choice(this, 'Fine-tune?')
       .when(sfn.Condition.and(sfn.Condition.booleanEquals('$.config.useTransferLearning', true), sfn.Condition.isPresent('$.config.baseModelUri')), fineTune)
@@ -660,6 +746,12 @@ export class TrainingPipeline extends Construct {
         { path: '$.config.threshold', type: 'number' },
         { path: '$.config.useTransferLearning', type: 'boolean' },
         { path: '$.config.baseModelUri', type: 'string', optional: true, check: { condition: sfn.Condition.stringMatches('$.config.baseModelUri', 's3://*'), expectation: 'an s3:// URI' } },
+        {
+          path: '$.config.championModelUri',
+          type: 'string',
+          optional: true,
+          check: { condition: sfn.Condition.stringMatches('$.config.championModelUri', 's3://*'), expectation: 'an s3:// URI of the approved version the run is compared with' },
+        },
         { path: '$.config.codeVersion', type: 'string' },
         ...(props.dataValidation
           ? [
@@ -684,13 +776,19 @@ export class TrainingPipeline extends Construct {
     );
     const definition = inputOverDefaults(this, this.defaults, { parameters: { run: { 'id.$': RUN_ID_EXPRESSION }, data: { version: 'sha256', objects: 0 } } }).next(validated);
 
+    // Preprocessing, training and two evaluations (the champion's too, in an incremental run), with room for retries.
+    this.runTimeout = (props.preprocessing.maxRuntime ?? Duration.hours(2))
+      .plus(trainingRuntime)
+      .plus(props.evaluation.maxRuntime ?? Duration.hours(2))
+      .plus(props.evaluation.maxRuntime ?? Duration.hours(2))
+      .plus(Duration.hours(6));
     this.workflow = new MlWorkflow(this, 'Workflow', {
       definition,
       description: `Training pipeline of model ${family}: preprocess, train, evaluate, gate, register`,
       encryptionKey: key,
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
-      timeout: (props.preprocessing.maxRuntime ?? Duration.hours(2)).plus(trainingRuntime).plus(props.evaluation.maxRuntime ?? Duration.hours(2)).plus(Duration.hours(6)),
+      timeout: this.runTimeout,
       failureAlarmAction: props.failureAlarmAction,
     });
     const workflowRole = this.workflow.role;

@@ -224,6 +224,87 @@ describe('the evaluation gate and registration', () => {
   });
 });
 
+describe('the comparison with the champion (an incremental run)', () => {
+  const runId = 'b2c3d4e5f6a1';
+  const championModelUri = 's3://model-artifacts/churn/runs/0f0e0d0c0b0a/model/churn-train-0f0e0d0c0b0a-0/output/model.tar.gz';
+  const afterEvaluation = {
+    config: {
+      modelFamily: 'churn',
+      dataPrefix: 'churn/datasets/increments/w-20261207T101500Z/',
+      threshold: 0.8,
+      useTransferLearning: true,
+      baseModelUri: championModelUri,
+      championModelUri,
+      codeVersion: 'git:4f07d72',
+      hyperparameters: {},
+    },
+    run: { id: runId },
+    data: { version: 'e'.repeat(64), objects: 3 },
+    preprocessing: { jobName: `churn-prep-${runId}` },
+    training: {
+      jobName: `churn-train-${runId}`,
+      jobArn: `arn:aws:sagemaker:us-east-1:123456789012:training-job/churn-train-${runId}`,
+      modelArtifacts: `s3://model-artifacts/churn/runs/${runId}/model/churn-train-${runId}/output/model.tar.gz`,
+    },
+    evaluationJob: { jobName: `churn-eval-${runId}` },
+  };
+  // As above, the reports' reads become Passes with what they read; the champion's processing job (.sync) is a Pass
+  // with its output, so the run goes from the new model's report through the champion's to the gate.
+  let report: unknown;
+  let championReport: unknown;
+  const gateFrom = (inputDefinition: string) => {
+    const parsed = JSON.parse(startingAt(inputDefinition, 'Read evaluation report'));
+    for (const [state, result] of [['Read evaluation report', { report }], ['Read champion evaluation report', { report: championReport }], ['Evaluate champion', { jobName: `churn-champ-${runId}-0` }]] as const) {
+      const original = parsed.States[state];
+      parsed.States[state] = { Type: 'Pass', Result: result, ResultPath: original.ResultPath, Next: original.Next };
+    }
+    return JSON.stringify(parsed);
+  };
+
+  test('registers a model that meets the threshold and beats the champion on the same test split', async () => {
+    report = { binary_classification_metrics: { auc: { value: 0.91 } } };
+    championReport = { binary_classification_metrics: { auc: { value: 0.88 } } };
+    const result = await runExecution(moto, gateFrom(definition), afterEvaluation);
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.states).toEqual(expect.arrayContaining(['Compare with champion?', 'Evaluate champion', 'Read champion evaluation report', 'Meets threshold and champion?', 'Register model version']));
+    expect(result.output).toMatchObject({ result: 'registered', value: 0.91 });
+    const described = await sagemaker().send(new DescribeModelPackageCommand({ ModelPackageName: result.output.modelPackageArn }));
+    expect(described.CustomerMetadataProperties).toMatchObject({ TransferLearning: 'true', DataPrefix: 's3://training-data/churn/datasets/increments/w-20261207T101500Z/' });
+  });
+
+  test('refuses a model worse than the champion even above the threshold, and says so', async () => {
+    report = { binary_classification_metrics: { auc: { value: 0.91 } } };
+    championReport = { binary_classification_metrics: { auc: { value: 0.93 } } };
+    const result = await runExecution(moto, gateFrom(definition), afterEvaluation);
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.output).toMatchObject({
+      result: 'rejected',
+      reason: 'binary_classification_metrics.auc.value = 0.91 is worse than the champion (0.93) on the same test split (higher-is-better); the model was not registered',
+      champion: championModelUri,
+      championValue: 0.93,
+    });
+    expect(result.states).not.toContain('Register model version');
+    expect((await read()).map((body) => JSON.parse(body))).toContainEqual(expect.objectContaining({ result: 'rejected', championValue: 0.93 }));
+  });
+
+  test('a model below the threshold is refused whatever the champion scored; a champion report without the metric fails', async () => {
+    report = { binary_classification_metrics: { auc: { value: 0.7 } } };
+    championReport = { binary_classification_metrics: { auc: { value: 0.5 } } };
+    const below = await runExecution(moto, gateFrom(definition), afterEvaluation);
+    expect(below.output).toMatchObject({ result: 'rejected', reason: expect.stringContaining('does not meet the threshold 0.8') });
+    await resetWith(async () => undefined);
+    report = { binary_classification_metrics: { auc: { value: 0.91 } } };
+    championReport = { regression_metrics: { mse: { value: 0.1 } } };
+    const broken = await runExecution(moto, gateFrom(definition), afterEvaluation);
+    expect(broken).toMatchObject({ status: 'FAILED', error: 'EvaluationReportInvalid', cause: 'champion-evaluation/evaluation.json: binary_classification_metrics.auc.value must be present and a number' });
+  });
+
+  test('refuses a championModelUri that is no s3:// URI at the first states', async () => {
+    const result = await runExecution(moto, definition, { modelFamily: 'churn', championModelUri: 'https://example.com/model.tar.gz' });
+    expect(result).toMatchObject({ status: 'FAILED', error: 'InvalidInput', cause: expect.stringContaining('config.championModelUri: must be absent or a string and an s3:// URI') });
+  });
+});
+
 describe('the data-arrival rule', () => {
   test('matches a _SUCCESS marker at the dataset layout in the data bucket, and nothing else', async () => {
     const pattern = TrainingPipeline.dataArrivalPattern('training-data', 'churn');
