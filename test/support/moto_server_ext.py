@@ -61,7 +61,8 @@ def update_endpoint_response(self):
 SageMakerModelBackend.update_endpoint = update_endpoint
 SageMakerResponse.update_endpoint = update_endpoint_response
 
-ITEM_WRITES = threading.Lock()
+# Re-entrant: moto's TransactWriteItems applies its items through put_item and update_item, which take it again.
+ITEM_WRITES = threading.RLock()
 
 
 def atomic(write):
