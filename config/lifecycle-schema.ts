@@ -129,6 +129,27 @@ export const lifecycleSchema = z.strictObject({
       pollIntervalMinutes: z.number().int().min(1).default(5),
     })
     .optional(),
+  /**
+   * Incremental training from streamed labelled events (seed pattern 17, online learning): a delivery stream writes
+   * micro-batches under `<family>/stream/arrived/`; each is validated against `dataValidation`'s constraints into a
+   * window, and when the guard rails allow, the training pipeline fine-tunes the approved version on the window and
+   * compares the result with it on the same test split. Needs `dataValidation`.
+   */
+  incrementalTraining: z
+    .strictObject({
+      /** The fewest validated records a window must hold before an update trains on it. */
+      minRecords: z.number().int().min(1).max(100_000_000).default(1000),
+      /** The least time from the end of one update to the start of the next. */
+      cooldownMinutes: z.number().int().min(0).max(30 * 24 * 60).default(24 * 60),
+      /** How often arrived micro-batches are validated and the guard rails checked (EventBridge Scheduler). */
+      checkSchedule: SCHEDULE_EXPRESSION.default('rate(15 minutes)'),
+      /** Hyperparameters of an update, over the fine-tuning ones (e.g. fewer rounds). */
+      hyperparameters: HYPERPARAMETERS.default({}),
+      /** How long and how much the delivery stream buffers before it writes a micro-batch (Firehose's ranges). */
+      bufferingSeconds: z.number().int().min(0).max(900).default(300),
+      bufferingMiB: z.number().int().min(1).max(128).default(5),
+    })
+    .optional(),
   batchInference: z
     .strictObject({
       instanceType: oneOf(Object.values(TransformInstanceType), 'transform'),

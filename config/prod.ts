@@ -98,6 +98,9 @@ export const prod: PlatformConfigInput = {
         retrainSchedule: 'cron(0 4 ? * SUN *)',
         // Each dataset is checked against churn/constraints/constraints.json before preprocessing.
         dataValidation: { format: 'csv' },
+        // Streamed labelled outcomes fine-tune the approved version on each window of 20 000 validated records, at
+        // most every three days (the canary's pace), and only a model that beats it on the window is registered.
+        incrementalTraining: { minRecords: 20_000, cooldownMinutes: 72 * 60, checkSchedule: 'rate(30 minutes)', hyperparameters: { num_round: '50' } },
         // Every customer scored nightly: a request naming a customer is answered from the night's run for 26
         // hours (then asked in real time); an older answer still serves while the endpoint fails.
         batchInference: {

@@ -517,6 +517,9 @@ function checkExperiments(config: RawConfig, model: RawConfig['models'][number],
       ctx.addIssue({ code: 'custom', path: at('pollIntervalMinutes'), message: `must be at most roundTimeoutMinutes (${federated.roundTimeoutMinutes}); got ${federated.pollIntervalMinutes}` });
     }
   }
+  if (lifecycle?.incrementalTraining !== undefined && lifecycle.dataValidation === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['models', index, 'lifecycle', 'incrementalTraining'], message: "needs lifecycle.dataValidation: its constraints judge each micro-batch, and its format is the windows'" });
+  }
   const guardrails = model.deploymentGuardrails;
   if (guardrails && guardrails.mode !== 'all-at-once' && guardrails.percent === undefined) {
     ctx.addIssue({ code: 'custom', path: ['models', index, 'deploymentGuardrails', 'percent'], message: `is required for ${guardrails.mode} traffic shifting` });

@@ -77,6 +77,9 @@ export const staging: PlatformConfigInput = {
         // Rounds of training in two subsidiaries' silos (config/churn-federated.ts); the global model is
         // registered in churn's model package group, where approval and deployment take over.
         federated: churnFederated,
+        // Labelled outcomes streamed from the CRM: a window of 5 000 validated records fine-tunes the approved
+        // version with 50 more boosting rounds, at most every 12 hours, and only if it beats that version on the window.
+        incrementalTraining: { minRecords: 5000, cooldownMinutes: 12 * 60, hyperparameters: { num_round: '50' } },
         // The nightly scores (customer id, then churn score) are served to requests naming the customer.
         batchInference: {
           instanceType: 'ml.m5.xlarge',

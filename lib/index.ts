@@ -34,6 +34,7 @@ export * from './lifecycle/data-validation';
 export * from './lifecycle/batch-inference';
 export * from './lifecycle/federated-client';
 export * from './lifecycle/federated-coordinator';
+export * from './lifecycle/incremental-training';
 export * from './lifecycle/model-deployment';
 export * from './lifecycle/model-package-group';
 export * from './lifecycle/model-retirement';

@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Size, Stack, StackProps } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -13,6 +13,7 @@ import { SecureBucket } from '../core/secure-bucket';
 import { BatchInference } from '../lifecycle/batch-inference';
 import { DATA_VALIDATION_STATE_TAG, type DatasetFormat } from '../lifecycle/data-validation';
 import { FederatedAggregator, FederatedCoordinator } from '../lifecycle/federated-coordinator';
+import { IncrementalTraining } from '../lifecycle/incremental-training';
 import { ModelDeployment } from '../lifecycle/model-deployment';
 import { ModelApprovalPolicy, ModelPackageGroup } from '../lifecycle/model-package-group';
 import { ModelRetirement } from '../lifecycle/model-retirement';
@@ -36,6 +37,8 @@ export interface ModelLifecycle {
   readonly batchInference?: BatchInference;
   /** The coordinator of the family's federated training, with `lifecycle.federated`. */
   readonly federated?: FederatedCoordinator;
+  /** Incremental training from the family's streamed labelled events, with `lifecycle.incrementalTraining`. */
+  readonly incremental?: IncrementalTraining;
 }
 
 /**
@@ -186,6 +189,21 @@ export function buildModelLifecycle(scope: Construct, props: ModelLifecycleProps
       stateBucket: artifacts,
       statePrefix: `${model.name}/federated/`,
     });
+  const it = lifecycle.incrementalTraining;
+  const incremental =
+    it &&
+    new IncrementalTraining(scope, `Incremental-${model.name}`, {
+      ...common,
+      trainingPipeline: training,
+      minRecords: it.minRecords,
+      cooldown: Duration.minutes(it.cooldownMinutes),
+      schedule: scheduler.ScheduleExpression.expression(it.checkSchedule),
+      hyperparameters: it.hyperparameters,
+      bufferingInterval: Duration.seconds(it.bufferingSeconds),
+      bufferingSize: Size.mebibytes(it.bufferingMiB),
+      removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      vpc: foundation.vpc,
+    });
   // The deployed versions read the artifacts the pipeline wrote and pull the inference image.
   const runs = artifacts.arnForObjects(`${model.name}/runs/*`);
   iam.Grant.addToPrincipal({ grantee: deployment.modelRole, actions: ['s3:GetObject'], resourceArns: [runs] });
@@ -200,10 +218,14 @@ export function buildModelLifecycle(scope: Construct, props: ModelLifecycleProps
     ['Retirement', retirement.workflow],
     ...(batchInference ? [['BatchInference', batchInference.workflow] as const] : []),
     ...(federated ? [['Federated', federated.workflow] as const] : []),
+    ...(incremental ? [['Incremental', incremental.workflow] as const] : []),
   ] as const) {
     new CfnOutput(scope, `${name}Workflow-${model.name}`, { value: workflow.stateMachine.stateMachineArn, description: `${name} workflow of ${model.name}` });
   }
-  return { modelName: model.name, registry, training, deployment, retirement, batchInference, federated };
+  if (incremental) {
+    new CfnOutput(scope, `EventStream-${model.name}`, { value: incremental.deliveryStreamName, description: `Delivery stream of ${model.name}'s labelled events (firehose put-record)` });
+  }
+  return { modelName: model.name, registry, training, deployment, retirement, batchInference, federated, incremental };
 }
 
 function jobResources(job: LifecycleConfig['preprocessing']): JobResources {

@@ -4,6 +4,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { DataKey } from '../../../lib/core/data-key';
 import { SecureBucket } from '../../../lib/core/secure-bucket';
 import { FederatedCoordinator, type FederatedCoordinatorProps } from '../../../lib/lifecycle/federated-coordinator';
+import { IncrementalTraining, type IncrementalTrainingProps } from '../../../lib/lifecycle/incremental-training';
 import { ModelApprovalPolicy, ModelPackageGroup } from '../../../lib/lifecycle/model-package-group';
 import { TrainingPipeline, type TrainingPipelineProps } from '../../../lib/lifecycle/training-pipeline';
 import { AlarmSeverity } from '../../../lib/serving/endpoint-alarms';
@@ -85,6 +86,20 @@ export function federatedCoordinator(overrides: Partial<FederatedCoordinatorProp
     encryptionKey: world.key,
     notificationTopic: world.topic,
     failureAlarmAction: new actions.SnsAction(world.topic),
+    ...overrides,
+  });
+  return { ...world, construct };
+}
+
+/** Incremental training of churn: a pipeline that validates CSV datasets, fed by the construct's delivery stream. */
+export function incrementalTraining(overrides: Partial<IncrementalTrainingProps> = {}, pipelineOverrides: Partial<TrainingPipelineProps> = {}) {
+  const world = trainingPipeline({ dataValidation: {}, ...pipelineOverrides });
+  const construct = new IncrementalTraining(world.stack, 'ChurnIncremental', {
+    trainingPipeline: world.pipeline,
+    notificationTopic: world.topic,
+    encryptionKey: world.key,
+    failureAlarmAction: new actions.SnsAction(world.topic),
+    removalPolicy: RemovalPolicy.DESTROY,
     ...overrides,
   });
   return { ...world, construct };
