@@ -2,6 +2,8 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type { DataValidation } from '../lifecycle/data-validation';
 import type { FederatedCoordinator } from '../lifecycle/federated-coordinator';
+import type { IncrementalTraining } from '../lifecycle/incremental-training';
+import type { ModelDeployment } from '../lifecycle/model-deployment';
 import type { OnlineAllocation } from '../experiments/online-allocation';
 import { Construct } from 'constructs';
 import type { ModelEndpoint } from '../serving/model-endpoint';
@@ -155,6 +157,43 @@ export class PlatformDashboard extends Construct {
         title: `${title}: runs`,
         left: [machine.metricSucceeded({ period, statistic: 'Sum', label: 'succeeded' }), machine.metricFailed({ period, statistic: 'Sum', label: 'failed' }), machine.metricStarted({ period, statistic: 'Sum', label: 'started' })],
         width: alarms.length > 0 ? 4 : 8,
+        height: 6,
+      }),
+      ...(alarms.length > 0 ? [new cloudwatch.AlarmStatusWidget({ title: `${title}: alarms`, alarms, width: 4, height: 6 })] : []),
+    );
+  }
+
+  /**
+   * Adds incremental training from the stream: records arrived, validated and quarantined, micro-batches set aside,
+   * updates triggered, deferred, registered, refused and failed, and, with `deployment`, the versions it rolled out.
+   */
+  public addIncrementalTraining(incremental: IncrementalTraining, title = 'Incremental training', deployment?: ModelDeployment): void {
+    const period = Duration.hours(1);
+    const alarms = [incremental.rejectedBatchesAlarm, incremental.workflow.failureAlarm].filter((alarm): alarm is cloudwatch.Alarm => alarm !== undefined);
+    this.addSection(
+      new cloudwatch.TextWidget({ markdown: `### ${title}`, width: 24, height: 1 }),
+      new cloudwatch.GraphWidget({
+        title: `${title}: streamed records`,
+        left: [
+          incremental.metricRecordsArrived({ period, label: 'arrived' }),
+          incremental.metricRecordsValidated({ period, label: 'validated' }),
+          incremental.metricRecordsQuarantined({ period, label: 'quarantined' }),
+        ],
+        right: [incremental.metricMicroBatchesRejected({ period, label: 'micro-batches set aside' })],
+        width: 8,
+        height: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: `${title}: updates`,
+        left: [
+          incremental.metricUpdatesTriggered({ period, label: 'triggered' }),
+          incremental.metricUpdatesDeferred({ period, label: 'deferred (running or cooling down)' }),
+          incremental.metricUpdatesRegistered({ period, label: 'registered' }),
+          incremental.metricUpdatesRefused({ period, label: 'refused' }),
+          incremental.metricUpdatesFailed({ period, label: 'failed' }),
+          ...(deployment ? [deployment.workflow.stateMachine.metricSucceeded({ period, statistic: 'Sum', label: 'versions deployed (any source)' })] : []),
+        ],
+        width: alarms.length > 0 ? 12 : 16,
         height: 6,
       }),
       ...(alarms.length > 0 ? [new cloudwatch.AlarmStatusWidget({ title: `${title}: alarms`, alarms, width: 4, height: 6 })] : []),

@@ -120,6 +120,7 @@ export class ModelFamilyStack extends Stack {
     if (this.driftDetector) this.dashboard.addDrift(this.driftDetector);
     if (this.lifecycle?.training.dataValidation) this.dashboard.addDataValidation(this.lifecycle.training.dataValidation);
     if (this.lifecycle?.federated) this.dashboard.addFederated(this.lifecycle.federated);
+    if (this.lifecycle?.incremental) this.dashboard.addIncrementalTraining(this.lifecycle.incremental, 'Incremental training', this.lifecycle.deployment);
     if (this.monitoring) this.dashboard.addModelMonitor(this.monitoring.monitor, { trigger: this.monitoring.trigger, alarms: this.monitoring.alarms });
     this.dashboard.addExperiments(this.experiments);
     if (this.experiments.bandit) this.dashboard.addOnlineAllocation(this.experiments.bandit);
