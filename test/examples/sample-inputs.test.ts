@@ -40,10 +40,11 @@ test.each([
   ['batch-inference.json', prod, /^BatchInferencechurn/, 'Find latest approved version'],
   ['federated-training.json', staging, /^Federatedchurn/, 'Start federation'],
   ['online-allocation.json', staging, /^Banditoffers/, 'Describe endpoint'],
+  ['incremental-training.json', prod, /^Incrementalchurn/, 'Validate micro-batches'],
 ])('the sample input %s passes validation and starts the work', async (file, platform, machine, firstStep) => {
   await moto.reset();
   await enableStepFunctionsExecution(moto);
-  const template = file.startsWith('ingest-') ? features(platform) : file.startsWith('online-') ? offers(platform) : /^(train|deploy|rollback|retire|batch)-/.test(file) ? lifecycle(platform) : experiments(platform);
+  const template = file.startsWith('ingest-') ? features(platform) : file.startsWith('online-') ? offers(platform) : /^(train|deploy|rollback|retire|batch|incremental)-/.test(file) ? lifecycle(platform) : experiments(platform);
   const definition = renderForMoto(template, machine, {});
   const result = await runExecution(moto, definition, sample(file), 30_000, firstStep);
   expect(result.states).toContain(firstStep);
@@ -62,10 +63,10 @@ test("moto's Amazon States Language parser accepts every state machine of the bl
   await moto.reset();
   const sfn = new SFNClient(sdkTestConfig(moto.endpoint));
   const machines = [staging, prod].flatMap((platform) => Object.values(platform.templates).flatMap((template) => renderStateMachineDefinitions(template.toJSON())));
-  // Both: batch features, four lifecycle workflows (training, deployment, retirement, batch inference),
-  // Model Monitor baselining and its retraining trigger; staging adds promotion, A/B, federated training and the
-  // offers family's online allocation, prod the shadow comparison.
-  expect(machines.length).toBe(11 + 8);
+  // Both: batch features, five lifecycle workflows (training, deployment, retirement, batch inference, incremental
+  // training), Model Monitor baselining and its retraining trigger; staging adds promotion, A/B, federated training
+  // and the offers family's online allocation, prod the shadow comparison.
+  expect(machines.length).toBe(12 + 9);
   for (const machine of machines) {
     const created = await sfn.send(
       new CreateStateMachineCommand({ name: `${machine.logicalId}-${machines.indexOf(machine)}`, definition: JSON.stringify(machine.definition), roleArn: 'arn:aws:iam::123456789012:role/sfn' }),
