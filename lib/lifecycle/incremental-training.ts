@@ -249,8 +249,8 @@ export class IncrementalTraining extends Construct {
         .next(errors.notify(`${prefix}: notify`, `Model ${family}: incremental update refused`, '$.verdict'))
         .next(new sfn.Succeed(this, `${prefix}: update refused`));
 
-    const failed = finish('Record failure', 'failed', "States.Format('{}: {}', $.pipelineError.Error, $.pipelineError.Cause)")
-      .next(verdict('Failure verdict', 'failed', { error: '$.pipelineError.Error', cause: '$.pipelineError.Cause' }))
+    const failed = finish('Record failure', 'failed', "States.Format('{}: {}', $.updateError.Error, $.updateError.Cause)")
+      .next(verdict('Failure verdict', 'failed', { error: '$.updateError.Error', cause: '$.updateError.Cause' }))
       .next(errors.notify('Notify update failure', `Model ${family}: incremental update failed`, '$.verdict'))
       .next(new sfn.Fail(this, 'Update failed', { error: 'IncrementalUpdateFailed', causePath: '$.verdict.cause' }));
     const registered = finish('Record registration', 'registered', "States.Format('registered {}', $.pipeline.output.modelPackageArn)", { 'modelPackageArn.$': '$.pipeline.output.modelPackageArn' })
@@ -281,11 +281,18 @@ export class IncrementalTraining extends Construct {
       resultPath: '$.pipeline',
     });
     startPipeline.addRetry({ errors: ['StepFunctions.ThrottlingException', 'StepFunctions.SdkClientException'], interval: Duration.seconds(5), backoffRate: 2, maxAttempts: 4, jitterStrategy: sfn.JitterType.FULL });
-    startPipeline.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.pipelineError' });
+    startPipeline.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.updateError' });
     startPipeline.next(new sfn.Choice(this, 'Registered?').when(sfn.Condition.stringEquals('$.pipeline.output.result', 'registered'), registered).otherwise(refusedByGate));
 
     const runsPrefix = `s3://${pipeline.artifactsBucket.bucketName}/${family}/runs/`;
-    const describeChampion = errors.protect(
+    // After the window closed, a failure is the update's: it is recorded (the lock released, the cooldown started)
+    // rather than left to hold the lock until it lapses.
+    const recordOnFailure = <T extends sfn.TaskStateBase>(task: T): T => {
+      errors.retry(task);
+      task.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.updateError' });
+      return task;
+    };
+    const describeChampion = recordOnFailure(
       tasks.CallAwsService.jsonPath(this, 'Describe champion', {
         service: 'sagemaker',
         action: 'describeModelPackage',
@@ -306,7 +313,7 @@ export class IncrementalTraining extends Construct {
           ),
         ),
     );
-    const listApproved = errors.protect(
+    const listApproved = recordOnFailure(
       tasks.CallAwsService.jsonPath(this, 'Find champion', {
         service: 'sagemaker',
         action: 'listModelPackages',

@@ -18,9 +18,9 @@ describe.each(ENVIRONMENT_NAMES)('the %s blueprint', (envName) => {
       Object.keys(template.findResources('AWS::StepFunctions::StateMachine')).length > 0 ? expectValidStateMachines(template.toJSON()) : [],
     );
     // The feature batch ingestion and the four lifecycle workflows in every environment, each environment's
-    // experiments, and the Model Monitor baselining and retraining-trigger workflows of staging and prod; staging's
-    // federated training and the offers family's online allocation.
-    expect(machines.length).toBe(5 + (envName === 'dev' ? 0 : envName === 'staging' ? 2 + 2 + 1 + 1 : 1 + 2));
+    // experiments, the Model Monitor baselining and retraining-trigger workflows and churn's incremental training
+    // in staging and prod; staging's federated training and the offers family's online allocation.
+    expect(machines.length).toBe(5 + (envName === 'dev' ? 0 : envName === 'staging' ? 2 + 2 + 1 + 1 + 1 : 1 + 2 + 1));
   });
 });
 

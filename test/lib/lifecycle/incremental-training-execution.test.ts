@@ -86,7 +86,7 @@ function definitionFor(train: Record<string, unknown> | { error: string; cause: 
   expect(start.Resource).toMatch(/startExecution\.sync:2$/);
   parsed.States['Train on window'] =
     'error' in train
-      ? { Type: 'Pass', Result: { Error: train.error, Cause: train.cause }, ResultPath: '$.pipelineError', Next: start.Catch[0].Next }
+      ? { Type: 'Pass', Result: { Error: train.error, Cause: train.cause }, ResultPath: '$.updateError', Next: start.Catch[0].Next }
       : { Type: 'Pass', Parameters: { executionArn: 'arn:aws:states:us-east-1:123456789012:execution:training:churn-w', output: train }, ResultPath: '$.pipeline', Next: start.Next };
   parsed.States['Train on window'].Comment = JSON.stringify(start.Parameters.Input);
   return JSON.stringify(parsed);
@@ -260,6 +260,24 @@ test('a pipeline run that fails is recorded as failed, notified, and fails the w
   expect(execution).toMatchObject({ status: 'FAILED', error: 'IncrementalUpdateFailed', cause });
   expect(payloads(execution.events)[1]).toMatchObject({ action: 'finish', outcome: 'failed', detail: `DataValidationFailed: ${cause}`, window: tick.window });
   expect(JSON.parse((await notices.read())[0]!)).toMatchObject({ result: 'failed', error: 'DataValidationFailed', cause });
+});
+
+test('a registry that fails after the window closed records the update as failed, so the lock does not wait to lapse', async () => {
+  await approvedChampion();
+  await arrive(good(6));
+  const { tick, results } = await runAsTheWorkflowWould({ outcome: 'failed', detail: 'the registry failed' });
+  await queueLambdaResults(moto, results);
+  // The version the list names cannot be described (it was deleted meanwhile): DescribeModelPackage fails.
+  const parsed = JSON.parse(definitionFor({ result: 'registered' }));
+  parsed.States['Describe champion'].Parameters = { ModelPackageName: 'arn:aws:sagemaker:us-east-1:123456789012:model-package/deleted-group/7' };
+
+  const execution = await runExecution(moto, JSON.stringify(parsed), { trigger: 'schedule' }, 90_000);
+
+  expect(execution).toMatchObject({ status: 'FAILED', error: 'IncrementalUpdateFailed' });
+  expect(execution.states.slice(execution.states.indexOf('Describe champion'))).toEqual(['Describe champion', 'Record failure', 'Failure verdict', 'Notify update failure', 'Update failed']);
+  const finishSent = payloads(execution.events)[1];
+  expect(finishSent).toMatchObject({ action: 'finish', outcome: 'failed', window: tick.window });
+  expect(finishSent.detail).toContain('model-package/deleted-group/7 not found');
 });
 
 test('without an approved version there is nothing to warm-start from: the update is refused and the window kept', async () => {
