@@ -123,7 +123,13 @@ export class IncrementalTraining extends Construct {
     iam.Grant.addToPrincipal({ grantee: deliveryRole, actions: ['s3:GetBucketLocation', 's3:ListBucket', 's3:ListBucketMultipartUploads'], resourceArns: [bucket.bucketArn] });
     iam.Grant.addToPrincipal({ grantee: deliveryRole, actions: ['s3:PutObject', 's3:AbortMultipartUpload'], resourceArns: [bucket.arnForObjects(`${streamPrefix}*`)] });
     key.grant(deliveryRole, 'kms:GenerateDataKey', 'kms:Decrypt');
-    iam.Grant.addToPrincipal({ grantee: deliveryRole, actions: ['logs:PutLogEvents'], resourceArns: [`${deliveryLogs.logGroupArn.replace(/:\*$/, '')}:log-stream:${deliveryLogStream.logStreamName}`] });
+    const deliveryLogStreamArn = stack.formatArn({
+      service: 'logs',
+      resource: 'log-group',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      resourceName: `${deliveryLogs.logGroupName}:log-stream:${deliveryLogStream.logStreamName}`,
+    });
+    iam.Grant.addToPrincipal({ grantee: deliveryRole, actions: ['logs:PutLogEvents'], resourceArns: [deliveryLogStreamArn] });
     acknowledgeWildcardResource(deliveryRole.grantsPolicy, bucket.arnForObjects(`${streamPrefix}*`), `Firehose writes micro-batches and delivery errors under ${streamPrefix}, in keys it names by time; write-only.`);
     const buffering = { intervalInSeconds: (props.bufferingInterval ?? Duration.minutes(5)).toSeconds(), sizeInMBs: (props.bufferingSize ?? Size.mebibytes(5)).toMebibytes() };
     this.deliveryStream = new firehose.CfnDeliveryStream(this, 'EventStream', {
@@ -199,6 +205,8 @@ export class IncrementalTraining extends Construct {
     iam.Grant.addToPrincipal({ grantee: fn.role, actions: ['s3:GetObject'], resourceArns: [bucket.arnForObjects(constraintsKey)] });
     iam.Grant.addToPrincipal({ grantee: fn.role, actions: ['s3:PutObject'], resourceArns: written });
     key.grant(fn.role, 'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey');
+    // The constraints document is encrypted with the bucket's own key, when that is another one.
+    if (bucket.encryptionKey !== undefined && bucket.encryptionKey !== key) bucket.encryptionKey.grant(fn.role, 'kms:Decrypt');
     this.table.grant(fn.role, 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:PutItem');
     acknowledgeWildcardResource(fn.role.grantsPolicy, arrived, `Reads and, once filed, deletes the micro-batches the delivery stream writes under ${streamPrefix}arrived/ (the bucket keeps the deleted version).`);
     for (const resource of written) acknowledgeWildcardResource(fn.role.grantsPolicy, resource, 'Writes each micro-batch\'s validated records, quarantined rows or rejected batch under a key named by its window and batch; write-only.');

@@ -44,6 +44,10 @@ describe('IncrementalTraining', () => {
     const put = statements.find((statement) => text(statement.Action).includes('s3:PutObject'));
     expect(text(put.Resource)).toContain('/churn/stream/*');
     expect(statements.every((statement) => !text(statement.Action).includes('s3:GetObject') && !text(statement.Action).includes('s3:DeleteObject'))).toBe(true);
+    const logging = statements.find((statement) => statement.Action === 'logs:PutLogEvents');
+    expect(logging.Resource).toEqual({
+      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':logs:us-east-1:123456789012:log-group:', { Ref: id(world.construct.node.findChild('DeliveryLogs')) }, ':log-stream:', { Ref: id(world.construct.node.findChild('DeliveryLogStream')) }]],
+    });
     const trust = template.Resources[id(deliveryRole)].Properties.AssumeRolePolicyDocument.Statement[0];
     expect(trust).toMatchObject({ Principal: { Service: 'firehose.amazonaws.com' }, Condition: { StringEquals: { 'sts:ExternalId': '123456789012' } } });
   });
