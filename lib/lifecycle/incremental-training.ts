@@ -250,12 +250,11 @@ export class IncrementalTraining extends Construct {
       });
 
     // Refused before training: no approved version to warm-start from, or one the training jobs cannot read.
-    const refuse = (prefix: string, reason: string) =>
-      new sfn.Pass(this, `${prefix}: reason`, { parameters: { 'text.$': reason }, resultPath: '$.refusal' })
-        .next(finish(`${prefix}: record refusal`, 'refused', '$.refusal.text'))
-        .next(verdict(`${prefix}: verdict`, 'refused', { reason: '$.refusal.text' }))
-        .next(errors.notify(`${prefix}: notify`, `Model ${family}: incremental update refused`, '$.verdict'))
-        .next(new sfn.Succeed(this, `${prefix}: update refused`));
+    const refusedBeforeTraining = finish('Record refusal', 'refused', '$.refusal.text')
+      .next(verdict('Refusal verdict', 'refused', { reason: '$.refusal.text' }))
+      .next(errors.notify('Notify refusal', `Model ${family}: incremental update refused`, '$.verdict'))
+      .next(new sfn.Succeed(this, 'Refused before training'));
+    const refuse = (stateId: string, reason: string) => new sfn.Pass(this, stateId, { parameters: { 'text.$': reason }, resultPath: '$.refusal' }).next(refusedBeforeTraining);
 
     const failed = finish('Record failure', 'failed', "States.Format('{}: {}', $.updateError.Error, $.updateError.Cause)")
       .next(verdict('Failure verdict', 'failed', { error: '$.updateError.Error', cause: '$.updateError.Cause' }))

@@ -288,7 +288,7 @@ test('without an approved version there is nothing to warm-start from: the updat
   const execution = await start({ result: 'registered' });
 
   expect(execution.status).toBe('SUCCEEDED');
-  expect(execution.states).toEqual(expect.arrayContaining(['Has champion?', 'No champion: reason', 'No champion: record refusal', 'No champion: notify', 'No champion: update refused']));
+  expect(execution.states).toEqual(expect.arrayContaining(['Has champion?', 'No champion', 'Record refusal', 'Refusal verdict', 'Notify refusal', 'Refused before training']));
   expect(execution.states).not.toContain('Train on window');
   expect(payloads(execution.events)[1]).toMatchObject({ outcome: 'refused', detail: `no approved version of churn to warm-start from; window ${tick.window} stays for a full training run` });
 });
@@ -302,7 +302,7 @@ test('a champion whose artifact lies outside the pipeline runs is refused before
   const execution = await start({ result: 'registered' });
 
   expect(execution.status).toBe('SUCCEEDED');
-  expect(execution.states).toEqual(expect.arrayContaining(['Champion artifact readable?', 'Champion unreadable: record refusal', 'Champion unreadable: update refused']));
+  expect(execution.states).toEqual(expect.arrayContaining(['Champion artifact readable?', 'Champion unreadable', 'Record refusal', 'Refused before training']));
   expect(payloads(execution.events)[1].detail).toContain(`outside s3://${ARTIFACTS}/churn/runs/`);
 });
 

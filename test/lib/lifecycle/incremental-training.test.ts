@@ -80,7 +80,9 @@ describe('IncrementalTraining', () => {
     expect(states['Update now?'].Choices).toEqual([{ Variable: '$.tick.decision', StringEquals: 'start', Next: 'Find champion' }]);
     expect(states['Update now?'].Default).toBe('No update');
     expect(states['Find champion'].Parameters).toMatchObject({ ModelApprovalStatus: 'Approved', SortBy: 'CreationTime', SortOrder: 'Descending', MaxResults: 1 });
-    expect(states['Has champion?'].Default).toBe('No champion: reason');
+    expect(states['Has champion?'].Default).toBe('No champion');
+    expect(states['Champion artifact readable?'].Default).toBe('Champion unreadable');
+    for (const refusal of ['No champion', 'Champion unreadable']) expect(states[refusal]).toMatchObject({ Type: 'Pass', ResultPath: '$.refusal', Next: 'Record refusal' });
     const start = states['Train on window'];
     expect(start.Resource).toMatch(/states:startExecution\.sync:2$/);
     expect(start.Parameters.Input).toMatchObject({
@@ -94,7 +96,7 @@ describe('IncrementalTraining', () => {
     expect(start.Parameters['Name.$']).toBe("States.Format('churn-{}', $.tick.window)");
     expect(start.Catch[0].Next).toBe('Record failure');
     expect(states['Registered?'].Choices).toEqual([{ Variable: '$.pipeline.output.result', StringEquals: 'registered', Next: 'Record registration' }]);
-    for (const [state, outcome] of [['Record registration', 'registered'], ['Record gate refusal', 'refused'], ['Record failure', 'failed'], ['No champion: record refusal', 'refused'], ['Champion unreadable: record refusal', 'refused']]) {
+    for (const [state, outcome] of [['Record registration', 'registered'], ['Record gate refusal', 'refused'], ['Record failure', 'failed'], ['Record refusal', 'refused']]) {
       expect(states[state].Parameters.Payload).toMatchObject({ action: 'finish', outcome, 'window.$': '$.tick.window' });
     }
     expect(states['Update failed']).toMatchObject({ Type: 'Fail', Error: 'IncrementalUpdateFailed' });
